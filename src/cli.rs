@@ -1,0 +1,318 @@
+//! The command line and its `KWAIT_*` environment twins, parsed once into a
+//! validated [`Plan`].
+//!
+//! Everything a user can get wrong is judged here, before anything connects:
+//! a bad value is one line naming it and the flag, and exit 2. Command-line
+//! values win over the environment (clap's `env` does exactly that).
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::log::{self, Level};
+use crate::target::Target;
+
+const EXAMPLES: &str = "\
+Examples:
+  kwait kafka://kafka:9092 -- python -m worker
+      wait until the broker really serves Kafka, then run the worker
+  kwait 'kafka://k1:9092,k2:9092?min-brokers=3&topics=orders&group=billing' -t 2m
+      no COMMAND: exit 0 once 3 brokers, the topic's leaders and the group's
+      coordinator are there (an init container)
+  kwait tcp://db:5432 http://auth:8080/health -- ./server
+      several targets are waited for at once, under one deadline
+  kwait probe kafka://localhost:9092
+      one check for a HEALTHCHECK or exec probe: exit 0 ready, 1 not
+
+Targets:
+  kafka://HOST:PORT[,HOST:PORT...][?min-brokers=N&topics=A,B&group=G]
+  tcp://HOST:PORT          a connection is accepted
+  http://HOST[:PORT]/PATH  a GET answers 2xx
+
+Exit codes: 0 ready, 124 timed out, 1 failed, 2 usage error,
+  126/127 COMMAND not executable/not found, otherwise COMMAND's own status.";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "kwait",
+    version,
+    about = "Wait until Kafka, TCP and HTTP dependencies are really ready, then run COMMAND.",
+    override_usage = "kwait [OPTIONS] [TARGET]... [-- COMMAND [ARG]...]\n       kwait probe [OPTIONS] TARGET...",
+    after_help = EXAMPLES,
+    args_conflicts_with_subcommands = true,
+    disable_help_subcommand = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    probe: Option<Mode>,
+
+    /// What to wait for; all at once. Also KWAIT_TARGETS (whitespace-separated)
+    #[arg(value_name = "TARGET")]
+    targets: Vec<Target>,
+
+    /// Overall deadline for readiness; 0 waits forever
+    #[arg(short, long, env = "KWAIT_TIMEOUT", value_name = "DURATION",
+          default_value = "60s", value_parser = duration)]
+    timeout: Duration,
+
+    #[command(flatten)]
+    common: Common,
+
+    /// Replace kwait with COMMAND instead of running it as a child
+    #[arg(long, env = "KWAIT_EXEC")]
+    exec: bool,
+
+    /// The program to run once everything is ready
+    #[arg(last = true, value_name = "COMMAND")]
+    command: Vec<OsString>,
+}
+
+/// Options both modes share.
+#[derive(Args, Debug)]
+struct Common {
+    /// Deadline of one attempt (connect, requests, answers) inside the overall one
+    #[arg(long, env = "KWAIT_ATTEMPT_TIMEOUT", value_name = "DURATION",
+          default_value = "5s", value_parser = positive_duration, global = true)]
+    attempt_timeout: Duration,
+
+    /// Print errors only
+    #[arg(
+        short,
+        long,
+        env = "KWAIT_QUIET",
+        global = true,
+        conflicts_with = "verbose"
+    )]
+    quiet: bool,
+
+    /// Print every attempt's result too
+    #[arg(short, long, env = "KWAIT_VERBOSE", global = true)]
+    verbose: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Mode {
+    /// One check of each TARGET, for Docker HEALTHCHECK and Kubernetes exec probes
+    Probe {
+        /// What to check
+        #[arg(value_name = "TARGET", required = true)]
+        targets: Vec<Target>,
+
+        /// Deadline for the whole check
+        #[arg(short, long, env = "KWAIT_PROBE_TIMEOUT", value_name = "DURATION",
+              default_value = "5s", value_parser = positive_duration)]
+        timeout: Duration,
+    },
+}
+
+/// What kwait was asked to do, validated.
+#[derive(Debug)]
+pub enum Plan {
+    Wait(Wait),
+    Probe(Probe),
+}
+
+#[derive(Debug)]
+pub struct Wait {
+    pub targets: Vec<Target>,
+    /// `None`: no deadline (`--timeout 0`).
+    pub timeout: Option<Duration>,
+    pub attempt_timeout: Duration,
+    pub command: Vec<OsString>,
+    pub exec: bool,
+}
+
+#[derive(Debug)]
+pub struct Probe {
+    pub targets: Vec<Target>,
+    pub timeout: Duration,
+}
+
+/// A parse that did not produce a plan: help or version text to print
+/// (exit 0), or a one-line usage error (exit 2).
+#[derive(Debug)]
+pub enum Stop {
+    Print(String),
+    Usage(String),
+}
+
+/// Options with an environment twin, so an error can say where a bad value
+/// came from when it was not on the command line.
+const TWINS: [(&str, &str); 6] = [
+    ("--timeout", "KWAIT_TIMEOUT"),
+    ("--attempt-timeout", "KWAIT_ATTEMPT_TIMEOUT"),
+    ("--exec", "KWAIT_EXEC"),
+    ("--quiet", "KWAIT_QUIET"),
+    ("--verbose", "KWAIT_VERBOSE"),
+    ("--timeout", "KWAIT_PROBE_TIMEOUT"),
+];
+
+pub fn parse<I: IntoIterator<Item = OsString>>(
+    argv: I,
+    env_targets: Option<String>,
+) -> Result<Plan, Stop> {
+    let argv: Vec<OsString> = argv.into_iter().collect();
+    let cli = Cli::try_parse_from(&argv).map_err(|err| match err.kind() {
+        clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+            Stop::Print(err.to_string())
+        }
+        _ => {
+            let mut message = one_line(&err.to_string());
+            for (flag, env) in TWINS {
+                let on_argv = argv.iter().any(|a| a.to_string_lossy().starts_with(flag));
+                if !on_argv && message.contains(&format!("'{flag} ")) && std::env::var_os(env).is_some() {
+                    message.push_str(&format!(" (the value came from {env})"));
+                }
+            }
+            Stop::Usage(message)
+        }
+    })?;
+
+    log::set_level(if cli.common.quiet {
+        Level::Error
+    } else if cli.common.verbose {
+        Level::Debug
+    } else {
+        Level::Info
+    });
+
+    if let Some(Mode::Probe { targets, timeout }) = cli.probe {
+        return Ok(Plan::Probe(Probe { targets, timeout }));
+    }
+
+    let mut targets = cli.targets;
+    if targets.is_empty() {
+        for word in env_targets.as_deref().unwrap_or("").split_whitespace() {
+            targets.push(
+                word.parse()
+                    .map_err(|e| Stop::Usage(format!("KWAIT_TARGETS: {e}")))?,
+            );
+        }
+    }
+    if targets.is_empty() && cli.command.is_empty() {
+        return Err(Stop::Usage(
+            "nothing to do: give a TARGET to wait for and/or -- COMMAND to run (see kwait --help)"
+                .into(),
+        ));
+    }
+    if cli.exec && cli.command.is_empty() {
+        return Err(Stop::Usage("--exec needs a COMMAND after --".into()));
+    }
+    Ok(Plan::Wait(Wait {
+        targets,
+        timeout: (!cli.timeout.is_zero()).then_some(cli.timeout),
+        attempt_timeout: cli.common.attempt_timeout,
+        command: cli.command,
+        exec: cli.exec,
+    }))
+}
+
+/// clap renders errors over several lines (usage, tips); kwait's contract is
+/// one line naming the bad value.
+fn one_line(rendered: &str) -> String {
+    let kept = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let kept = kept.strip_prefix("error: ").unwrap_or(&kept);
+    format!("{kept} (see kwait --help)")
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    if s.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(s.trim())
+        .map_err(|_| "not a duration; write e.g. 500ms, 30s or 1m30s".to_string())
+}
+
+fn positive_duration(s: &str) -> Result<Duration, String> {
+    match duration(s)? {
+        d if d.is_zero() => Err("must be more than 0".into()),
+        d => Ok(d),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Plan, Stop> {
+        parse(
+            std::iter::once("kwait")
+                .chain(args.iter().copied())
+                .map(OsString::from),
+            None,
+        )
+    }
+
+    fn usage(args: &[&str]) -> String {
+        match run(args) {
+            Err(Stop::Usage(msg)) => msg,
+            other => panic!("{args:?}: expected a usage error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn wait_plan() {
+        let Ok(Plan::Wait(w)) = run(&[
+            "kafka://k:9092",
+            "tcp://db:5432",
+            "-t",
+            "90s",
+            "--",
+            "app",
+            "-x",
+        ]) else {
+            panic!("not a wait plan")
+        };
+        assert_eq!(w.targets.len(), 2);
+        assert_eq!(w.timeout, Some(Duration::from_secs(90)));
+        assert_eq!(w.command, ["app", "-x"]);
+        assert!(!w.exec);
+        let Ok(Plan::Wait(w)) = run(&["-t", "0", "tcp://a:1"]) else {
+            panic!()
+        };
+        assert_eq!(w.timeout, None);
+    }
+
+    #[test]
+    fn probe_plan() {
+        let Ok(Plan::Probe(p)) = run(&["probe", "kafka://localhost:9092"]) else {
+            panic!("not a probe plan")
+        };
+        assert_eq!(p.timeout, Duration::from_secs(5));
+        assert_eq!(p.targets.len(), 1);
+    }
+
+    #[test]
+    fn env_targets() {
+        let plan = parse(["kwait".into()], Some(" tcp://a:1\n kafka://b:2 ".into()));
+        let Ok(Plan::Wait(w)) = plan else { panic!() };
+        assert_eq!(w.targets.len(), 2);
+        let plan = parse(["kwait".into()], Some("bad".into()));
+        assert!(matches!(plan, Err(Stop::Usage(m)) if m.starts_with("KWAIT_TARGETS: ")));
+    }
+
+    #[test]
+    fn usage_errors_are_one_line_and_name_the_value() {
+        for (args, needle) in [
+            (&["-t", "soon", "tcp://a:1"][..], "soon"),
+            (&["probe"][..], "TARGET"),
+            (&["mysql://db:1"][..], "mysql"),
+            (&["kafka://k"][..], "missing port"),
+            (&["kafka://k:1?min-brokers=-1"][..], "-1"),
+            (&[][..], "nothing to do"),
+            (&["--exec", "tcp://a:1"][..], "--exec"),
+            (&["--bogus"][..], "--bogus"),
+        ] {
+            let msg = usage(args);
+            assert!(msg.contains(needle), "{args:?}: {msg}");
+            assert!(!msg.contains('\n'), "{args:?}: {msg}");
+        }
+    }
+}

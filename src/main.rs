@@ -1,0 +1,158 @@
+//! kwait: wait until Kafka, TCP and HTTP dependencies are really ready, then
+//! run the app; or check them once, as a container health probe.
+//!
+//! The data flows one way: `cli` turns argv and the environment into a plan,
+//! `wait` runs every target's `probe` until all are ready, then COMMAND runs.
+
+mod cli;
+mod exec;
+mod exit;
+mod log;
+mod probe;
+mod signals;
+mod target;
+mod wait;
+
+use std::process::ExitCode;
+
+use tokio::task::JoinSet;
+use tokio::time::{timeout_at, Instant};
+
+use crate::cli::{Plan, Stop};
+use crate::exit::Exit;
+use crate::log::{error, info};
+use crate::probe::{Attempt, Outcome};
+use crate::signals::Signals;
+
+fn main() -> ExitCode {
+    // Before anything else: a signal that arrives before kwait reads it must
+    // stay pending, not be dropped (PID 1) or kill kwait half-way.
+    let signals = match Signals::block() {
+        Ok(signals) => signals,
+        Err(err) => {
+            error!("cannot set up signal handling: {err}");
+            return Exit::Failed.into();
+        }
+    };
+    let plan = cli::parse(std::env::args_os(), std::env::var("KWAIT_TARGETS").ok());
+    let exit = match plan {
+        Ok(Plan::Wait(plan)) => wait_then_run(plan, &signals),
+        Ok(Plan::Probe(plan)) => {
+            // A probe is a short-lived child of Docker or the kubelet: the
+            // default signal behaviour is what it should have.
+            let _ = signals.restore_mask();
+            probe_once(plan)
+        }
+        Err(Stop::Print(text)) => {
+            print!("{text}");
+            Exit::Ready
+        }
+        Err(Stop::Usage(message)) => {
+            error!("{message}");
+            Exit::Usage
+        }
+    };
+    exit.into()
+}
+
+/// The single-threaded runtime for the waiting phase: probes are I/O-bound
+/// and few, and one thread keeps kwait small. It is shut down before COMMAND
+/// starts, so nothing of it outlives the wait.
+fn runtime() -> Result<tokio::runtime::Runtime, Exit> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| {
+            error!("cannot start: {err}");
+            Exit::Failed
+        })
+}
+
+fn wait_then_run(plan: cli::Wait, signals: &Signals) -> Exit {
+    if !plan.targets.is_empty() {
+        let rt = match runtime() {
+            Ok(rt) => rt,
+            Err(exit) => return exit,
+        };
+        let result = rt.block_on(async {
+            let limits = wait::Limits {
+                deadline: plan.timeout.map(|t| Instant::now() + t),
+                attempt_timeout: plan.attempt_timeout,
+                timeout: plan.timeout,
+            };
+            wait::all(&plan.targets, limits, signals).await
+        });
+        // A DNS lookup stuck in the resolver must not hold COMMAND back.
+        rt.shutdown_background();
+        match result {
+            Ok(()) => {}
+            Err(wait::Unready::TimedOut) => return Exit::TimedOut,
+            Err(wait::Unready::Failed) => return Exit::Failed,
+            Err(wait::Unready::Signaled(n)) => return Exit::Signaled(n),
+        }
+    }
+    if plan.command.is_empty() {
+        return Exit::Ready;
+    }
+    // Until the supervisor exists, both modes replace kwait with COMMAND.
+    info!(
+        "{} {}",
+        if plan.exec { "exec" } else { "running" },
+        plan.command[0].to_string_lossy()
+    );
+    if let Err(err) = signals.restore_mask() {
+        error!("cannot restore the signal mask for COMMAND: {err}");
+        return Exit::Failed;
+    }
+    exec::replace(&plan.command)
+}
+
+fn probe_once(plan: cli::Probe) -> Exit {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(exit) => return exit,
+    };
+    let all_ready = rt.block_on(async {
+        let deadline = Instant::now() + plan.timeout;
+        let mut set = JoinSet::new();
+        for (i, target) in plan.targets.iter().enumerate() {
+            let target = target.clone();
+            set.spawn(async move {
+                let attempt = Attempt::new(deadline, 0);
+                let outcome = timeout_at(deadline, probe::check(&target, &attempt))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Outcome::NotReady("no answer within the probe's --timeout".into())
+                    });
+                (i, outcome)
+            });
+        }
+        let mut outcomes = Vec::new();
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok(found) => outcomes.push(found),
+                Err(_) => return false,
+            }
+        }
+        outcomes.sort_by_key(|(i, _)| *i);
+        let mut all_ready = true;
+        for (i, outcome) in outcomes {
+            let target = &plan.targets[i];
+            match outcome {
+                Outcome::Ready(seen) => info!("{target} ready: {seen}"),
+                Outcome::NotReady(reason) | Outcome::Fatal(reason) => {
+                    all_ready = false;
+                    error!("{target} not ready: {reason}");
+                }
+            }
+        }
+        all_ready
+    });
+    rt.shutdown_background();
+    if all_ready {
+        Exit::Ready
+    } else {
+        // Never 2 here: Docker reserves it.
+        Exit::Failed
+    }
+}

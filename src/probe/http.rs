@@ -1,0 +1,105 @@
+//! `http://`: ready when a GET answers 2xx.
+//!
+//! A minimal HTTP/1.1 client: one request with `Connection: close`, and only
+//! the status line is read (at most 4 KiB of it). Redirects are not
+//! followed: a health endpoint that redirects is reported, not chased.
+//! https arrives with the TLS stack.
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{Attempt, Outcome};
+use crate::target::Http;
+
+const MAX_STATUS_LINE: usize = 4096;
+
+pub async fn check(spec: &Http, attempt: &Attempt) -> Outcome {
+    match get(spec, attempt).await {
+        Ok((code, line)) if (200..300).contains(&code) => {
+            Outcome::Ready(format!("answered {line}"))
+        }
+        Ok((code, line)) if (300..400).contains(&code) => Outcome::NotReady(format!(
+            "answered {line}; kwait does not follow redirects, point the target at the final URL"
+        )),
+        Ok((_, line)) => Outcome::NotReady(format!("answered {line}")),
+        Err(reason) => Outcome::NotReady(reason),
+    }
+}
+
+/// Sends the GET and returns the status code and the status line after the
+/// protocol version (e.g. "503 Service Unavailable").
+async fn get(spec: &Http, attempt: &Attempt) -> Result<(u16, String), String> {
+    let mut stream = attempt.connect(&spec.addr).await?;
+    let host = if spec.addr.port == 80 {
+        spec.addr.host.clone()
+    } else {
+        spec.addr.to_string()
+    };
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: kwait/{}\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+        spec.path,
+        env!("CARGO_PKG_VERSION")
+    );
+    attempt
+        .within("sending the request", stream.write_all(request.as_bytes()))
+        .await?;
+
+    let mut buf = Vec::with_capacity(256);
+    let mut chunk = [0u8; 512];
+    while !buf.contains(&b'\n') {
+        if buf.len() >= MAX_STATUS_LINE {
+            return Err("answered with no HTTP status line in its first 4 KiB".into());
+        }
+        let n = attempt
+            .within("reading the answer", stream.read(&mut chunk))
+            .await?;
+        if n == 0 {
+            return Err(if buf.is_empty() {
+                "closed the connection without answering".into()
+            } else {
+                "closed the connection in the middle of the status line".into()
+            });
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let line = buf.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line).trim_end().to_string();
+    parse_status(&line).ok_or_else(|| {
+        let shown: String = line.chars().take(60).collect();
+        format!(
+            "answered something that is not HTTP: '{}'",
+            shown.escape_default()
+        )
+    })
+}
+
+fn parse_status(line: &str) -> Option<(u16, String)> {
+    let rest = line.strip_prefix("HTTP/1.")?;
+    let (_, status) = rest.split_once(' ')?;
+    let code = status.get(..3)?.parse::<u16>().ok()?;
+    if !(100..600).contains(&code) {
+        return None;
+    }
+    Some((code, status.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_status;
+
+    #[test]
+    fn status_lines() {
+        assert_eq!(
+            parse_status("HTTP/1.1 200 OK"),
+            Some((200, "200 OK".into()))
+        );
+        assert_eq!(
+            parse_status("HTTP/1.0 503 Service Unavailable").map(|s| s.0),
+            Some(503)
+        );
+        assert_eq!(parse_status("HTTP/1.1 204"), Some((204, "204".into())));
+        assert_eq!(parse_status("SSH-2.0-OpenSSH"), None);
+        assert_eq!(parse_status("HTTP/1.1 abc"), None);
+        assert_eq!(parse_status("HTTP/1.1 999 x"), None);
+        assert_eq!(parse_status("HTTP/1.1 2é"), None);
+    }
+}

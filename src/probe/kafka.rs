@@ -1,0 +1,350 @@
+//! `kafka://`: ready when the cluster really serves clients.
+//!
+//! One attempt talks to one bootstrap address (the next one each attempt):
+//! ApiVersions with KIP-511's fallback, then Metadata asking for no topics
+//! (so nothing is auto-created): at least `min-brokers` brokers and a
+//! controller. Then every listed broker must answer ApiVersions at its
+//! *advertised* address from here, the check that catches a wrong
+//! `advertised.listeners`. Then, if asked, each topic must exist with a
+//! leader for every partition, and the group's coordinator must be found.
+//! See research/kafka-zookeeper-semantics.md §1 for why each rung matters.
+//!
+//! It never creates anything and never retries: a failed rung is the
+//! attempt's reason, and the wait loop decides what happens next.
+
+mod wire;
+
+use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, MetadataRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use self::wire::{Conn, Metadata, Versions};
+use super::{Attempt, Outcome};
+use crate::target::{HostPort, Kafka};
+
+/// The versions kwait speaks. Metadata starts at v1, the first where an
+/// empty topic list means "no topics" (v0 reads it as "all").
+const API_VERSIONS: (i16, i16) = (0, 3);
+const METADATA: (i16, i16) = (1, 12);
+const FIND_COORDINATOR: (i16, i16) = (1, 4);
+
+/// Kafka's UNSUPPORTED_VERSION.
+const UNSUPPORTED_VERSION: i16 = 35;
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+
+pub async fn check(spec: &Kafka, attempt: &Attempt) -> Outcome {
+    match ready(spec, attempt).await {
+        Ok(seen) => Outcome::Ready(seen),
+        Err(unready) => unready,
+    }
+}
+
+impl From<String> for Outcome {
+    fn from(reason: String) -> Outcome {
+        Outcome::NotReady(reason)
+    }
+}
+
+/// A broker that shares no version of a request with kwait will not learn
+/// one by waiting: that is fatal.
+fn pick(
+    versions: &Versions,
+    key: ApiKey,
+    ours: (i16, i16),
+    addr: &HostPort,
+) -> Result<i16, Outcome> {
+    versions.pick(key, ours).map_err(|e| {
+        Outcome::Fatal(format!(
+            "{addr}: {e}; this broker is too old or too new for kwait"
+        ))
+    })
+}
+
+async fn ready(spec: &Kafka, attempt: &Attempt) -> Result<String, Outcome> {
+    let n = spec.bootstrap.len().max(1);
+    let addr = &spec.bootstrap[(attempt.seq % n as u64) as usize];
+    let stream = attempt.connect(addr).await?;
+    let mut conn = Conn::new(stream);
+    let versions = api_versions(&mut conn, attempt)
+        .await
+        .map_err(|e| format!("{addr}: {e}"))?;
+
+    let version = pick(&versions, ApiKey::Metadata, METADATA, addr)?;
+    let mut request = MetadataRequest::default().with_topics(Some(Vec::new()));
+    if version >= 4 {
+        request = request.with_allow_auto_topic_creation(false);
+    }
+    let body = conn
+        .call(attempt, ApiKey::Metadata, version, &request)
+        .await
+        .map_err(|e| format!("{addr}: {e}"))?;
+    let cluster = wire::metadata(&body, version)
+        .map_err(|e| format!("{addr}: malformed Metadata answer: {e}"))?;
+
+    let ids = cluster
+        .brokers
+        .iter()
+        .map(|b| b.id.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if cluster.brokers.len() < spec.min_brokers {
+        return Err(Outcome::NotReady(format!(
+            "{} of min-brokers={} brokers registered (ids: {})",
+            cluster.brokers.len(),
+            spec.min_brokers,
+            if ids.is_empty() { "none" } else { &ids }
+        )));
+    }
+    if cluster.controller < 0 {
+        return Err(Outcome::NotReady(format!(
+            "no active controller yet (Metadata from {addr} shows controller id {})",
+            cluster.controller
+        )));
+    }
+    advertised(&cluster, attempt).await?;
+
+    let mut seen = format!(
+        "{} broker{} ({ids}), controller {}",
+        cluster.brokers.len(),
+        if cluster.brokers.len() == 1 { "" } else { "s" },
+        cluster.controller
+    );
+    if !spec.topics.is_empty() {
+        seen.push_str(&topics(&mut conn, attempt, version, &spec.topics).await?);
+    }
+    if let Some(group) = &spec.group {
+        let version = pick(&versions, ApiKey::FindCoordinator, FIND_COORDINATOR, addr)?;
+        let node = coordinator(&mut conn, attempt, version, group).await?;
+        seen.push_str(&format!(", group {group} coordinator {node}"));
+    }
+    Ok(seen)
+}
+
+/// ApiVersions, newest version first, with KIP-511's fallback: a broker that
+/// does not know our version answers UNSUPPORTED_VERSION with a v0 body
+/// listing the ApiVersions range it does know; retry at its highest. When
+/// that body does not decode (the librdkafka mock writes a non-conformant
+/// one) or lists nothing (brokers before 2.4), retry at v0.
+async fn api_versions(conn: &mut Conn, attempt: &Attempt) -> Result<Versions, String> {
+    let request = ApiVersionsRequest::default()
+        .with_client_software_name(StrBytes::from_static_str("kwait"))
+        .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
+    let mut version = API_VERSIONS.1;
+    loop {
+        let body = conn
+            .call(attempt, ApiKey::ApiVersions, version, &request)
+            .await?;
+        let error = body
+            .get(..2)
+            .map(|b| i16::from_be_bytes([b[0], b[1]]))
+            .ok_or("empty ApiVersions answer")?;
+        if error == UNSUPPORTED_VERSION && version > 0 {
+            let next = match wire::api_versions(&body, 0) {
+                Ok((_, offered)) => match offered.range(ApiKey::ApiVersions) {
+                    Some((_, max)) => max.clamp(0, version - 1),
+                    None => 0,
+                },
+                Err(_) => 0,
+            };
+            version = next;
+            continue;
+        }
+        if error != 0 {
+            return Err(format!("ApiVersions answered {}", error_name(error)));
+        }
+        let (_, versions) = wire::api_versions(&body, version)
+            .map_err(|e| format!("malformed ApiVersions v{version} answer: {e}"))?;
+        return Ok(versions);
+    }
+}
+
+/// Every broker the cluster lists must answer at its advertised address.
+/// Clients connect there after bootstrapping, so a broker that answers only
+/// at its bootstrap address is no use to them.
+async fn advertised(cluster: &Metadata, attempt: &Attempt) -> Result<(), String> {
+    let mut checks = tokio::task::JoinSet::new();
+    for broker in &cluster.brokers {
+        let id = broker.id;
+        let shown = format!("{}:{}", broker.host, broker.port);
+        let addr = u16::try_from(broker.port)
+            .ok()
+            .filter(|p| *p != 0)
+            .and_then(|port| HostPort::parse(&format!("{}:{port}", broker.host), "").ok());
+        let attempt = attempt.clone();
+        checks.spawn(async move {
+            let result = match addr {
+                None => Err("not a usable host:port".to_string()),
+                Some(addr) => match attempt.connect(&addr).await {
+                    Ok(stream) => api_versions(&mut Conn::new(stream), &attempt)
+                        .await
+                        .map(|_| ()),
+                    Err(e) => Err(e),
+                },
+            };
+            (id, shown, result)
+        });
+    }
+    let mut failures = Vec::new();
+    while let Some(joined) = checks.join_next().await {
+        if let Ok((id, shown, Err(reason))) = joined {
+            failures.push((id, shown, reason));
+        }
+    }
+    failures.sort_by_key(|f| f.0);
+    match failures.split_first() {
+        None => Ok(()),
+        Some(((id, shown, reason), rest)) => Err(format!(
+            "broker {id} advertises {shown}, which does not answer from here ({reason}){}; \
+             check advertised.listeners",
+            if rest.is_empty() {
+                String::new()
+            } else {
+                format!(", and {} more broker(s) likewise", rest.len())
+            }
+        )),
+    }
+}
+
+/// Metadata for exactly the named topics, with auto-creation off: each must
+/// exist and every partition have a leader. Before Metadata v4 auto-creation
+/// cannot be turned off, so then all topics are asked for and filtered here.
+async fn topics(
+    conn: &mut Conn,
+    attempt: &Attempt,
+    version: i16,
+    names: &[String],
+) -> Result<String, String> {
+    let request = if version >= 4 {
+        MetadataRequest::default()
+            .with_allow_auto_topic_creation(false)
+            .with_topics(Some(
+                names
+                    .iter()
+                    .map(|n| {
+                        MetadataRequestTopic::default()
+                            .with_name(Some(TopicName(StrBytes::from_string(n.clone()))))
+                    })
+                    .collect(),
+            ))
+    } else {
+        MetadataRequest::default().with_topics(None)
+    };
+    let body = conn
+        .call(attempt, ApiKey::Metadata, version, &request)
+        .await?;
+    let found =
+        wire::metadata(&body, version).map_err(|e| format!("malformed Metadata answer: {e}"))?;
+    let mut seen = String::new();
+    for name in names {
+        let Some(topic) = found
+            .topics
+            .iter()
+            .find(|t| t.name.as_deref() == Some(name))
+        else {
+            return Err(format!(
+                "topic '{name}' does not exist (kwait never creates it)"
+            ));
+        };
+        match topic.error {
+            0 => {}
+            UNKNOWN_TOPIC_OR_PARTITION => {
+                return Err(format!(
+                    "topic '{name}' does not exist (kwait never creates it)"
+                ))
+            }
+            code => return Err(format!("topic '{name}': {}", error_name(code))),
+        }
+        if topic.partitions.is_empty() {
+            return Err(format!("topic '{name}' has no partitions yet"));
+        }
+        let mut partitions = topic.partitions.clone();
+        partitions.sort_by_key(|p| p.index);
+        if let Some(p) = partitions.iter().find(|p| p.leader < 0 || p.error != 0) {
+            return Err(format!(
+                "topic '{name}' partition {} has no leader ({})",
+                p.index,
+                if p.error != 0 {
+                    error_name(p.error)
+                } else {
+                    format!("leader id {}", p.leader)
+                }
+            ));
+        }
+        seen.push_str(&format!(
+            ", topic {name} ({} partitions led)",
+            partitions.len()
+        ));
+    }
+    Ok(seen)
+}
+
+/// FindCoordinator for the consumer group `group`.
+async fn coordinator(
+    conn: &mut Conn,
+    attempt: &Attempt,
+    version: i16,
+    group: &str,
+) -> Result<i32, String> {
+    let key = StrBytes::from_string(group.to_string());
+    let request = if version >= 4 {
+        FindCoordinatorRequest::default().with_coordinator_keys(vec![key])
+    } else {
+        FindCoordinatorRequest::default().with_key(key)
+    };
+    let body = conn
+        .call(attempt, ApiKey::FindCoordinator, version, &request)
+        .await?;
+    let (error, node) = wire::find_coordinator(&body, version)
+        .map_err(|e| format!("malformed FindCoordinator answer: {e}"))?;
+    match error {
+        0 if node >= 0 => Ok(node),
+        0 => Err(format!(
+            "no coordinator for group '{group}' yet (node id {node})"
+        )),
+        COORDINATOR_NOT_AVAILABLE => Err(format!(
+            "no coordinator for group '{group}' yet ({}): __consumer_offsets may not exist \
+             yet; it is never created while the cluster has fewer brokers than \
+             offsets.topic.replication.factor (default 3)",
+            error_name(error)
+        )),
+        code => Err(format!(
+            "no coordinator for group '{group}': {}",
+            error_name(code)
+        )),
+    }
+}
+
+/// "COORDINATOR_NOT_AVAILABLE (15)"-style names, as Kafka's docs spell them.
+fn error_name(code: i16) -> String {
+    match ResponseError::try_from_code(code).map(|err| format!("{err:?}")) {
+        Some(name) if !name.starts_with("Unknown(") => format!("{} ({code})", screaming(&name)),
+        _ => format!("error code {code}"),
+    }
+}
+
+/// `CoordinatorNotAvailable` -> `COORDINATOR_NOT_AVAILABLE`.
+fn screaming(camel: &str) -> String {
+    let mut out = String::with_capacity(camel.len() + 8);
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_names() {
+        assert_eq!(error_name(15), "COORDINATOR_NOT_AVAILABLE (15)");
+        assert_eq!(error_name(3), "UNKNOWN_TOPIC_OR_PARTITION (3)");
+        assert_eq!(error_name(-32000), "error code -32000");
+    }
+}

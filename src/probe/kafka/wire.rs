@@ -1,0 +1,555 @@
+//! Kafka framing and the few response decoders the probe needs.
+//!
+//! Requests are encoded with the `kafka-protocol` crate. Responses are
+//! decoded here, by hand, for two reasons: its decoders size vectors from the
+//! count on the wire (`Vec::with_capacity(n)`), so a hostile count would make
+//! PID 1 abort on allocation; and the probe must be lenient where real
+//! brokers are not conformant (KIP-511's v0 error body, the librdkafka
+//! mock's null coordinator host). Every read here is bounds-checked, nothing
+//! is preallocated from a count, and a frame is at most [`MAX_FRAME`] bytes,
+//! so memory stays bounded by what actually arrived.
+
+use bytes::BytesMut;
+use kafka_protocol::messages::{ApiKey, RequestHeader};
+use kafka_protocol::protocol::{encode_request_header_into_buffer, Encodable, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::probe::Attempt;
+
+/// The largest response kwait accepts. Its answers (versions, brokers, a
+/// few named topics) are kilobytes; a larger length prefix means the peer
+/// is not Kafka, or is hostile.
+pub const MAX_FRAME: usize = 8 << 20;
+
+const CLIENT_ID: &str = "kwait";
+
+/// A connection that speaks Kafka's request/response framing.
+pub struct Conn {
+    stream: TcpStream,
+    correlation: i32,
+}
+
+impl Conn {
+    pub fn new(stream: TcpStream) -> Conn {
+        Conn {
+            stream,
+            correlation: 0,
+        }
+    }
+
+    /// Sends one request and returns its response body, after the header.
+    pub async fn call<R: Encodable>(
+        &mut self,
+        attempt: &Attempt,
+        key: ApiKey,
+        version: i16,
+        request: &R,
+    ) -> Result<Vec<u8>, String> {
+        let name = api_name(key);
+        self.correlation = self.correlation.wrapping_add(1);
+        let header = RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation)
+            .with_client_id(Some(StrBytes::from_static_str(CLIENT_ID)));
+        let mut buf = BytesMut::with_capacity(128);
+        buf.extend_from_slice(&[0; 4]);
+        encode_request_header_into_buffer(&mut buf, &header)
+            .and_then(|()| request.encode(&mut buf, version))
+            .map_err(|e| format!("cannot encode {name} v{version}: {e}"))?;
+        let len = i32::try_from(buf.len() - 4).map_err(|_| format!("{name} request too large"))?;
+        buf[..4].copy_from_slice(&len.to_be_bytes());
+        attempt
+            .within(&format!("sending {name}"), self.stream.write_all(&buf))
+            .await?;
+
+        let mut prefix = [0u8; 4];
+        attempt
+            .within(
+                &format!("waiting for the {name} answer"),
+                self.stream.read_exact(&mut prefix),
+            )
+            .await?;
+        let len = i32::from_be_bytes(prefix);
+        let len = match usize::try_from(len) {
+            Ok(n) if (4..=MAX_FRAME).contains(&n) => n,
+            _ => {
+                return Err(format!(
+                    "answered {name} with a frame length of {len} bytes, which is not Kafka \
+                     (is this a Kafka listener, and plaintext?)"
+                ))
+            }
+        };
+        let mut body = vec![0u8; len];
+        attempt
+            .within(
+                &format!("reading the {name} answer"),
+                self.stream.read_exact(&mut body),
+            )
+            .await?;
+
+        let mut r = Reader::new(&body);
+        let correlation = r.i32().map_err(|e| format!("{name} answer: {e}"))?;
+        if correlation != self.correlation {
+            return Err(format!(
+                "{name} answer carries correlation id {correlation}, expected {}",
+                self.correlation
+            ));
+        }
+        // ApiVersions always answers with header v0 (KIP-511); others use v1,
+        // which adds tagged fields, for flexible versions.
+        if key.response_header_version(version) >= 1 {
+            r.tags().map_err(|e| format!("{name} answer header: {e}"))?;
+        }
+        let at = r.pos;
+        body.drain(..at);
+        Ok(body)
+    }
+}
+
+fn api_name(key: ApiKey) -> &'static str {
+    match key {
+        ApiKey::ApiVersions => "ApiVersions",
+        ApiKey::Metadata => "Metadata",
+        ApiKey::FindCoordinator => "FindCoordinator",
+        _ => "request",
+    }
+}
+
+/// A bounds-checked cursor over a response body.
+pub struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+pub type Decoded<T> = Result<T, String>;
+
+impl<'a> Reader<'a> {
+    pub fn new(buf: &'a [u8]) -> Reader<'a> {
+        Reader { buf, pos: 0 }
+    }
+
+    pub fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    fn take(&mut self, n: usize) -> Decoded<&'a [u8]> {
+        if n > self.remaining() {
+            return Err(format!(
+                "truncated: needs {n} more bytes at offset {}, has {}",
+                self.pos,
+                self.remaining()
+            ));
+        }
+        let slice = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(slice)
+    }
+
+    fn array<const N: usize>(&mut self) -> Decoded<[u8; N]> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+
+    pub fn i8(&mut self) -> Decoded<i8> {
+        Ok(i8::from_be_bytes(self.array()?))
+    }
+
+    pub fn i16(&mut self) -> Decoded<i16> {
+        Ok(i16::from_be_bytes(self.array()?))
+    }
+
+    pub fn i32(&mut self) -> Decoded<i32> {
+        Ok(i32::from_be_bytes(self.array()?))
+    }
+
+    pub fn skip(&mut self, n: usize) -> Decoded<()> {
+        self.take(n).map(|_| ())
+    }
+
+    pub fn uvarint(&mut self) -> Decoded<u32> {
+        let mut value: u32 = 0;
+        for i in 0..5 {
+            let byte = self.array::<1>()?[0];
+            value |= u32::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err("varint longer than 5 bytes".into())
+    }
+
+    /// A string, compact (flexible versions) or classic; `None` for null.
+    pub fn string(&mut self, compact: bool) -> Decoded<Option<String>> {
+        let len = if compact {
+            match self.uvarint()? {
+                0 => return Ok(None),
+                n => (n - 1) as usize,
+            }
+        } else {
+            match self.i16()? {
+                -1 => return Ok(None),
+                n if n < 0 => return Err(format!("string length {n}")),
+                n => n as usize,
+            }
+        };
+        let bytes = self.take(len)?;
+        Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
+    }
+
+    /// An array's element count, compact or classic; null reads as empty.
+    /// `min_size` is the fewest bytes one element can take, so a count the
+    /// rest of the frame cannot hold is rejected before any loop runs.
+    pub fn array_len(&mut self, compact: bool, min_size: usize) -> Decoded<usize> {
+        let count = if compact {
+            match self.uvarint()? {
+                0 => 0,
+                n => (n - 1) as usize,
+            }
+        } else {
+            match self.i32()? {
+                -1 => 0,
+                n if n < 0 => return Err(format!("array length {n}")),
+                n => n as usize,
+            }
+        };
+        if count.saturating_mul(min_size.max(1)) > self.remaining() {
+            return Err(format!(
+                "array of {count} elements does not fit in the {} bytes left",
+                self.remaining()
+            ));
+        }
+        Ok(count)
+    }
+
+    /// Skips a tagged-field section (flexible versions).
+    pub fn tags(&mut self) -> Decoded<()> {
+        let count = self.uvarint()?;
+        for _ in 0..count {
+            self.uvarint()?;
+            let size = self.uvarint()? as usize;
+            self.skip(size)?;
+        }
+        Ok(())
+    }
+
+    /// Skips an array of int32 (replica lists).
+    pub fn skip_i32_array(&mut self, compact: bool) -> Decoded<()> {
+        let n = self.array_len(compact, 4)?;
+        self.skip(n * 4)
+    }
+}
+
+/// The version ranges a broker advertised in ApiVersions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Versions {
+    ranges: Vec<(i16, i16, i16)>,
+}
+
+impl Versions {
+    /// The broker's range for `key`.
+    pub fn range(&self, key: ApiKey) -> Option<(i16, i16)> {
+        self.ranges
+            .iter()
+            .find(|(k, _, _)| *k == key as i16)
+            .map(|&(_, min, max)| (min, max))
+    }
+
+    /// The highest version both sides speak.
+    pub fn pick(&self, key: ApiKey, ours: (i16, i16)) -> Result<i16, String> {
+        let Some((min, max)) = self.range(key) else {
+            return Err(format!("the broker does not offer {}", api_name(key)));
+        };
+        let best = max.min(ours.1);
+        if best < min.max(ours.0) {
+            return Err(format!(
+                "the broker speaks {} v{min}-v{max}, kwait v{}-v{}",
+                api_name(key),
+                ours.0,
+                ours.1
+            ));
+        }
+        Ok(best)
+    }
+}
+
+/// An ApiVersions response body: its error code and, when decodable, the
+/// ranges. v0 is `error, [key min max]`; v1-v2 add a throttle time; v3+ are
+/// flexible (compact array, tags).
+pub fn api_versions(body: &[u8], version: i16) -> Decoded<(i16, Versions)> {
+    let mut r = Reader::new(body);
+    let flexible = version >= 3;
+    let error = r.i16()?;
+    let n = r.array_len(flexible, 6)?;
+    let mut ranges = Vec::new();
+    for _ in 0..n {
+        let key = r.i16()?;
+        let min = r.i16()?;
+        let max = r.i16()?;
+        if flexible {
+            r.tags()?;
+        }
+        ranges.push((key, min, max));
+    }
+    Ok((error, Versions { ranges }))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broker {
+    pub id: i32,
+    pub host: String,
+    pub port: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partition {
+    pub index: i32,
+    pub error: i16,
+    pub leader: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topic {
+    pub name: Option<String>,
+    pub error: i16,
+    pub partitions: Vec<Partition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metadata {
+    pub brokers: Vec<Broker>,
+    pub controller: i32,
+    pub topics: Vec<Topic>,
+}
+
+/// Metadata v1 to v13 (MetadataResponse.json); flexible from v9.
+pub fn metadata(body: &[u8], version: i16) -> Decoded<Metadata> {
+    let mut r = Reader::new(body);
+    let flexible = version >= 9;
+    if version >= 3 {
+        r.i32()?; // throttle_time_ms
+    }
+    let mut brokers = Vec::new();
+    for _ in 0..r.array_len(flexible, 10)? {
+        let id = r.i32()?;
+        let host = r.string(flexible)?.unwrap_or_default();
+        let port = r.i32()?;
+        r.string(flexible)?; // rack
+        if flexible {
+            r.tags()?;
+        }
+        brokers.push(Broker { id, host, port });
+    }
+    if version >= 2 {
+        r.string(flexible)?; // cluster_id
+    }
+    let controller = r.i32()?;
+    let mut topics = Vec::new();
+    for _ in 0..r.array_len(flexible, 8)? {
+        let error = r.i16()?;
+        let name = r.string(flexible)?;
+        if version >= 10 {
+            r.skip(16)?; // topic_id
+        }
+        r.i8()?; // is_internal
+        let mut partitions = Vec::new();
+        for _ in 0..r.array_len(flexible, 14)? {
+            let error = r.i16()?;
+            let index = r.i32()?;
+            let leader = r.i32()?;
+            if version >= 7 {
+                r.i32()?; // leader_epoch
+            }
+            r.skip_i32_array(flexible)?; // replica_nodes
+            r.skip_i32_array(flexible)?; // isr_nodes
+            if version >= 5 {
+                r.skip_i32_array(flexible)?; // offline_replicas
+            }
+            if flexible {
+                r.tags()?;
+            }
+            partitions.push(Partition {
+                index,
+                error,
+                leader,
+            });
+        }
+        if version >= 8 {
+            r.i32()?; // topic_authorized_operations
+        }
+        if flexible {
+            r.tags()?;
+        }
+        topics.push(Topic {
+            name,
+            error,
+            partitions,
+        });
+    }
+    Ok(Metadata {
+        brokers,
+        controller,
+        topics,
+    })
+}
+
+/// FindCoordinator's answer: the error code, and the coordinator's id when
+/// there is no error. The error is read first and decoding stops there,
+/// because error answers may carry a null host (the librdkafka mock does).
+pub fn find_coordinator(body: &[u8], version: i16) -> Decoded<(i16, i32)> {
+    let mut r = Reader::new(body);
+    let flexible = version >= 3;
+    if version >= 1 {
+        r.i32()?; // throttle_time_ms
+    }
+    if version >= 4 {
+        // Batched form (KIP-699): one entry per key; kwait sends one key.
+        if r.array_len(true, 12)? == 0 {
+            return Err("no coordinator entry in the answer".into());
+        }
+        r.string(true)?; // key
+        let node = r.i32()?;
+        r.string(true)?; // host
+        r.i32()?; // port
+        let error = r.i16()?;
+        return Ok((error, node));
+    }
+    let error = r.i16()?;
+    if error != 0 {
+        return Ok((error, -1));
+    }
+    if version >= 1 {
+        r.string(flexible)?; // error_message
+    }
+    Ok((error, r.i32()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::metadata_response::{
+        MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+    };
+    use kafka_protocol::messages::{
+        api_versions_response::ApiVersion, ApiVersionsResponse, BrokerId, FindCoordinatorResponse,
+        MetadataResponse, TopicName,
+    };
+
+    fn encode<T: Encodable>(msg: &T, version: i16) -> Vec<u8> {
+        let mut buf = BytesMut::new();
+        msg.encode(&mut buf, version).unwrap();
+        buf.to_vec()
+    }
+
+    /// Our decoders against kafka-protocol's encoders, every version we use.
+    #[test]
+    fn metadata_every_version() {
+        let msg = MetadataResponse::default()
+            .with_controller_id(BrokerId(2))
+            .with_brokers(vec![
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(1))
+                    .with_host(StrBytes::from_static_str("k1"))
+                    .with_port(9092),
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(2))
+                    .with_host(StrBytes::from_static_str("k2"))
+                    .with_port(9093)
+                    .with_rack(Some(StrBytes::from_static_str("r1"))),
+            ])
+            .with_topics(vec![MetadataResponseTopic::default()
+                .with_name(Some(TopicName(StrBytes::from_static_str("orders"))))
+                .with_partitions(vec![
+                    MetadataResponsePartition::default()
+                        .with_partition_index(0)
+                        .with_leader_id(BrokerId(1))
+                        .with_replica_nodes(vec![BrokerId(1), BrokerId(2)])
+                        .with_isr_nodes(vec![BrokerId(1)]),
+                    MetadataResponsePartition::default()
+                        .with_partition_index(1)
+                        .with_leader_id(BrokerId(-1))
+                        .with_error_code(5),
+                ])]);
+        for version in 1..=13 {
+            let decoded = metadata(&encode(&msg, version), version).unwrap();
+            assert_eq!(decoded.controller, 2, "v{version}");
+            assert_eq!(decoded.brokers[1].host, "k2", "v{version}");
+            assert_eq!(decoded.brokers[1].port, 9093, "v{version}");
+            let topic = &decoded.topics[0];
+            assert_eq!(topic.name.as_deref(), Some("orders"));
+            assert_eq!(topic.partitions[1].leader, -1);
+            assert_eq!(topic.partitions[1].error, 5);
+        }
+    }
+
+    #[test]
+    fn api_versions_every_version() {
+        let msg = ApiVersionsResponse::default().with_api_keys(vec![
+            ApiVersion::default()
+                .with_api_key(18)
+                .with_min_version(0)
+                .with_max_version(4),
+            ApiVersion::default()
+                .with_api_key(3)
+                .with_min_version(0)
+                .with_max_version(12),
+        ]);
+        for version in 0..=4 {
+            let (error, versions) = api_versions(&encode(&msg, version), version).unwrap();
+            assert_eq!(error, 0);
+            assert_eq!(versions.range(ApiKey::Metadata), Some((0, 12)));
+            assert_eq!(versions.pick(ApiKey::Metadata, (1, 12)), Ok(12));
+            assert_eq!(versions.pick(ApiKey::ApiVersions, (0, 3)), Ok(3));
+            assert!(versions.pick(ApiKey::FindCoordinator, (1, 3)).is_err());
+        }
+    }
+
+    #[test]
+    fn find_coordinator_versions() {
+        let msg = FindCoordinatorResponse::default()
+            .with_node_id(BrokerId(3))
+            .with_host(StrBytes::from_static_str("k3"))
+            .with_port(9092);
+        for version in 0..=3 {
+            assert_eq!(
+                find_coordinator(&encode(&msg, version), version),
+                Ok((0, 3))
+            );
+        }
+        // The librdkafka mock's error answer: throttle, error 15, then a null host.
+        let mock = [0, 0, 0, 0, 0, 15, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+        assert_eq!(find_coordinator(&mock, 2), Ok((15, -1)));
+    }
+
+    #[test]
+    fn hostile_counts_are_errors_not_allocations() {
+        // Metadata v1: brokers array claiming 2^31-1 elements.
+        let body = [0x7f, 0xff, 0xff, 0xff, 0, 0];
+        assert!(metadata(&body, 1).unwrap_err().contains("does not fit"));
+        // Compact array with a 5-byte varint count.
+        let body = [0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f];
+        assert!(metadata(&body, 9).is_err());
+        let body = [0, 0, 0x7f, 0xff, 0xff, 0xff];
+        assert!(api_versions(&body, 0).is_err());
+        assert!(api_versions(&[], 0).is_err());
+        assert!(find_coordinator(&[0], 1).is_err());
+    }
+
+    #[test]
+    fn truncated_input_never_panics() {
+        let msg = MetadataResponse::default().with_brokers(vec![MetadataResponseBroker::default()
+            .with_node_id(BrokerId(1))
+            .with_host(StrBytes::from_static_str("k1"))
+            .with_port(9092)]);
+        for version in 1..=13 {
+            let full = encode(&msg, version);
+            for cut in 0..full.len() {
+                let _ = metadata(&full[..cut], version);
+                let _ = api_versions(&full[..cut], version.min(4));
+                let _ = find_coordinator(&full[..cut], version.min(4));
+            }
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! One attempt at one target: ready (with what was seen), not ready (with
+//! why), or fatal (retrying cannot help).
+//!
+//! Every kind has the same surface, `check(&spec, &Attempt) -> Outcome`.
+//! Probes never retry, back off or sleep: that is the wait loop's job. They
+//! do keep to the attempt's deadline on every connect, write and read, so a
+//! peer that accepts and never answers ends the attempt, not kwait.
+
+pub mod http;
+pub mod kafka;
+pub mod tcp;
+
+use std::future::Future;
+use std::io;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use tokio::net::TcpStream;
+use tokio::time::{timeout_at, Instant};
+
+use crate::target::{HostPort, Kind, Target};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Ready(String),
+    NotReady(String),
+    Fatal(String),
+}
+
+/// The context of one attempt: its deadline, which try it is (a kafka
+/// target with several bootstrap addresses takes them in turn), and a count
+/// of the connections it opened, which paces the wait loop.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub deadline: Instant,
+    pub seq: u64,
+    connections: Arc<AtomicU32>,
+}
+
+impl Attempt {
+    pub fn new(deadline: Instant, seq: u64) -> Attempt {
+        Attempt {
+            deadline,
+            seq,
+            connections: Arc::new(AtomicU32::new(0)),
+        }
+    }
+
+    /// How many TCP connections this attempt has tried to open.
+    pub fn connections(&self) -> u32 {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    /// Runs `io` against the attempt's deadline.
+    pub async fn within<T>(
+        &self,
+        what: &str,
+        io: impl Future<Output = io::Result<T>>,
+    ) -> Result<T, String> {
+        match timeout_at(self.deadline, io).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) => Err(format!("{what}: {}", describe(&err))),
+            Err(_) => Err(format!("{what}: no answer before the attempt deadline")),
+        }
+    }
+
+    /// Resolves `addr` afresh (a compose service name resolves only once its
+    /// container exists) and connects to the first address that accepts.
+    pub async fn connect(&self, addr: &HostPort) -> Result<TcpStream, String> {
+        let resolved = match timeout_at(
+            self.deadline,
+            tokio::net::lookup_host((addr.host.as_str(), addr.port)),
+        )
+        .await
+        {
+            Ok(Ok(found)) => found.collect::<Vec<_>>(),
+            Ok(Err(err)) => {
+                return Err(format!(
+                    "cannot resolve '{}' yet: {}",
+                    addr.host,
+                    describe(&err)
+                ))
+            }
+            Err(_) => {
+                return Err(format!(
+                    "resolving '{}' took longer than the attempt deadline",
+                    addr.host
+                ))
+            }
+        };
+        let mut last = format!("'{}' resolves to no address", addr.host);
+        for ip in resolved {
+            self.connections.fetch_add(1, Ordering::Relaxed);
+            match timeout_at(self.deadline, TcpStream::connect(ip)).await {
+                Ok(Ok(stream)) => {
+                    let _ = stream.set_nodelay(true);
+                    return Ok(stream);
+                }
+                Ok(Err(err)) => last = format!("{} at {addr}", describe(&err)),
+                Err(_) => return Err(format!("connecting to {addr} timed out")),
+            }
+        }
+        Err(last)
+    }
+}
+
+/// An io error as a short lowercase phrase ("connection refused"), without
+/// Rust's "(os error 111)" suffix.
+pub fn describe(err: &io::Error) -> String {
+    match err.kind() {
+        io::ErrorKind::ConnectionRefused => "connection refused".into(),
+        io::ErrorKind::ConnectionReset => "connection reset".into(),
+        io::ErrorKind::UnexpectedEof => "connection closed".into(),
+        io::ErrorKind::TimedOut => "timed out".into(),
+        _ => {
+            let text = err.to_string();
+            let text = match text.find(" (os error") {
+                Some(i) => &text[..i],
+                None => &text,
+            };
+            let mut chars = text.chars();
+            match chars.next() {
+                Some(c) => c.to_lowercase().chain(chars).collect(),
+                None => "i/o error".into(),
+            }
+        }
+    }
+}
+
+/// One attempt at `target`.
+pub async fn check(target: &Target, attempt: &Attempt) -> Outcome {
+    match &target.kind {
+        Kind::Kafka(spec) => kafka::check(spec, attempt).await,
+        Kind::Tcp(addr) => tcp::check(addr, attempt).await,
+        Kind::Http(spec) => http::check(spec, attempt).await,
+    }
+}

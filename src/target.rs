@@ -1,0 +1,314 @@
+//! Target URLs, parsed once into typed values (`FromStr`).
+//!
+//! Parsing is the only place a target's syntax is judged: a bad target is a
+//! usage error (exit 2) before anything connects. Names are not resolved
+//! here: in compose networks a service name resolves only once its container
+//! exists, so DNS belongs to each attempt.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A `host:port` pair as written by the user; the host may be a name, an
+/// IPv4 address or a bracketed IPv6 address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort {
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for HostPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl HostPort {
+    /// Parses `host:port` or `[v6]:port`. `what` names the input in errors.
+    pub fn parse(s: &str, what: &str) -> Result<HostPort, String> {
+        let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+            let (host, after) = rest
+                .split_once(']')
+                .ok_or_else(|| format!("{what}: missing ']' in '{s}'"))?;
+            let port = after
+                .strip_prefix(':')
+                .ok_or_else(|| format!("{what}: missing port in '{s}' (write [{host}]:PORT)"))?;
+            (host, port)
+        } else {
+            match s.rsplit_once(':') {
+                Some((host, _)) if host.contains(':') => {
+                    return Err(format!(
+                        "{what}: IPv6 address '{s}' needs brackets, e.g. [::1]:9092"
+                    ))
+                }
+                Some(pair) => pair,
+                None => return Err(format!("{what}: missing port in '{s}' (write {s}:PORT)")),
+            }
+        };
+        if host.is_empty() {
+            return Err(format!("{what}: missing host in '{s}'"));
+        }
+        if !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '%'))
+        {
+            return Err(format!("{what}: invalid host '{host}'"));
+        }
+        let port = match port.parse::<u16>() {
+            Ok(p) if p != 0 => p,
+            _ => return Err(format!("{what}: invalid port '{port}' in '{s}' (1-65535)")),
+        };
+        Ok(HostPort {
+            host: host.to_string(),
+            port,
+        })
+    }
+}
+
+/// What `kafka://` asks of a cluster beyond answering.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kafka {
+    pub bootstrap: Vec<HostPort>,
+    pub min_brokers: usize,
+    pub topics: Vec<String>,
+    pub group: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Http {
+    pub addr: HostPort,
+    /// Path and query, always starting with '/'.
+    pub path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    Kafka(Kafka),
+    Tcp(HostPort),
+    Http(Http),
+}
+
+/// One thing to wait for: its parsed form and the text the user wrote,
+/// which is how logs name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub kind: Kind,
+    text: String,
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+const SCHEMES: &str = "kafka://, tcp:// or http://";
+
+impl FromStr for Target {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Target, String> {
+        let Some((scheme, rest)) = s.split_once("://") else {
+            return Err(format!(
+                "target '{s}' has no scheme: write kafka://{s} or tcp://{s} ({SCHEMES})"
+            ));
+        };
+        let kind = match scheme.to_ascii_lowercase().as_str() {
+            "kafka" => Kind::Kafka(parse_kafka(s, rest)?),
+            "tcp" => {
+                let addr = rest.trim_end_matches('/');
+                if addr.contains(['/', '?']) {
+                    return Err(format!("target '{s}': tcp:// takes only host:port"));
+                }
+                Kind::Tcp(HostPort::parse(addr, &format!("target '{s}'"))?)
+            }
+            "http" => Kind::Http(parse_http(s, rest)?),
+            "https" => {
+                return Err(format!(
+                    "target '{s}': https:// is not supported yet (TLS comes with kafka security support); use http:// for now"
+                ))
+            }
+            "zk" | "zookeeper" => {
+                return Err(format!(
+                    "target '{s}': zk:// is not supported yet; use tcp://{rest} meanwhile, which only proves the port is open"
+                ))
+            }
+            other => {
+                return Err(format!(
+                    "target '{s}': unknown scheme '{other}' (use {SCHEMES})"
+                ))
+            }
+        };
+        Ok(Target {
+            kind,
+            text: s.to_string(),
+        })
+    }
+}
+
+fn parse_kafka(s: &str, rest: &str) -> Result<Kafka, String> {
+    let what = format!("target '{s}'");
+    let (hosts, query) = match rest.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (rest, None),
+    };
+    let hosts = hosts.trim_end_matches('/');
+    if hosts.contains('/') {
+        return Err(format!(
+            "{what}: kafka:// takes host:port[,host:port...] with no path"
+        ));
+    }
+    let bootstrap = hosts
+        .split(',')
+        .map(|hp| HostPort::parse(hp, &what))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut kafka = Kafka {
+        bootstrap,
+        min_brokers: 1,
+        topics: Vec::new(),
+        group: None,
+    };
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "min-brokers" => {
+                kafka.min_brokers = match value.parse::<usize>() {
+                    Ok(n) if (1..=100_000).contains(&n) => n,
+                    _ => {
+                        return Err(format!(
+                            "{what}: min-brokers must be a whole number from 1 up, not '{value}'"
+                        ))
+                    }
+                }
+            }
+            "topics" => {
+                for topic in value.split(',') {
+                    if !valid_topic(topic) {
+                        return Err(format!(
+                            "{what}: invalid topic name '{topic}' in topics= (letters, digits, '.', '_', '-'; at most 249)"
+                        ));
+                    }
+                    kafka.topics.push(topic.to_string());
+                }
+            }
+            "group" => {
+                if value.is_empty() || value.len() > 32_767 {
+                    return Err(format!("{what}: group= needs a consumer group name"));
+                }
+                kafka.group = Some(value.to_string());
+            }
+            other => {
+                return Err(format!(
+                    "{what}: unknown parameter '{other}' (known: min-brokers, topics, group)"
+                ))
+            }
+        }
+    }
+    Ok(kafka)
+}
+
+/// Kafka's own rule (`Topic.validate`): 1 to 249 of `[a-zA-Z0-9._-]`.
+fn valid_topic(name: &str) -> bool {
+    (1..=249).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+fn parse_http(s: &str, rest: &str) -> Result<Http, String> {
+    let what = format!("target '{s}'");
+    let split = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(split);
+    if authority.contains('@') {
+        return Err(format!(
+            "{what}: credentials in the URL are not supported (they would show in ps and logs)"
+        ));
+    }
+    let addr = if authority.ends_with(']') || !authority.contains(':') {
+        HostPort::parse(&format!("{authority}:80"), &what)?
+    } else {
+        HostPort::parse(authority, &what)?
+    };
+    if path.chars().any(|c| c.is_ascii_control() || c == ' ') {
+        return Err(format!("{what}: the path has spaces or control characters"));
+    }
+    let path = match path {
+        "" => "/".to_string(),
+        p if p.starts_with('?') => format!("/{p}"),
+        p => p.split('#').next().unwrap_or("/").to_string(),
+    };
+    Ok(Http { addr, path })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kafka(s: &str) -> Kafka {
+        match s.parse::<Target>().unwrap().kind {
+            Kind::Kafka(k) => k,
+            other => panic!("not kafka: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn kafka_targets() {
+        let k = kafka("kafka://a:9092,b:9093?min-brokers=3&topics=orders,payments&group=g1");
+        assert_eq!(k.bootstrap.len(), 2);
+        assert_eq!(k.bootstrap[1].to_string(), "b:9093");
+        assert_eq!(k.min_brokers, 3);
+        assert_eq!(k.topics, ["orders", "payments"]);
+        assert_eq!(k.group.as_deref(), Some("g1"));
+        let k = kafka("kafka://[::1]:9092");
+        assert_eq!(k.bootstrap[0].host, "::1");
+        assert_eq!(k.min_brokers, 1);
+    }
+
+    #[test]
+    fn http_targets() {
+        let t: Target = "http://localhost:8000/health?x=1".parse().unwrap();
+        assert_eq!(
+            t.kind,
+            Kind::Http(Http {
+                addr: HostPort::parse("localhost:8000", "t").unwrap(),
+                path: "/health?x=1".into()
+            })
+        );
+        let t: Target = "http://app".parse().unwrap();
+        match t.kind {
+            Kind::Http(h) => {
+                assert_eq!(h.addr.port, 80);
+                assert_eq!(h.path, "/");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn errors_name_the_bad_value() {
+        for (input, needle) in [
+            ("kafka://broker", "missing port"),
+            ("kafka://broker:0", "invalid port '0'"),
+            ("kafka://broker:99999", "invalid port '99999'"),
+            ("kafka://b:1?min-brokers=x", "'x'"),
+            ("kafka://b:1?min-brokers=0", "'0'"),
+            ("kafka://b:1?topic=a", "unknown parameter 'topic'"),
+            ("kafka://b:1?topics=a,,b", "invalid topic name ''"),
+            ("kafka://b:1?topics=a b", "invalid topic name 'a b'"),
+            ("kafka://::1:9092", "needs brackets"),
+            ("redis://x:1", "unknown scheme 'redis'"),
+            ("broker:9092", "no scheme"),
+            ("https://x", "https:// is not supported yet"),
+            ("tcp://x", "missing port"),
+            ("tcp://:80", "missing host"),
+            ("http://u:p@x/", "credentials"),
+        ] {
+            let err = input.parse::<Target>().unwrap_err();
+            assert!(err.contains(needle), "{input}: {err}");
+            assert!(!err.contains('\n'), "{input}: {err}");
+        }
+    }
+}

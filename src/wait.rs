@@ -1,0 +1,213 @@
+//! The one retry loop: every target at once, under one deadline.
+//!
+//! Each target is retried on its own schedule: an attempt may start 50 ms
+//! after the previous one started, times the number of connections that one
+//! opened, so kwait notices readiness within tens of milliseconds yet never
+//! opens more than 20 connections a second to a booting broker. Each attempt
+//! has its own deadline (`--attempt-timeout`) inside the overall one.
+//! A stop signal ends the wait at once; COMMAND then never starts.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+use tokio::task::JoinSet;
+use tokio::time::{sleep_until, timeout_at, Instant};
+
+use crate::log::{debug, error, info};
+use crate::probe::{self, Attempt, Outcome};
+use crate::signals::Signals;
+use crate::target::Target;
+
+/// Time between attempt starts, per connection an attempt opened: at most 20
+/// connection attempts per second per target (DESIGN.md, budgets).
+const PACE: Duration = Duration::from_millis(50);
+/// At most one "still waiting" line per target this often.
+const REPORT_EVERY: Duration = Duration::from_secs(5);
+
+/// How waiting ended, when not with every target ready.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Unready {
+    TimedOut,
+    Failed,
+    Signaled(i32),
+}
+
+/// Limits that apply to every target.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub deadline: Option<Instant>,
+    pub attempt_timeout: Duration,
+    pub timeout: Option<Duration>,
+}
+
+enum End {
+    Ready,
+    TimedOut(String),
+    Fatal(String),
+}
+
+/// Waits for every target; returns when all are ready, the deadline passes,
+/// one fails for good, or a stop signal arrives.
+pub async fn all(targets: &[Target], limits: Limits, signals: &Signals) -> Result<(), Unready> {
+    let started = Instant::now();
+    let mut set = JoinSet::new();
+    for target in targets {
+        let target = target.clone();
+        set.spawn(async move {
+            let end = until_ready(&target, limits).await;
+            (target, end)
+        });
+    }
+    // SAFETY: `register` needs the fd to stay open while the AsyncFd lives;
+    // the AsyncFd holds a borrow of `signals`, which owns the fd, so it
+    // cannot outlive it.
+    let signals =
+        unsafe { AsyncFd::register_with_interest(signals, Interest::READABLE) }.map_err(|e| {
+            error!("cannot watch for signals: {e}");
+            Unready::Failed
+        })?;
+
+    let mut failed = None;
+    while !set.is_empty() {
+        tokio::select! {
+            biased;
+            guard = signals.readable() => {
+                let Ok(mut guard) = guard else { continue };
+                match guard.get_inner().pending() {
+                    Some(signal) => {
+                        error!("stopped by {signal} while waiting; COMMAND not started");
+                        return Err(Unready::Signaled(signal as i32));
+                    }
+                    None => guard.clear_ready(),
+                }
+            }
+            joined = set.join_next() => {
+                let Some(joined) = joined else { break };
+                let Ok((target, end)) = joined else {
+                    failed = Some(Unready::Failed);
+                    continue;
+                };
+                match end {
+                    End::Ready => {}
+                    End::TimedOut(reason) => {
+                        let waited = limits.timeout.map(since).unwrap_or_default();
+                        error!(
+                            "timed out after {waited} waiting for {target}: {reason} \
+                             (raise --timeout, or fix the target)"
+                        );
+                        failed.get_or_insert(Unready::TimedOut);
+                    }
+                    End::Fatal(reason) => {
+                        error!("{target} cannot become ready: {reason}");
+                        set.abort_all();
+                        return Err(Unready::Failed);
+                    }
+                }
+            }
+        }
+    }
+    match failed {
+        Some(unready) => Err(unready),
+        None => {
+            if targets.len() > 1 {
+                info!(
+                    "all {} targets ready after {}",
+                    targets.len(),
+                    since(started.elapsed())
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn until_ready(target: &Target, limits: Limits) -> End {
+    let started = Instant::now();
+    let mut last_report = started;
+    let mut last_reason = String::new();
+    info!(
+        "waiting for {target}{}",
+        match limits.timeout {
+            Some(t) => format!(" (timeout {})", since(t)),
+            None => " (no timeout)".into(),
+        }
+    );
+    for seq in 0.. {
+        let begun = Instant::now();
+        let mut deadline = begun + limits.attempt_timeout;
+        if let Some(overall) = limits.deadline {
+            deadline = deadline.min(overall);
+        }
+        let attempt = Attempt::new(deadline, seq);
+        let outcome = match timeout_at(deadline, probe::check(target, &attempt)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Outcome::NotReady(format!(
+                "no answer within {} (raise --attempt-timeout for slow links)",
+                since(deadline - begun)
+            )),
+        };
+        match outcome {
+            Outcome::Ready(seen) => {
+                info!("{target} ready after {}: {seen}", since(started.elapsed()));
+                return End::Ready;
+            }
+            Outcome::Fatal(reason) => return End::Fatal(reason),
+            Outcome::NotReady(reason) => {
+                if reason != last_reason {
+                    debug!("{target}: {reason}");
+                }
+                last_reason = reason;
+            }
+        }
+        let now = Instant::now();
+        if limits.deadline.is_some_and(|d| now >= d) {
+            return End::TimedOut(last_reason);
+        }
+        if now - last_report >= REPORT_EVERY {
+            info!(
+                "still waiting for {target} after {}: {last_reason}",
+                since(started.elapsed())
+            );
+            last_report = now;
+        }
+        let mut next = begun + PACE * attempt.connections().max(1);
+        if let Some(overall) = limits.deadline {
+            next = next.min(overall);
+        }
+        sleep_until(next).await;
+    }
+    End::TimedOut(last_reason)
+}
+
+/// A duration for humans: "850ms", "3.2s", "1m30s".
+pub fn since(d: Duration) -> String {
+    let ms = d.as_millis();
+    let mut out = String::new();
+    if ms < 1000 {
+        let _ = write!(out, "{ms}ms");
+    } else if ms % 1000 == 0 && ms < 60_000 {
+        let _ = write!(out, "{}s", ms / 1000);
+    } else if ms < 60_000 {
+        let _ = write!(out, "{:.1}s", d.as_secs_f64());
+    } else {
+        let s = d.as_secs();
+        let _ = write!(out, "{}m{}s", s / 60, s % 60);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::since;
+    use std::time::Duration;
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(since(Duration::from_millis(850)), "850ms");
+        assert_eq!(since(Duration::from_millis(3210)), "3.2s");
+        assert_eq!(since(Duration::from_secs(90)), "1m30s");
+        assert_eq!(since(Duration::from_secs(20)), "20s");
+    }
+}
