@@ -159,9 +159,16 @@ pub fn parse<I: IntoIterator<Item = OsString>>(
         }
         _ => {
             let mut message = one_line(&err.to_string());
+            let probing = argv.iter().any(|a| a == "probe");
             for (flag, env) in TWINS {
+                if (env == "KWAIT_PROBE_TIMEOUT") != probing && flag == "--timeout" {
+                    continue;
+                }
                 let on_argv = argv.iter().any(|a| a.to_string_lossy().starts_with(flag));
-                if !on_argv && message.contains(&format!("'{flag} ")) && std::env::var_os(env).is_some() {
+                if !on_argv
+                    && message.contains(&format!("'{flag} "))
+                    && std::env::var_os(env).is_some()
+                {
                     message.push_str(&format!(" (the value came from {env})"));
                 }
             }

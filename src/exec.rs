@@ -6,6 +6,7 @@ use std::ffi::{CString, OsString};
 use std::os::unix::ffi::OsStrExt;
 
 use nix::errno::Errno;
+use nix::sys::signal::{SigHandler, Signal};
 
 use crate::exit::Exit;
 use crate::log::error;
@@ -27,6 +28,12 @@ pub fn replace(command: &[OsString]) -> Exit {
             return Exit::Usage;
         }
     };
+    // Rust's runtime ignores SIGPIPE, and an ignored signal stays ignored
+    // across exec: give COMMAND the default back, or it would never die of a
+    // closed pipe the way it expects to.
+    // SAFETY: SIG_DFL installs no handler, so nothing can run in signal
+    // context.
+    let _ = unsafe { nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigDfl) };
     let err = match nix::unistd::execvp(&args[0], &args) {
         Ok(never) => match never {},
         Err(err) => err,

@@ -136,6 +136,9 @@ async fn until_ready(target: &Target, limits: Limits) -> End {
     );
     for seq in 0.. {
         let begun = Instant::now();
+        if seq > 0 && limits.deadline.is_some_and(|d| begun >= d) {
+            return End::TimedOut(last_reason);
+        }
         let mut deadline = begun + limits.attempt_timeout;
         if let Some(overall) = limits.deadline {
             deadline = deadline.min(overall);
@@ -143,6 +146,11 @@ async fn until_ready(target: &Target, limits: Limits) -> End {
         let attempt = Attempt::new(deadline, seq);
         let outcome = match timeout_at(deadline, probe::check(target, &attempt)).await {
             Ok(outcome) => outcome,
+            // Cut short by the overall deadline: the previous, complete
+            // attempt's reason says more than "no answer".
+            Err(_) if deadline < begun + limits.attempt_timeout && !last_reason.is_empty() => {
+                return End::TimedOut(last_reason)
+            }
             Err(_) => Outcome::NotReady(format!(
                 "no answer within {} (raise --attempt-timeout for slow links)",
                 since(deadline - begun)
@@ -162,9 +170,6 @@ async fn until_ready(target: &Target, limits: Limits) -> End {
             }
         }
         let now = Instant::now();
-        if limits.deadline.is_some_and(|d| now >= d) {
-            return End::TimedOut(last_reason);
-        }
         if now - last_report >= REPORT_EVERY {
             info!(
                 "still waiting for {target} after {}: {last_reason}",
