@@ -140,19 +140,16 @@ async fn until_ready(target: &Target, limits: Limits) -> End {
             return End::TimedOut(last_reason);
         }
         let mut deadline = begun + limits.attempt_timeout;
-        if let Some(overall) = limits.deadline {
-            deadline = deadline.min(overall);
+        let mut limit = "--attempt-timeout";
+        if let Some(overall) = limits.deadline.filter(|d| *d < deadline) {
+            deadline = overall;
+            limit = "--timeout";
         }
-        let attempt = Attempt::new(deadline, seq);
+        let attempt = Attempt::new(deadline, limit, seq);
         let outcome = match timeout_at(deadline, probe::check(target, &attempt)).await {
             Ok(outcome) => outcome,
-            // Cut short by the overall deadline: the previous, complete
-            // attempt's reason says more than "no answer".
-            Err(_) if deadline < begun + limits.attempt_timeout && !last_reason.is_empty() => {
-                return End::TimedOut(last_reason)
-            }
             Err(_) => Outcome::NotReady(format!(
-                "no answer within {} (raise --attempt-timeout for slow links)",
+                "no answer within {limit} ({})",
                 since(deadline - begun)
             )),
         };
@@ -162,6 +159,11 @@ async fn until_ready(target: &Target, limits: Limits) -> End {
                 return End::Ready;
             }
             Outcome::Fatal(reason) => return End::Fatal(reason),
+            // An attempt cut short by the overall deadline says less than
+            // the last complete one did.
+            Outcome::NotReady(_) if limit == "--timeout" && !last_reason.is_empty() => {
+                return End::TimedOut(last_reason)
+            }
             Outcome::NotReady(reason) => {
                 if reason != last_reason {
                     debug!("{target}: {reason}");

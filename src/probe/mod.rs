@@ -33,14 +33,17 @@ pub enum Outcome {
 #[derive(Debug, Clone)]
 pub struct Attempt {
     pub deadline: Instant,
+    /// The flag that set the deadline, named when it runs out.
+    pub limit: &'static str,
     pub seq: u64,
     connections: Arc<AtomicU32>,
 }
 
 impl Attempt {
-    pub fn new(deadline: Instant, seq: u64) -> Attempt {
+    pub fn new(deadline: Instant, limit: &'static str, seq: u64) -> Attempt {
         Attempt {
             deadline,
+            limit,
             seq,
             connections: Arc::new(AtomicU32::new(0)),
         }
@@ -60,7 +63,7 @@ impl Attempt {
         match timeout_at(self.deadline, io).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(err)) => Err(format!("{what}: {}", describe(&err))),
-            Err(_) => Err(format!("{what}: no answer before the attempt deadline")),
+            Err(_) => Err(format!("{what}: no answer within {}", self.limit)),
         }
     }
 
@@ -83,8 +86,8 @@ impl Attempt {
             }
             Err(_) => {
                 return Err(format!(
-                    "resolving '{}' took longer than the attempt deadline",
-                    addr.host
+                    "resolving '{}' took longer than {}",
+                    addr.host, self.limit
                 ))
             }
         };
@@ -97,7 +100,12 @@ impl Attempt {
                     return Ok(stream);
                 }
                 Ok(Err(err)) => last = format!("{} at {addr}", describe(&err)),
-                Err(_) => return Err(format!("connecting to {addr} timed out")),
+                Err(_) => {
+                    return Err(format!(
+                        "connecting to {addr}: no answer within {}",
+                        self.limit
+                    ))
+                }
             }
         }
         Err(last)
