@@ -11,6 +11,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::log::{self, Level};
+use crate::signals::Signo;
+use crate::supervise;
 use crate::target::Target;
 
 const EXAMPLES: &str = "\
@@ -59,9 +61,28 @@ struct Cli {
     #[command(flatten)]
     common: Common,
 
-    /// Replace kwait with COMMAND instead of running it as a child
+    /// Replace kwait with COMMAND instead of supervising it (when another init is PID 1)
     #[arg(long, env = "KWAIT_EXEC")]
     exec: bool,
+
+    /// Time the app has to exit after the stop signal, before SIGKILL
+    #[arg(long, env = "KWAIT_GRACE", value_name = "DURATION",
+          default_value = "10s", value_parser = duration)]
+    grace: Duration,
+
+    /// On SIGTERM/SIGINT, keep the app running this long before forwarding
+    #[arg(long, env = "KWAIT_DRAIN_DELAY", value_name = "DURATION",
+          default_value = "0s", value_parser = duration)]
+    drain_delay: Duration,
+
+    /// Forward signal FROM as TO (e.g. TERM:QUIT); TO of 0 drops FROM; repeatable
+    #[arg(long, env = "KWAIT_REWRITE", value_name = "FROM:TO",
+          value_parser = rewrite, value_delimiter = ',')]
+    rewrite: Vec<(Signo, Signo)>,
+
+    /// Send forwarded signals to the app's whole process group
+    #[arg(long, env = "KWAIT_GROUP")]
+    group: bool,
 
     /// The program to run once everything is ready
     #[arg(last = true, value_name = "COMMAND")]
@@ -121,6 +142,7 @@ pub struct Wait {
     pub attempt_timeout: Duration,
     pub command: Vec<OsString>,
     pub exec: bool,
+    pub supervise: supervise::Options,
 }
 
 #[derive(Debug)]
@@ -139,12 +161,16 @@ pub enum Stop {
 
 /// Options with an environment twin, so an error can say where a bad value
 /// came from when it was not on the command line.
-const TWINS: [(&str, &str); 6] = [
+const TWINS: [(&str, &str); 10] = [
     ("--timeout", "KWAIT_TIMEOUT"),
     ("--attempt-timeout", "KWAIT_ATTEMPT_TIMEOUT"),
     ("--exec", "KWAIT_EXEC"),
     ("--quiet", "KWAIT_QUIET"),
     ("--verbose", "KWAIT_VERBOSE"),
+    ("--grace", "KWAIT_GRACE"),
+    ("--drain-delay", "KWAIT_DRAIN_DELAY"),
+    ("--rewrite", "KWAIT_REWRITE"),
+    ("--group", "KWAIT_GROUP"),
     ("--timeout", "KWAIT_PROBE_TIMEOUT"),
 ];
 
@@ -212,6 +238,12 @@ pub fn parse<I: IntoIterator<Item = OsString>>(
         attempt_timeout: cli.common.attempt_timeout,
         command: cli.command,
         exec: cli.exec,
+        supervise: supervise::Options {
+            group: cli.group,
+            grace: cli.grace,
+            drain_delay: cli.drain_delay,
+            rewrites: cli.rewrite,
+        },
     }))
 }
 
@@ -235,6 +267,16 @@ fn duration(s: &str) -> Result<Duration, String> {
     }
     humantime::parse_duration(s.trim())
         .map_err(|_| "not a duration; write e.g. 500ms, 30s or 1m30s".to_string())
+}
+
+fn rewrite(s: &str) -> Result<(Signo, Signo), String> {
+    let (from, to) = s.split_once(':').ok_or("write FROM:TO, e.g. TERM:QUIT")?;
+    let from = Signo::parse(from).ok_or_else(|| format!("unknown signal '{from}'"))?;
+    let to = Signo::parse(to).ok_or_else(|| format!("unknown signal '{to}'"))?;
+    if matches!(from, Signo(0) | Signo::KILL | Signo::CHLD) || from.0 == nix::libc::SIGSTOP {
+        return Err(format!("{from} cannot be rewritten"));
+    }
+    Ok((from, to))
 }
 
 fn positive_duration(s: &str) -> Result<Duration, String> {
@@ -262,6 +304,39 @@ mod tests {
             Err(Stop::Usage(msg)) => msg,
             other => panic!("{args:?}: expected a usage error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn supervise_options() {
+        let Ok(Plan::Wait(w)) = run(&[
+            "--grace",
+            "3s",
+            "--drain-delay",
+            "1s",
+            "--rewrite",
+            "TERM:QUIT,HUP:0",
+            "--group",
+            "--",
+            "nginx",
+        ]) else {
+            panic!("not a wait plan")
+        };
+        assert_eq!(w.supervise.grace, Duration::from_secs(3));
+        assert_eq!(w.supervise.drain_delay, Duration::from_secs(1));
+        assert_eq!(
+            w.supervise.rewrites,
+            [(Signo::TERM, Signo::QUIT), (Signo::HUP, Signo(0))]
+        );
+        assert!(w.supervise.group);
+        let Ok(Plan::Wait(w)) = run(&["--", "app"]) else {
+            panic!()
+        };
+        assert_eq!(w.supervise.grace, Duration::from_secs(10));
+        assert!(
+            w.supervise.drain_delay.is_zero()
+                && w.supervise.rewrites.is_empty()
+                && !w.supervise.group
+        );
     }
 
     #[test]
@@ -316,6 +391,10 @@ mod tests {
             (&[][..], "nothing to do"),
             (&["--exec", "tcp://a:1"][..], "--exec"),
             (&["--bogus"][..], "--bogus"),
+            (&["--rewrite", "TERM", "--", "x"][..], "FROM:TO"),
+            (&["--rewrite", "TERM:NOPE", "--", "x"][..], "NOPE"),
+            (&["--rewrite", "KILL:TERM", "--", "x"][..], "SIGKILL cannot"),
+            (&["--grace", "forever", "--", "x"][..], "forever"),
         ] {
             let msg = usage(args);
             assert!(msg.contains(needle), "{args:?}: {msg}");

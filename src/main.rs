@@ -10,6 +10,7 @@ mod exit;
 mod log;
 mod probe;
 mod signals;
+mod supervise;
 mod target;
 mod wait;
 
@@ -94,17 +95,15 @@ fn wait_then_run(plan: cli::Wait, signals: &Signals) -> Exit {
     if plan.command.is_empty() {
         return Exit::Ready;
     }
-    // Until the supervisor exists, both modes replace kwait with COMMAND.
-    info!(
-        "{} {}",
-        if plan.exec { "exec" } else { "running" },
-        plan.command[0].to_string_lossy()
-    );
-    if let Err(err) = signals.restore_mask() {
-        error!("cannot restore the signal mask for COMMAND: {err}");
-        return Exit::Failed;
+    if plan.exec {
+        info!("exec {}", plan.command[0].to_string_lossy());
+        if let Err(err) = signals.restore_mask() {
+            error!("cannot restore the signal mask for COMMAND: {err}");
+            return Exit::Failed;
+        }
+        return exec::replace(&plan.command);
     }
-    exec::replace(&plan.command)
+    supervise::run(&plan.command, &plan.supervise, signals)
 }
 
 fn probe_once(plan: cli::Probe) -> Exit {

@@ -76,10 +76,11 @@ pub async fn all(targets: &[Target], limits: Limits, signals: &Signals) -> Resul
             guard = signals.readable() => {
                 let Ok(mut guard) = guard else { continue };
                 match guard.get_inner().pending() {
-                    Some(signal) => {
-                        error!("stopped by {signal} while waiting; COMMAND not started");
-                        return Err(Unready::Signaled(signal as i32));
+                    Some(signo) if signo.stops_waiting() => {
+                        error!("stopped by {signo} while waiting; COMMAND not started");
+                        return Err(Unready::Signaled(signo.0));
                     }
+                    Some(signo) => debug!("ignoring {signo} while waiting"),
                     None => guard.clear_ready(),
                 }
             }

@@ -1,0 +1,490 @@
+//! kwait as PID 1 of a container: start COMMAND as a child, forward signals
+//! to it, reap every zombie, drain on a stop signal, and exit with its
+//! status. tini's loop (research/init-anchors.md), plus the drain no init
+//! program gets right: helpers left behind by the app get SIGTERM and the
+//! rest of the grace window before any SIGKILL, instead of the kernel's
+//! SIGKILL when PID 1 exits (tini#180, dumb-init#212).
+//!
+//! One synchronous loop owns `waitpid(-1)`; the main child is recognised by
+//! pid inside the reap loop, never from a SIGCHLD's sender (SIGCHLDs
+//! coalesce: catatonit#4). Signals come from the signalfd opened at the top
+//! of `main`. No async runtime and no other thread exist here.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::libc;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::exit::Exit;
+use crate::log::{debug, error, info};
+use crate::signals::{Signals, Signo};
+use crate::wait::since;
+
+/// How the supervisor treats the app.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Forward to the child's whole process group instead of its pid.
+    pub group: bool,
+    /// How long the app has after the stop signal before SIGKILL.
+    pub grace: Duration,
+    /// How long the app keeps running after a stop signal before it sees it.
+    pub drain_delay: Duration,
+    /// `FROM -> TO` rewrites; `TO == 0` drops the signal.
+    pub rewrites: Vec<(Signo, Signo)>,
+}
+
+/// How the main child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChildEnd {
+    Exited(u8),
+    Signaled(i32),
+}
+
+impl ChildEnd {
+    fn exit(self) -> Exit {
+        match self {
+            ChildEnd::Exited(n) => Exit::Child(n),
+            ChildEnd::Signaled(n) => Exit::Signaled(n),
+        }
+    }
+}
+
+impl std::fmt::Display for ChildEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChildEnd::Exited(n) => write!(f, "exited with status {n}"),
+            ChildEnd::Signaled(n) => write!(f, "was killed by {}", Signo(*n)),
+        }
+    }
+}
+
+/// Where the supervisor is in the app's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// The app runs; signals are forwarded.
+    Running,
+    /// A stop signal arrived; it is held until `until` (`--drain-delay`).
+    Delaying { signal: Signo, until: Instant },
+    /// The stop signal was forwarded; SIGKILL at `kill_at` (`--grace`).
+    Draining { kill_at: Instant },
+}
+
+/// Longest sleep between reap passes, a safety net beside SIGCHLD (tini's
+/// one-second `sigtimedwait`).
+const TICK: Duration = Duration::from_secs(1);
+/// After SIGKILL, how long to keep reaping before giving up on a process
+/// stuck in the kernel (uninterruptible sleep).
+const AFTER_KILL: Duration = Duration::from_secs(2);
+
+/// Runs COMMAND as a child and supervises it until it and everything it left
+/// behind are gone. Returns the app's exit status.
+pub fn run(command: &[OsString], opts: &Options, signals: &Signals) -> Exit {
+    if std::process::id() != 1 {
+        // Orphans of the app are then reparented to kwait, not to the real
+        // init, so kwait can reap them and wait for them when draining.
+        if let Err(err) = nix::sys::prctl::set_child_subreaper(true) {
+            error!("cannot become a child subreaper ({err}); orphaned processes will not be reaped by kwait");
+        }
+    }
+    let Some((program, args)) = command.split_first() else {
+        error!("no COMMAND to run");
+        return Exit::Usage;
+    };
+    let shown = program.to_string_lossy().into_owned();
+    let mut cmd = Command::new(program);
+    cmd.args(args).process_group(0);
+    let tty = nix::unistd::isatty(0).unwrap_or(false);
+    // SAFETY: the closure runs in the forked child before exec and makes
+    // only async-signal-safe calls, allocating nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            clean_signals();
+            if tty {
+                foreground();
+            }
+            Ok(())
+        });
+    }
+    // std's spawn gives the child an empty signal mask and SIGPIPE at its
+    // default, and reports exec failures through a CLOEXEC pipe.
+    let child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(err) => return spawn_failed(&shown, &err),
+    };
+    let pid = Pid::from_raw(child.id() as i32);
+    // The std handle is dropped unwaited on purpose: this loop owns waitpid.
+    drop(child);
+    info!("started {shown} (pid {pid})");
+    Supervisor {
+        pid,
+        opts,
+        phase: Phase::Running,
+        end: None,
+        stop_started: None,
+        group_termed: false,
+        remnants_termed: false,
+    }
+    .run(signals)
+}
+
+/// In the child, before exec: a clean signal state. kwait blocks every
+/// signal and std leaves that mask in place on its fork path; Rust's runtime
+/// ignores SIGPIPE. An ignored or blocked signal survives exec, so the app
+/// would never see `docker stop`, or die of a closed pipe.
+fn clean_signals() {
+    // SAFETY: sigemptyset, sigprocmask and signal on stack values are
+    // async-signal-safe and cannot fail with these arguments.
+    unsafe {
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+    }
+}
+
+/// In the child, before exec: become the terminal's foreground process
+/// group, so that Ctrl-C and job control reach the app (tini does the same,
+/// in the child, to avoid racing a nested init). SIGTTOU is blocked around
+/// the call, or a background group asking for the terminal would be
+/// stopped.
+fn foreground() {
+    // SAFETY: plain syscalls on stack values; errors are ignored on purpose
+    // (ENOTTY, ENXIO: no controlling terminal, nothing to hand over).
+    unsafe {
+        let mut ttou: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut ttou);
+        libc::sigaddset(&mut ttou, libc::SIGTTOU);
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, &ttou, &mut old);
+        libc::tcsetpgrp(0, libc::getpid());
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+    }
+}
+
+fn spawn_failed(shown: &str, err: &io::Error) -> Exit {
+    match err.kind() {
+        io::ErrorKind::NotFound => {
+            error!("cannot run '{shown}': not found (check COMMAND and PATH)");
+            Exit::NotFound
+        }
+        _ => {
+            error!(
+                "cannot run '{shown}': {} (check that it is an executable file)",
+                crate::probe::describe(err)
+            );
+            Exit::NotExecutable
+        }
+    }
+}
+
+/// Sends a raw signal number (real-time ones too) to a pid or, negative, a
+/// process group. ESRCH (already gone) is normal and ignored.
+fn send(target: i32, signo: Signo) -> bool {
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe { libc::kill(target, signo.0) == 0 }
+}
+
+struct Supervisor<'a> {
+    pid: Pid,
+    opts: &'a Options,
+    phase: Phase,
+    end: Option<ChildEnd>,
+    /// When the first stop signal arrived, for "drained in 1.2s".
+    stop_started: Option<Instant>,
+    /// Whether the app's process group already got SIGTERM (`--group`).
+    group_termed: bool,
+    /// Whether what the app left behind already got SIGTERM.
+    remnants_termed: bool,
+}
+
+impl Supervisor<'_> {
+    fn run(mut self, signals: &Signals) -> Exit {
+        loop {
+            let now = Instant::now();
+            let wake = match self.phase {
+                Phase::Running => now + TICK,
+                Phase::Delaying { until, .. } => until,
+                Phase::Draining { kill_at } => kill_at,
+            };
+            if let Some(signo) = signals.next(wake.saturating_duration_since(now).min(TICK)) {
+                self.on_signal(signo);
+            }
+            let all_gone = self.reap();
+            if let Some(end) = self.end {
+                if all_gone {
+                    return self.finish(end);
+                }
+                self.after_main_exit();
+            }
+            let now = Instant::now();
+            match self.phase {
+                Phase::Delaying { signal, until } if now >= until => self.forward_stop(signal),
+                Phase::Draining { kill_at } if now >= kill_at => {
+                    self.kill_all();
+                    return self.finish_after_kill();
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn on_signal(&mut self, received: Signo) {
+        if received == Signo::CHLD {
+            return; // the reap pass that follows handles it
+        }
+        if matches!(received, Signo::TTIN | Signo::TTOU) {
+            // Terminal job-control stops aimed at kwait, which never reads
+            // the terminal; the app gets its own from the kernel.
+            return;
+        }
+        let signo = self
+            .opts
+            .rewrites
+            .iter()
+            .find(|(from, _)| *from == received)
+            .map_or(received, |&(_, to)| to);
+        if signo.0 == 0 {
+            info!("dropped {received} (--rewrite)");
+            return;
+        }
+        let stop = [received, signo]
+            .iter()
+            .any(|s| matches!(*s, Signo::TERM | Signo::INT));
+        if stop {
+            self.on_stop(received, signo);
+        } else {
+            self.forward(received, signo);
+        }
+    }
+
+    /// TERM or INT: the drain. A second one is someone at a terminal who
+    /// does not want to wait: during `--drain-delay` it forwards at once;
+    /// after that it SIGKILLs at once.
+    fn on_stop(&mut self, received: Signo, signo: Signo) {
+        if self.stop_started.is_none() {
+            self.stop_started = Some(Instant::now());
+            if self.end.is_some() {
+                info!("{received} received: already draining what the app left behind");
+            } else if self.opts.drain_delay.is_zero() {
+                self.forward_stop(signo);
+            } else {
+                info!(
+                        "{received} received: draining, the app keeps running for --drain-delay {} before it gets {signo}",
+                        since(self.opts.drain_delay)
+                    );
+                self.phase = Phase::Delaying {
+                    signal: signo,
+                    until: Instant::now() + self.opts.drain_delay,
+                };
+            }
+            return;
+        }
+        match self.phase {
+            Phase::Delaying { signal, .. } => {
+                info!("second {received}: ending --drain-delay early");
+                self.forward_stop(signal);
+            }
+            Phase::Draining { .. } => {
+                info!("second {received} during the drain: sending SIGKILL now");
+                self.phase = Phase::Draining {
+                    kill_at: Instant::now(),
+                };
+            }
+            Phase::Running => {}
+        }
+    }
+
+    /// Forwards the stop signal and starts the grace period.
+    fn forward_stop(&mut self, signo: Signo) {
+        self.phase = Phase::Draining {
+            kill_at: Instant::now() + self.opts.grace,
+        };
+        if self.end.is_none() {
+            self.deliver(signo);
+            info!(
+                "{signo} sent to {}; SIGKILL in --grace {} if it is still running",
+                self.whom(),
+                since(self.opts.grace)
+            );
+        }
+        if self.opts.group && signo == Signo::TERM {
+            self.group_termed = true;
+        }
+    }
+
+    fn forward(&mut self, received: Signo, signo: Signo) {
+        if self.end.is_some() {
+            return; // never signal a reaped pid: it may have been reused
+        }
+        self.deliver(signo);
+        if received == signo {
+            if signo == Signo::WINCH {
+                debug!("forwarded {signo} to {}", self.whom());
+            } else {
+                info!("forwarded {signo} to {}", self.whom());
+            }
+        } else {
+            info!("rewrote {received} to {signo}, sent to {}", self.whom());
+        }
+    }
+
+    fn deliver(&self, signo: Signo) {
+        let target = if self.opts.group {
+            -self.pid.as_raw()
+        } else {
+            self.pid.as_raw()
+        };
+        send(target, signo);
+    }
+
+    fn whom(&self) -> String {
+        if self.opts.group {
+            format!("process group {}", self.pid)
+        } else {
+            format!("pid {}", self.pid)
+        }
+    }
+
+    /// Reaps every exited child (SIGCHLDs coalesce, so one signal may stand
+    /// for many). Returns true when kwait has no children left at all.
+    fn reap(&mut self) -> bool {
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => return false,
+                Ok(WaitStatus::Exited(pid, code)) => {
+                    if pid == self.pid {
+                        self.main_exited(ChildEnd::Exited(code.clamp(0, 255) as u8));
+                    } else {
+                        debug!("reaped pid {pid} (exit {code})");
+                    }
+                }
+                Ok(WaitStatus::Signaled(pid, signal, _)) => {
+                    if pid == self.pid {
+                        self.main_exited(ChildEnd::Signaled(signal as i32));
+                    } else {
+                        debug!("reaped pid {pid} (killed by {signal})");
+                    }
+                }
+                Ok(_) => {}
+                Err(Errno::EINTR) => {}
+                Err(Errno::ECHILD) => return true,
+                Err(err) => {
+                    error!("waitpid failed: {err}");
+                    return false;
+                }
+            }
+        }
+    }
+
+    fn main_exited(&mut self, end: ChildEnd) {
+        match self.stop_started {
+            Some(t) => info!("app {end} ({} after the stop signal)", since(t.elapsed())),
+            None => info!("app {end}"),
+        }
+        self.end = Some(end);
+        if !matches!(self.phase, Phase::Draining { .. }) {
+            // The app ended on its own (or during --drain-delay): whatever it
+            // left behind gets a fresh grace window.
+            self.phase = Phase::Draining {
+                kill_at: Instant::now() + self.opts.grace,
+            };
+        }
+    }
+
+    /// The main child is gone but some of its processes are not: they get
+    /// SIGTERM once, and the rest of the grace window.
+    fn after_main_exit(&mut self) {
+        if self.remnants_termed {
+            return;
+        }
+        self.remnants_termed = true;
+        let left = self.remnants();
+        info!(
+            "{} process(es) left behind by the app: SIGTERM, then SIGKILL after the rest of --grace",
+            left.len().max(1)
+        );
+        if !self.group_termed {
+            send(-self.pid.as_raw(), Signo::TERM);
+        }
+        for pid in left {
+            // A process that already got SIGTERM with its group does not get
+            // a second one: many apps read that as "hurry, skip the drain".
+            let in_group = nix::unistd::getpgid(Some(Pid::from_raw(pid))) == Ok(self.pid);
+            if !(self.group_termed && in_group) {
+                send(pid, Signo::TERM);
+            }
+        }
+    }
+
+    /// kwait's living children: as PID 1 or a subreaper, every orphan of the
+    /// app is one. Listed from /proc; unreaped, so their pids are not reused.
+    fn remnants(&self) -> Vec<i32> {
+        let mut pids = Vec::new();
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return pids;
+        };
+        for task in tasks.flatten() {
+            if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
+                pids.extend(
+                    text.split_whitespace()
+                        .filter_map(|p| p.parse::<i32>().ok()),
+                );
+            }
+        }
+        pids
+    }
+
+    fn kill_all(&mut self) {
+        let left = self.remnants();
+        let why = if self.end.is_none() {
+            format!(
+                "the app is still running after --grace {}",
+                since(self.opts.grace)
+            )
+        } else {
+            format!(
+                "{} process(es) still running at the end of --grace {}",
+                left.len().max(1),
+                since(self.opts.grace)
+            )
+        };
+        error!(
+            "SIGKILL to process group {} and kwait's children: {why}",
+            self.pid
+        );
+        send(-self.pid.as_raw(), Signo::KILL);
+        for pid in left {
+            send(pid, Signo::KILL);
+        }
+    }
+
+    fn finish_after_kill(mut self) -> Exit {
+        let until = Instant::now() + AFTER_KILL;
+        while Instant::now() < until {
+            if self.reap() && self.end.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        match self.end {
+            Some(end) => self.finish(end),
+            None => {
+                error!("the app (pid {}) did not die after SIGKILL", self.pid);
+                Exit::Failed
+            }
+        }
+    }
+
+    fn finish(&self, end: ChildEnd) -> Exit {
+        if let Some(t) = self.stop_started {
+            info!("drained in {}", since(t.elapsed()));
+        }
+        end.exit()
+    }
+}
