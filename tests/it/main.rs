@@ -3,6 +3,7 @@
 mod cli;
 mod kafka;
 mod peers;
+mod supervise;
 
 use std::time::Duration;
 
