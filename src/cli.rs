@@ -10,10 +10,12 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::clean;
 use crate::log::{self, Level};
 use crate::signals::Signo;
 use crate::supervise;
 use crate::target::Target;
+use crate::target::{Kind, Zk};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -84,6 +86,25 @@ struct Cli {
     #[arg(long, env = "KWAIT_GROUP")]
     group: bool,
 
+    /// Before COMMAND, remove this broker id's stale ZooKeeper registration
+    /// (needs a zk:// target); `auto` reads KAFKA_BROKER_ID,
+    /// KAFKA_CFG_BROKER_ID or broker.id from --server-properties
+    #[arg(
+        long,
+        env = "KWAIT_CLEAN_STALE_BROKER",
+        value_name = "ID|auto",
+        allow_hyphen_values = true
+    )]
+    clean_stale_broker: Option<String>,
+
+    /// Kafka's server.properties, for --clean-stale-broker auto
+    #[arg(long, env = "KWAIT_SERVER_PROPERTIES", value_name = "FILE")]
+    server_properties: Option<std::path::PathBuf>,
+
+    /// With --clean-stale-broker: report what would be removed, remove nothing
+    #[arg(long, env = "KWAIT_DRY_RUN")]
+    dry_run: bool,
+
     /// The program to run once everything is ready
     #[arg(last = true, value_name = "COMMAND")]
     command: Vec<OsString>,
@@ -143,6 +164,8 @@ pub struct Wait {
     pub command: Vec<OsString>,
     pub exec: bool,
     pub supervise: supervise::Options,
+    /// `--clean-stale-broker`: the ensemble (the first zk:// target) and what to clean.
+    pub clean: Option<(Zk, clean::Request)>,
 }
 
 #[derive(Debug)]
@@ -161,7 +184,7 @@ pub enum Stop {
 
 /// Options with an environment twin, so an error can say where a bad value
 /// came from when it was not on the command line.
-const TWINS: [(&str, &str); 10] = [
+const TWINS: [(&str, &str); 13] = [
     ("--timeout", "KWAIT_TIMEOUT"),
     ("--attempt-timeout", "KWAIT_ATTEMPT_TIMEOUT"),
     ("--exec", "KWAIT_EXEC"),
@@ -171,12 +194,17 @@ const TWINS: [(&str, &str); 10] = [
     ("--drain-delay", "KWAIT_DRAIN_DELAY"),
     ("--rewrite", "KWAIT_REWRITE"),
     ("--group", "KWAIT_GROUP"),
+    ("--clean-stale-broker", "KWAIT_CLEAN_STALE_BROKER"),
+    ("--server-properties", "KWAIT_SERVER_PROPERTIES"),
+    ("--dry-run", "KWAIT_DRY_RUN"),
     ("--timeout", "KWAIT_PROBE_TIMEOUT"),
 ];
 
+/// Parses `argv`; `env` looks up the variables kwait reads besides its own
+/// option twins (`KWAIT_TARGETS`, `KAFKA_BROKER_ID`, `KAFKA_CFG_BROKER_ID`).
 pub fn parse<I: IntoIterator<Item = OsString>>(
     argv: I,
-    env_targets: Option<String>,
+    env: impl Fn(&str) -> Option<String>,
 ) -> Result<Plan, Stop> {
     let argv: Vec<OsString> = argv.into_iter().collect();
     let cli = Cli::try_parse_from(&argv).map_err(|err| match err.kind() {
@@ -216,7 +244,11 @@ pub fn parse<I: IntoIterator<Item = OsString>>(
 
     let mut targets = cli.targets;
     if targets.is_empty() {
-        for word in env_targets.as_deref().unwrap_or("").split_whitespace() {
+        for word in env("KWAIT_TARGETS")
+            .as_deref()
+            .unwrap_or("")
+            .split_whitespace()
+        {
             targets.push(
                 word.parse()
                     .map_err(|e| Stop::Usage(format!("KWAIT_TARGETS: {e}")))?,
@@ -232,6 +264,33 @@ pub fn parse<I: IntoIterator<Item = OsString>>(
     if cli.exec && cli.command.is_empty() {
         return Err(Stop::Usage("--exec needs a COMMAND after --".into()));
     }
+    let clean = match &cli.clean_stale_broker {
+        None if cli.dry_run => {
+            return Err(Stop::Usage(
+                "--dry-run only applies to --clean-stale-broker".into(),
+            ))
+        }
+        None => None,
+        Some(value) => {
+            let Some(zk) = targets.iter().find_map(|t| match &t.kind {
+                Kind::Zk(zk) => Some(zk.clone()),
+                _ => None,
+            }) else {
+                return Err(Stop::Usage(
+                    "--clean-stale-broker needs a zk:// target: the ZooKeeper that holds the registration".into(),
+                ));
+            };
+            let id =
+                broker_id(value, cli.server_properties.as_deref(), &env).map_err(Stop::Usage)?;
+            Some((
+                zk,
+                clean::Request {
+                    id,
+                    dry_run: cli.dry_run,
+                },
+            ))
+        }
+    };
     Ok(Plan::Wait(Wait {
         targets,
         timeout: (!cli.timeout.is_zero()).then_some(cli.timeout),
@@ -244,6 +303,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(
             drain_delay: cli.drain_delay,
             rewrites: cli.rewrite,
         },
+        clean,
     }))
 }
 
@@ -267,6 +327,50 @@ fn duration(s: &str) -> Result<Duration, String> {
     }
     humantime::parse_duration(s.trim())
         .map_err(|_| "not a duration; write e.g. 500ms, 30s or 1m30s".to_string())
+}
+
+/// The broker id for `--clean-stale-broker ID|auto`.
+fn broker_id(
+    value: &str,
+    properties: Option<&std::path::Path>,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<i32, String> {
+    let (raw, source) = if value == "auto" {
+        if let Some(id) = env("KAFKA_BROKER_ID") {
+            (id, "KAFKA_BROKER_ID".to_string())
+        } else if let Some(id) = env("KAFKA_CFG_BROKER_ID") {
+            (id, "KAFKA_CFG_BROKER_ID".to_string())
+        } else if let Some(path) = properties {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                format!(
+                    "--server-properties {}: cannot read it ({e})",
+                    path.display()
+                )
+            })?;
+            let id = clean::broker_id_from_properties(&text).ok_or_else(|| {
+                format!(
+                    "--clean-stale-broker auto: no broker.id in {}",
+                    path.display()
+                )
+            })?;
+            (id, format!("broker.id in {}", path.display()))
+        } else {
+            return Err(
+                "--clean-stale-broker auto found no broker id: set KAFKA_BROKER_ID or \
+                        KAFKA_CFG_BROKER_ID, or give --server-properties FILE with broker.id"
+                    .into(),
+            );
+        }
+    } else {
+        (value.to_string(), "--clean-stale-broker".to_string())
+    };
+    match raw.trim().parse::<i32>() {
+        Ok(id) if id >= 0 => Ok(id),
+        Ok(_) => Err(format!(
+            "{source} is {raw}: a negative broker.id makes Kafka generate one, so there is no fixed registration to clean"
+        )),
+        Err(_) => Err(format!("{source}: '{raw}' is not a broker id (a whole number, or auto)")),
+    }
 }
 
 fn rewrite(s: &str) -> Result<(Signo, Signo), String> {
@@ -295,7 +399,7 @@ mod tests {
             std::iter::once("kwait")
                 .chain(args.iter().copied())
                 .map(OsString::from),
-            None,
+            |_| None,
         )
     }
 
@@ -363,6 +467,73 @@ mod tests {
     }
 
     #[test]
+    fn clean_plan() {
+        let argv = |args: &[&str]| {
+            std::iter::once("kwait")
+                .chain(args.iter().copied())
+                .map(OsString::from)
+                .collect::<Vec<_>>()
+        };
+        let Ok(Plan::Wait(w)) = parse(
+            argv(&[
+                "zk://z:2181/kafka",
+                "--clean-stale-broker",
+                "7",
+                "--dry-run",
+            ]),
+            |_| None,
+        ) else {
+            panic!()
+        };
+        let (zk, req) = w.clean.unwrap();
+        assert_eq!(zk.chroot, "/kafka");
+        assert_eq!(
+            req,
+            clean::Request {
+                id: 7,
+                dry_run: true
+            }
+        );
+        let env = |k: &str| (k == "KAFKA_CFG_BROKER_ID").then(|| "3".to_string());
+        let Ok(Plan::Wait(w)) = parse(argv(&["zk://z:2181", "--clean-stale-broker", "auto"]), env)
+        else {
+            panic!()
+        };
+        assert_eq!(w.clean.unwrap().1.id, 3);
+        for (args, needle) in [
+            (
+                &["zk://z:1", "--clean-stale-broker", "auto"][..],
+                "found no broker id",
+            ),
+            (
+                &["tcp://z:1", "--clean-stale-broker", "1"][..],
+                "needs a zk:// target",
+            ),
+            (
+                &["zk://z:1", "--clean-stale-broker", "x"][..],
+                "'x' is not a broker id",
+            ),
+            (&["zk://z:1", "--clean-stale-broker", "-1"][..], "negative"),
+            (&["zk://z:1", "--dry-run"][..], "--dry-run only"),
+            (
+                &[
+                    "zk://z:1",
+                    "--clean-stale-broker",
+                    "auto",
+                    "--server-properties",
+                    "/nonexistent",
+                ][..],
+                "cannot read",
+            ),
+        ] {
+            match parse(argv(args), |_| None) {
+                Err(Stop::Usage(msg)) => assert!(msg.contains(needle), "{args:?}: {msg}"),
+                other => panic!("{args:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn probe_plan() {
         let Ok(Plan::Probe(p)) = run(&["probe", "kafka://localhost:9092"]) else {
             panic!("not a probe plan")
@@ -373,10 +544,14 @@ mod tests {
 
     #[test]
     fn env_targets() {
-        let plan = parse(["kwait".into()], Some(" tcp://a:1\n kafka://b:2 ".into()));
+        let plan = parse(["kwait".into()], |k| {
+            (k == "KWAIT_TARGETS").then(|| " tcp://a:1\n kafka://b:2 ".into())
+        });
         let Ok(Plan::Wait(w)) = plan else { panic!() };
         assert_eq!(w.targets.len(), 2);
-        let plan = parse(["kwait".into()], Some("bad".into()));
+        let plan = parse(["kwait".into()], |k| {
+            (k == "KWAIT_TARGETS").then(|| "bad".into())
+        });
         assert!(matches!(plan, Err(Stop::Usage(m)) if m.starts_with("KWAIT_TARGETS: ")));
     }
 

@@ -4,15 +4,19 @@
 //! The data flows one way: `cli` turns argv and the environment into a plan,
 //! `wait` runs every target's `probe` until all are ready, then COMMAND runs.
 
+mod clean;
 mod cli;
 mod exec;
 mod exit;
+mod json;
 mod log;
 mod probe;
+mod reader;
 mod signals;
 mod supervise;
 mod target;
 mod wait;
+mod zk;
 
 use std::process::ExitCode;
 
@@ -35,7 +39,7 @@ fn main() -> ExitCode {
             return Exit::Failed.into();
         }
     };
-    let plan = cli::parse(std::env::args_os(), std::env::var("KWAIT_TARGETS").ok());
+    let plan = cli::parse(std::env::args_os(), |name| std::env::var(name).ok());
     let exit = match plan {
         Ok(Plan::Wait(plan)) => wait_then_run(plan, &signals),
         Ok(Plan::Probe(plan)) => {
@@ -75,21 +79,33 @@ fn wait_then_run(plan: cli::Wait, signals: &Signals) -> Exit {
             Ok(rt) => rt,
             Err(exit) => return exit,
         };
-        let result = rt.block_on(async {
-            let limits = wait::Limits {
-                deadline: plan.timeout.map(|t| Instant::now() + t),
-                attempt_timeout: plan.attempt_timeout,
-                timeout: plan.timeout,
-            };
-            wait::all(&plan.targets, limits, signals).await
-        });
+        let limits = wait::Limits {
+            deadline: plan.timeout.map(|t| Instant::now() + t),
+            attempt_timeout: plan.attempt_timeout,
+            timeout: plan.timeout,
+        };
+        let result = rt.block_on(wait::interruptible(signals, async {
+            wait::all(&plan.targets, limits).await?;
+            if let Some((zk, request)) = &plan.clean {
+                clean::stale_broker(zk, request, plan.attempt_timeout)
+                    .await
+                    .map_err(|reason| {
+                        error!("--clean-stale-broker {}: {reason}", request.id);
+                        wait::Unready::Failed
+                    })?;
+            }
+            Ok(())
+        }));
         // A DNS lookup stuck in the resolver must not hold COMMAND back.
         rt.shutdown_background();
         match result {
-            Ok(()) => {}
-            Err(wait::Unready::TimedOut) => return Exit::TimedOut,
-            Err(wait::Unready::Failed) => return Exit::Failed,
-            Err(wait::Unready::Signaled(n)) => return Exit::Signaled(n),
+            Ok(Ok(())) => {}
+            Ok(Err(wait::Unready::TimedOut)) => return Exit::TimedOut,
+            Ok(Err(wait::Unready::Failed)) => return Exit::Failed,
+            Err(signo) => {
+                error!("stopped by {signo} while waiting; COMMAND not started");
+                return Exit::Signaled(signo.0);
+            }
         }
     }
     if plan.command.is_empty() {

@@ -84,9 +84,18 @@ pub struct Http {
     pub path: String,
 }
 
+/// A ZooKeeper ensemble, as in Kafka's `zookeeper.connect`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Zk {
+    pub hosts: Vec<HostPort>,
+    /// The chroot path ("/kafka"), or empty for none.
+    pub chroot: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
     Kafka(Kafka),
+    Zk(Zk),
     Tcp(HostPort),
     Http(Http),
 }
@@ -105,7 +114,7 @@ impl fmt::Display for Target {
     }
 }
 
-const SCHEMES: &str = "kafka://, tcp:// or http://";
+const SCHEMES: &str = "kafka://, zk://, tcp:// or http://";
 
 impl FromStr for Target {
     type Err = String;
@@ -131,11 +140,7 @@ impl FromStr for Target {
                     "target '{s}': https:// is not supported yet (TLS comes with kafka security support); use http:// for now"
                 ))
             }
-            "zk" | "zookeeper" => {
-                return Err(format!(
-                    "target '{s}': zk:// is not supported yet; use tcp://{rest} meanwhile, which only proves the port is open"
-                ))
-            }
+            "zk" | "zookeeper" => Kind::Zk(parse_zk(s, rest)?),
             other => {
                 return Err(format!(
                     "target '{s}': unknown scheme '{other}' (use {SCHEMES})"
@@ -218,6 +223,35 @@ fn valid_topic(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
+fn parse_zk(s: &str, rest: &str) -> Result<Zk, String> {
+    let what = format!("target '{s}'");
+    if rest.contains('?') {
+        return Err(format!("{what}: zk:// takes no parameters"));
+    }
+    let (hosts, chroot) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let hosts = hosts
+        .split(',')
+        .map(|hp| HostPort::parse(hp, &what))
+        .collect::<Result<Vec<_>, _>>()?;
+    let chroot = chroot.trim_end_matches('/');
+    if chroot
+        .split('/')
+        .skip(1)
+        .any(|seg| seg.is_empty() || seg == "." || seg == ".." || seg.chars().any(char::is_control))
+    {
+        return Err(format!(
+            "{what}: invalid chroot '{chroot}' (write /path/to/chroot, no empty, '.' or '..' parts)"
+        ));
+    }
+    Ok(Zk {
+        hosts,
+        chroot: chroot.to_string(),
+    })
+}
+
 fn parse_http(s: &str, rest: &str) -> Result<Http, String> {
     let what = format!("target '{s}'");
     let split = rest.find(['/', '?']).unwrap_or(rest.len());
@@ -265,6 +299,25 @@ mod tests {
         let k = kafka("kafka://[::1]:9092");
         assert_eq!(k.bootstrap[0].host, "::1");
         assert_eq!(k.min_brokers, 1);
+    }
+
+    #[test]
+    fn zk_targets() {
+        let t: Target = "zk://z1:2181,z2:2182/kafka/prod".parse().unwrap();
+        let Kind::Zk(zk) = t.kind else { panic!() };
+        assert_eq!(zk.hosts.len(), 2);
+        assert_eq!(zk.chroot, "/kafka/prod");
+        let t: Target = "zk://z1:2181/".parse().unwrap();
+        let Kind::Zk(zk) = t.kind else { panic!() };
+        assert_eq!(zk.chroot, "");
+        for bad in [
+            "zk://z1",
+            "zk://z1:2181/a//b",
+            "zk://z1:2181/a/../b",
+            "zk://z:1?x=1",
+        ] {
+            assert!(bad.parse::<Target>().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! A stop signal ends the wait at once; COMMAND then never starts.
 
 use std::fmt::Write as _;
+use std::future::Future;
 use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
@@ -17,7 +18,7 @@ use tokio::time::{sleep_until, timeout_at, Instant};
 
 use crate::log::{debug, error, info};
 use crate::probe::{self, Attempt, Outcome};
-use crate::signals::Signals;
+use crate::signals::{Signals, Signo};
 use crate::target::Target;
 
 /// Time between attempt starts, per connection an attempt opened: at most 20
@@ -31,7 +32,6 @@ const REPORT_EVERY: Duration = Duration::from_secs(5);
 pub enum Unready {
     TimedOut,
     Failed,
-    Signaled(i32),
 }
 
 /// Limits that apply to every target.
@@ -48,9 +48,43 @@ enum End {
     Fatal(String),
 }
 
+/// Runs `work` (waiting, cleaning) until it finishes, or until a stop
+/// signal arrives: then `Err` with the signal, and `work` is dropped.
+/// Other signals are read and ignored: there is no app yet to forward to.
+pub async fn interruptible<T>(
+    signals: &Signals,
+    work: impl Future<Output = T>,
+) -> Result<T, Signo> {
+    // SAFETY: `register` needs the fd to stay open while the AsyncFd lives;
+    // the AsyncFd holds a borrow of `signals`, which owns the fd, so it
+    // cannot outlive it.
+    let watched = match unsafe { AsyncFd::register_with_interest(signals, Interest::READABLE) } {
+        Ok(watched) => watched,
+        Err(err) => {
+            error!("cannot watch for signals ({err}); SIGTERM will not stop the wait");
+            return Ok(work.await);
+        }
+    };
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            biased;
+            guard = watched.readable() => {
+                let Ok(mut guard) = guard else { continue };
+                match guard.get_inner().pending() {
+                    Some(signo) if signo.stops_waiting() => return Err(signo),
+                    Some(signo) => debug!("ignoring {signo}: COMMAND has not started"),
+                    None => guard.clear_ready(),
+                }
+            }
+            out = &mut work => return Ok(out),
+        }
+    }
+}
+
 /// Waits for every target; returns when all are ready, the deadline passes,
-/// one fails for good, or a stop signal arrives.
-pub async fn all(targets: &[Target], limits: Limits, signals: &Signals) -> Result<(), Unready> {
+/// or one fails for good.
+pub async fn all(targets: &[Target], limits: Limits) -> Result<(), Unready> {
     let started = Instant::now();
     let mut set = JoinSet::new();
     for target in targets {
@@ -60,52 +94,26 @@ pub async fn all(targets: &[Target], limits: Limits, signals: &Signals) -> Resul
             (target, end)
         });
     }
-    // SAFETY: `register` needs the fd to stay open while the AsyncFd lives;
-    // the AsyncFd holds a borrow of `signals`, which owns the fd, so it
-    // cannot outlive it.
-    let signals =
-        unsafe { AsyncFd::register_with_interest(signals, Interest::READABLE) }.map_err(|e| {
-            error!("cannot watch for signals: {e}");
-            Unready::Failed
-        })?;
-
     let mut failed = None;
-    while !set.is_empty() {
-        tokio::select! {
-            biased;
-            guard = signals.readable() => {
-                let Ok(mut guard) = guard else { continue };
-                match guard.get_inner().pending() {
-                    Some(signo) if signo.stops_waiting() => {
-                        error!("stopped by {signo} while waiting; COMMAND not started");
-                        return Err(Unready::Signaled(signo.0));
-                    }
-                    Some(signo) => debug!("ignoring {signo} while waiting"),
-                    None => guard.clear_ready(),
-                }
+    while let Some(joined) = set.join_next().await {
+        let Ok((target, end)) = joined else {
+            failed = Some(Unready::Failed);
+            continue;
+        };
+        match end {
+            End::Ready => {}
+            End::TimedOut(reason) => {
+                let waited = limits.timeout.map(since).unwrap_or_default();
+                error!(
+                    "timed out after {waited} waiting for {target}: {reason} \
+                     (raise --timeout, or fix the target)"
+                );
+                failed.get_or_insert(Unready::TimedOut);
             }
-            joined = set.join_next() => {
-                let Some(joined) = joined else { break };
-                let Ok((target, end)) = joined else {
-                    failed = Some(Unready::Failed);
-                    continue;
-                };
-                match end {
-                    End::Ready => {}
-                    End::TimedOut(reason) => {
-                        let waited = limits.timeout.map(since).unwrap_or_default();
-                        error!(
-                            "timed out after {waited} waiting for {target}: {reason} \
-                             (raise --timeout, or fix the target)"
-                        );
-                        failed.get_or_insert(Unready::TimedOut);
-                    }
-                    End::Fatal(reason) => {
-                        error!("{target} cannot become ready: {reason}");
-                        set.abort_all();
-                        return Err(Unready::Failed);
-                    }
-                }
+            End::Fatal(reason) => {
+                error!("{target} cannot become ready: {reason}");
+                set.abort_all();
+                return Err(Unready::Failed);
             }
         }
     }

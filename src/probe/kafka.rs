@@ -12,7 +12,7 @@
 //! It never creates anything and never retries: a failed rung is the
 //! attempt's reason, and the wait loop decides what happens next.
 
-mod wire;
+pub mod wire;
 
 use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
@@ -158,6 +158,29 @@ async fn api_versions(conn: &mut Conn, attempt: &Attempt) -> Result<Versions, St
         let (_, versions) = wire::api_versions(&body, version)
             .map_err(|e| format!("malformed ApiVersions v{version} answer: {e}"))?;
         return Ok(versions);
+    }
+}
+
+/// What answers at a broker's registered address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presence {
+    /// A Kafka broker answered ApiVersions.
+    Kafka,
+    /// Something accepted the connection but did not answer Kafka.
+    Unknown(String),
+    /// Nothing: refused, unresolvable, or no connection before the deadline.
+    Nothing(String),
+}
+
+/// Whether a Kafka broker answers at `addr`, for telling a live broker's
+/// registration from a dead one's.
+pub async fn presence(addr: &HostPort, attempt: &Attempt) -> Presence {
+    match attempt.connect(addr).await {
+        Err(reason) => Presence::Nothing(reason),
+        Ok(stream) => match api_versions(&mut Conn::new(stream), attempt).await {
+            Ok(_) => Presence::Kafka,
+            Err(reason) => Presence::Unknown(reason),
+        },
     }
 }
 

@@ -9,6 +9,7 @@
 pub mod http;
 pub mod kafka;
 pub mod tcp;
+pub mod zk;
 
 use std::future::Future;
 use std::io;
@@ -139,6 +140,7 @@ pub fn describe(err: &io::Error) -> String {
 pub async fn check(target: &Target, attempt: &Attempt) -> Outcome {
     match &target.kind {
         Kind::Kafka(spec) => kafka::check(spec, attempt).await,
+        Kind::Zk(spec) => zk::check(spec, attempt).await,
         Kind::Tcp(addr) => tcp::check(addr, attempt).await,
         Kind::Http(spec) => http::check(spec, attempt).await,
     }

@@ -1,0 +1,279 @@
+//! Just enough JSON to read a broker registration znode: objects, arrays,
+//! strings (with escapes), numbers kept as text, booleans and null.
+//!
+//! Why not serde_json: measured in kwait's static build it adds about 90 KB
+//! (most of it float formatting), nearly all the headroom under the 1 MiB
+//! budget, to read a few fields. Input is untrusted (a znode's bytes):
+//! nesting is limited, every index is checked, and nothing panics.
+
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    /// A number, as written.
+    Number(String),
+    String(String),
+    Array(Vec<Value>),
+    Object(BTreeMap<String, Value>),
+}
+
+impl Value {
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        match self {
+            Value::Object(map) => map.get(key),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// A number, or a string holding one (Kafka writes `"timestamp"` as a
+    /// string and `"port"` as a number).
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Value::Number(n) | Value::String(n) => n.parse().ok(),
+            _ => None,
+        }
+    }
+}
+
+/// Deepest nesting accepted; a registration is two levels deep.
+const MAX_DEPTH: usize = 32;
+
+pub fn parse(text: &str) -> Result<Value, String> {
+    let mut p = Parser {
+        s: text.as_bytes(),
+        i: 0,
+    };
+    let value = p.value(0)?;
+    p.ws();
+    if p.i != p.s.len() {
+        return Err(format!(
+            "unexpected text after the JSON value at byte {}",
+            p.i
+        ));
+    }
+    Ok(value)
+}
+
+struct Parser<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl Parser<'_> {
+    fn ws(&mut self) {
+        while matches!(self.s.get(self.i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.i += 1;
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+
+    fn expect(&mut self, c: u8) -> Result<(), String> {
+        self.ws();
+        if self.peek() == Some(c) {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err(format!("expected '{}' at byte {}", c as char, self.i))
+        }
+    }
+
+    fn literal(&mut self, word: &str, value: Value) -> Result<Value, String> {
+        if self.s.get(self.i..self.i + word.len()) == Some(word.as_bytes()) {
+            self.i += word.len();
+            Ok(value)
+        } else {
+            Err(format!("unexpected text at byte {}", self.i))
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Value, String> {
+        if depth > MAX_DEPTH {
+            return Err("nested too deeply".into());
+        }
+        self.ws();
+        match self.peek() {
+            Some(b'{') => self.object(depth),
+            Some(b'[') => self.array(depth),
+            Some(b'"') => self.string().map(Value::String),
+            Some(b't') => self.literal("true", Value::Bool(true)),
+            Some(b'f') => self.literal("false", Value::Bool(false)),
+            Some(b'n') => self.literal("null", Value::Null),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(_) => Err(format!("unexpected character at byte {}", self.i)),
+            None => Err("unexpected end of JSON".into()),
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Result<Value, String> {
+        self.i += 1;
+        let mut map = BTreeMap::new();
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+            return Ok(Value::Object(map));
+        }
+        loop {
+            self.ws();
+            if self.peek() != Some(b'"') {
+                return Err(format!("expected a key at byte {}", self.i));
+            }
+            let key = self.string()?;
+            self.expect(b':')?;
+            let value = self.value(depth + 1)?;
+            map.insert(key, value);
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                Some(b'}') => {
+                    self.i += 1;
+                    return Ok(Value::Object(map));
+                }
+                _ => return Err(format!("expected ',' or '}}' at byte {}", self.i)),
+            }
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> Result<Value, String> {
+        self.i += 1;
+        let mut items = Vec::new();
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.i += 1;
+            return Ok(Value::Array(items));
+        }
+        loop {
+            items.push(self.value(depth + 1)?);
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                Some(b']') => {
+                    self.i += 1;
+                    return Ok(Value::Array(items));
+                }
+                _ => return Err(format!("expected ',' or ']' at byte {}", self.i)),
+            }
+        }
+    }
+
+    fn number(&mut self) -> Result<Value, String> {
+        let start = self.i;
+        while matches!(
+            self.peek(),
+            Some(b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+        ) {
+            self.i += 1;
+        }
+        let text = std::str::from_utf8(&self.s[start..self.i]).map_err(|_| "bad number")?;
+        Ok(Value::Number(text.to_string()))
+    }
+
+    fn string(&mut self) -> Result<String, String> {
+        self.i += 1; // the opening quote
+        let mut out = Vec::new();
+        loop {
+            let Some(c) = self.peek() else {
+                return Err("unterminated string".into());
+            };
+            self.i += 1;
+            match c {
+                b'"' => break,
+                b'\\' => {
+                    let Some(e) = self.peek() else {
+                        return Err("unterminated escape".into());
+                    };
+                    self.i += 1;
+                    match e {
+                        b'"' => out.push(b'"'),
+                        b'\\' => out.push(b'\\'),
+                        b'/' => out.push(b'/'),
+                        b'b' => out.push(8),
+                        b'f' => out.push(12),
+                        b'n' => out.push(b'\n'),
+                        b'r' => out.push(b'\r'),
+                        b't' => out.push(b'\t'),
+                        b'u' => {
+                            let hex = self
+                                .s
+                                .get(self.i..self.i + 4)
+                                .and_then(|h| std::str::from_utf8(h).ok())
+                                .and_then(|h| u32::from_str_radix(h, 16).ok())
+                                .ok_or("bad \\u escape")?;
+                            self.i += 4;
+                            let ch = char::from_u32(hex).unwrap_or(char::REPLACEMENT_CHARACTER);
+                            let mut buf = [0u8; 4];
+                            out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                        }
+                        _ => return Err(format!("bad escape at byte {}", self.i)),
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        String::from_utf8(out).map_err(|_| "string is not UTF-8".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_registration() {
+        let text = r#"{"features":{},"listener_security_protocol_map":{"PLAINTEXT":"PLAINTEXT"},
+            "endpoints":["PLAINTEXT://kafka:29092","PLAINTEXT_HOST://localhost:9092"],
+            "jmx_port":-1,"host":"kafka","port":29092,"timestamp":"1700000000000","version":5}"#;
+        let v = parse(text).unwrap();
+        assert_eq!(v.get("port").and_then(Value::as_i64), Some(29092));
+        assert_eq!(
+            v.get("timestamp").and_then(Value::as_i64),
+            Some(1_700_000_000_000)
+        );
+        let Some(Value::Array(eps)) = v.get("endpoints") else {
+            panic!()
+        };
+        assert_eq!(eps[1].as_str(), Some("PLAINTEXT_HOST://localhost:9092"));
+        assert_eq!(
+            parse(r#"{"a":"\u00e9\n\"x\""}"#)
+                .unwrap()
+                .get("a")
+                .and_then(Value::as_str),
+            Some("é\n\"x\"")
+        );
+    }
+
+    #[test]
+    fn garbage_is_an_error_never_a_panic() {
+        for bad in [
+            "",
+            "{",
+            "{\"a\"",
+            "{\"a\":}",
+            "[1,",
+            "\"abc",
+            "{\"a\":1}x",
+            "nul",
+            "\"\\u12\"",
+            "{1:2}",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        let deep = "[".repeat(10_000);
+        assert!(parse(&deep).is_err());
+        for cut in 0..40 {
+            let text = r#"{"endpoints":["PLAINTEXT://k:1"],"timestamp":"17"}"#;
+            let _ = parse(&text[..cut.min(text.len())]);
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! `zk://`: ready when a real ZooKeeper session is established and a read of
+//! the chroot (or `/`) succeeds.
+//!
+//! Never `ruok`: it answers `imok` on a member without quorum, and it is off
+//! by default since ZooKeeper 3.5.3 (research/kafka-zookeeper-semantics.md
+//! §3). Creating a session is a quorum transaction, so a session proves the
+//! ensemble serves. One attempt uses one host, the next one each attempt.
+
+use super::{Attempt, Outcome};
+use crate::target::Zk;
+use crate::zk::Session;
+
+pub async fn check(spec: &Zk, attempt: &Attempt) -> Outcome {
+    let n = spec.hosts.len().max(1);
+    let addr = &spec.hosts[(attempt.seq % n as u64) as usize];
+    let mut session = match Session::connect(addr, &spec.chroot, attempt).await {
+        Ok(session) => session,
+        Err(reason) => return Outcome::NotReady(reason),
+    };
+    let root = if spec.chroot.is_empty() {
+        "/"
+    } else {
+        spec.chroot.as_str()
+    };
+    let outcome = match session.exists("/", attempt).await {
+        Ok(Some(stat)) => Outcome::Ready(format!(
+            "session 0x{:x} with {addr} (timeout {}ms), {root} has {} children",
+            session.id, session.timeout_ms, stat.num_children
+        )),
+        Ok(None) => Outcome::NotReady(format!(
+            "{addr}: the chroot {root} does not exist (yet); Kafka creates it on first start, or fix the target"
+        )),
+        Err(e) => Outcome::NotReady(format!("{addr}: reading {root}: {e}")),
+    };
+    session.close(attempt).await;
+    outcome
+}
