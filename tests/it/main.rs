@@ -4,6 +4,7 @@ mod cli;
 mod kafka;
 mod peers;
 mod supervise;
+mod zk;
 
 use std::time::Duration;
 

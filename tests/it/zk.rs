@@ -1,0 +1,1 @@
+//! zk:// readiness and --clean-stale-broker against a real ZooKeeper.
