@@ -8,6 +8,7 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
+use clap::builder::FalseyValueParser;
 use clap::{Args, Parser, Subcommand};
 
 use crate::clean;
@@ -26,11 +27,15 @@ Examples:
       coordinator are there (an init container)
   kwait tcp://db:5432 http://auth:8080/health -- ./server
       several targets are waited for at once, under one deadline
+  kwait zk://zookeeper:2181 --clean-stale-broker auto -- /etc/kafka/docker/run
+      a ZooKeeper-mode broker's entrypoint: wait for a real ZooKeeper session,
+      remove this broker's stale registration (never a live broker's), start Kafka
   kwait probe kafka://localhost:9092
       one check for a HEALTHCHECK or exec probe: exit 0 ready, 1 not
 
 Targets:
   kafka://HOST:PORT[,HOST:PORT...][?min-brokers=N&topics=A,B&group=G]
+  zk://HOST:PORT[,HOST:PORT...][/CHROOT]   a real session, and the chroot exists
   tcp://HOST:PORT          a connection is accepted
   http://HOST[:PORT]/PATH  a GET answers 2xx
 
@@ -41,7 +46,7 @@ Exit codes: 0 ready, 124 timed out, 1 failed, 2 usage error,
 #[command(
     name = "kwait",
     version,
-    about = "Wait until Kafka, TCP and HTTP dependencies are really ready, then run COMMAND.",
+    about = "Wait until Kafka, ZooKeeper, TCP and HTTP dependencies are really ready, then run and supervise COMMAND.",
     override_usage = "kwait [OPTIONS] [TARGET]... [-- COMMAND [ARG]...]\n       kwait probe [OPTIONS] TARGET...",
     after_help = EXAMPLES,
     args_conflicts_with_subcommands = true,
@@ -64,7 +69,7 @@ struct Cli {
     common: Common,
 
     /// Replace kwait with COMMAND instead of supervising it (when another init is PID 1)
-    #[arg(long, env = "KWAIT_EXEC")]
+    #[arg(long, env = "KWAIT_EXEC", value_parser = FalseyValueParser::new())]
     exec: bool,
 
     /// Time the app has to exit after the stop signal, before SIGKILL
@@ -83,7 +88,7 @@ struct Cli {
     rewrite: Vec<(Signo, Signo)>,
 
     /// Send forwarded signals to the app's whole process group
-    #[arg(long, env = "KWAIT_GROUP")]
+    #[arg(long, env = "KWAIT_GROUP", value_parser = FalseyValueParser::new())]
     group: bool,
 
     /// Before COMMAND, remove this broker id's stale ZooKeeper registration
@@ -102,7 +107,7 @@ struct Cli {
     server_properties: Option<std::path::PathBuf>,
 
     /// With --clean-stale-broker: report what would be removed, remove nothing
-    #[arg(long, env = "KWAIT_DRY_RUN")]
+    #[arg(long, env = "KWAIT_DRY_RUN", value_parser = FalseyValueParser::new())]
     dry_run: bool,
 
     /// The program to run once everything is ready
@@ -123,29 +128,51 @@ struct Common {
         short,
         long,
         env = "KWAIT_QUIET",
+        value_parser = FalseyValueParser::new(),
         global = true,
         conflicts_with = "verbose"
     )]
     quiet: bool,
 
     /// Print every attempt's result too
-    #[arg(short, long, env = "KWAIT_VERBOSE", global = true)]
+    #[arg(short, long, env = "KWAIT_VERBOSE", value_parser = FalseyValueParser::new(), global = true)]
     verbose: bool,
 }
 
 #[derive(Subcommand, Debug)]
 enum Mode {
     /// One check of each TARGET, for Docker HEALTHCHECK and Kubernetes exec probes
-    Probe {
-        /// What to check
-        #[arg(value_name = "TARGET", required = true)]
-        targets: Vec<Target>,
+    Probe(ProbeArgs),
+}
 
-        /// Deadline for the whole check
-        #[arg(short, long, env = "KWAIT_PROBE_TIMEOUT", value_name = "DURATION",
-              default_value = "5s", value_parser = positive_duration)]
-        timeout: Duration,
-    },
+#[derive(Args, Debug)]
+struct ProbeArgs {
+    /// What to check
+    #[arg(value_name = "TARGET", required = true)]
+    targets: Vec<Target>,
+
+    /// Deadline for the whole check
+    #[arg(short, long, env = "KWAIT_PROBE_TIMEOUT", value_name = "DURATION",
+          default_value = "5s", value_parser = positive_duration)]
+    timeout: Duration,
+}
+
+/// `kwait probe ...` parsed on its own, so that the wait-mode options'
+/// environment twins (KWAIT_TIMEOUT, KWAIT_GRACE, ...), set for the app's
+/// start-up, can neither change nor break a health check.
+#[derive(Parser, Debug)]
+#[command(
+    name = "kwait probe",
+    version,
+    about = "One check of each TARGET, for Docker HEALTHCHECK and Kubernetes exec probes: exit 0 when all are ready, 1 otherwise.",
+    disable_help_subcommand = true
+)]
+struct ProbeCli {
+    #[command(flatten)]
+    args: ProbeArgs,
+
+    #[command(flatten)]
+    common: Common,
 }
 
 /// What kwait was asked to do, validated.
@@ -175,11 +202,13 @@ pub struct Probe {
 }
 
 /// A parse that did not produce a plan: help or version text to print
-/// (exit 0), or a one-line usage error (exit 2).
+/// (exit 0), or a one-line usage error (exit 2; 1 for `probe`, because
+/// Docker reserves a health check's exit 2).
 #[derive(Debug)]
 pub enum Stop {
     Print(String),
     Usage(String),
+    ProbeUsage(String),
 }
 
 /// Options with an environment twin, so an error can say where a bad value
@@ -207,39 +236,22 @@ pub fn parse<I: IntoIterator<Item = OsString>>(
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Plan, Stop> {
     let argv: Vec<OsString> = argv.into_iter().collect();
-    let cli = Cli::try_parse_from(&argv).map_err(|err| match err.kind() {
-        clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
-            Stop::Print(err.to_string())
-        }
-        _ => {
-            let mut message = one_line(&err.to_string());
-            let probing = argv.iter().any(|a| a == "probe");
-            for (flag, env) in TWINS {
-                if (env == "KWAIT_PROBE_TIMEOUT") != probing && flag == "--timeout" {
-                    continue;
-                }
-                let on_argv = argv.iter().any(|a| a.to_string_lossy().starts_with(flag));
-                if !on_argv
-                    && message.contains(&format!("'{flag} "))
-                    && std::env::var_os(env).is_some()
-                {
-                    message.push_str(&format!(" (the value came from {env})"));
-                }
-            }
-            Stop::Usage(message)
-        }
-    })?;
-
-    log::set_level(if cli.common.quiet {
-        Level::Error
-    } else if cli.common.verbose {
-        Level::Debug
-    } else {
-        Level::Info
-    });
-
-    if let Some(Mode::Probe { targets, timeout }) = cli.probe {
-        return Ok(Plan::Probe(Probe { targets, timeout }));
+    if argv.get(1).is_some_and(|a| a == "probe") {
+        let cli = ProbeCli::try_parse_from(argv.iter().skip(1))
+            .map_err(|err| stop(&err, &argv, Stop::ProbeUsage))?;
+        set_level(&cli.common);
+        return Ok(Plan::Probe(Probe {
+            targets: cli.args.targets,
+            timeout: cli.args.timeout,
+        }));
+    }
+    let cli = Cli::try_parse_from(&argv).map_err(|err| stop(&err, &argv, Stop::Usage))?;
+    set_level(&cli.common);
+    if let Some(Mode::Probe(args)) = cli.probe {
+        return Ok(Plan::Probe(Probe {
+            targets: args.targets,
+            timeout: args.timeout,
+        }));
     }
 
     let mut targets = cli.targets;
@@ -305,6 +317,42 @@ pub fn parse<I: IntoIterator<Item = OsString>>(
         },
         clean,
     }))
+}
+
+fn set_level(common: &Common) {
+    log::set_level(if common.quiet {
+        Level::Error
+    } else if common.verbose {
+        Level::Debug
+    } else {
+        Level::Info
+    });
+}
+
+/// Turns a clap error into help text to print, or a one-line usage error
+/// that says where a bad value came from when it was not on the command line.
+fn stop(err: &clap::Error, argv: &[OsString], usage: fn(String) -> Stop) -> Stop {
+    use clap::error::ErrorKind;
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) {
+        return Stop::Print(err.to_string());
+    }
+    let mut message = one_line(&err.to_string());
+    let probing = argv.get(1).is_some_and(|a| a == "probe");
+    for (flag, env) in TWINS {
+        if (env == "KWAIT_PROBE_TIMEOUT") != probing && flag == "--timeout" {
+            continue;
+        }
+        let on_argv = argv.iter().any(|a| a.to_string_lossy().starts_with(flag));
+        let named =
+            message.contains(&format!("'{flag} ")) || message.contains(&format!("'{flag}'"));
+        if !on_argv && named && std::env::var_os(env).is_some() {
+            message.push_str(&format!(" (the value came from {env})"));
+        }
+    }
+    usage(message)
 }
 
 /// clap renders errors over several lines (usage, tips); kwait's contract is
@@ -534,6 +582,14 @@ mod tests {
     }
 
     #[test]
+    fn probe_usage_is_not_exit_2() {
+        assert!(matches!(run(&["probe"]), Err(Stop::ProbeUsage(m)) if m.contains("TARGET")));
+        assert!(
+            matches!(run(&["probe", "x://y"]), Err(Stop::ProbeUsage(m)) if m.contains("unknown scheme"))
+        );
+    }
+
+    #[test]
     fn probe_plan() {
         let Ok(Plan::Probe(p)) = run(&["probe", "kafka://localhost:9092"]) else {
             panic!("not a probe plan")
@@ -559,7 +615,6 @@ mod tests {
     fn usage_errors_are_one_line_and_name_the_value() {
         for (args, needle) in [
             (&["-t", "soon", "tcp://a:1"][..], "soon"),
-            (&["probe"][..], "TARGET"),
             (&["mysql://db:1"][..], "mysql"),
             (&["kafka://k"][..], "missing port"),
             (&["kafka://k:1?min-brokers=-1"][..], "-1"),

@@ -56,6 +56,12 @@ fn main() -> ExitCode {
             error!("{message}");
             Exit::Usage
         }
+        Err(Stop::ProbeUsage(message)) => {
+            // Docker reserves a health check's exit 2: a broken probe is
+            // reported as not ready.
+            error!("{message}");
+            Exit::Failed
+        }
     };
     exit.into()
 }

@@ -170,7 +170,11 @@ async fn until_ready(target: &Target, limits: Limits) -> End {
             Outcome::Fatal(reason) => return End::Fatal(reason),
             // An attempt cut short by the overall deadline says less than
             // the last complete one did.
-            Outcome::NotReady(_) if limit == "--timeout" && !last_reason.is_empty() => {
+            Outcome::NotReady(_)
+                if limit == "--timeout"
+                    && Instant::now() >= deadline
+                    && !last_reason.is_empty() =>
+            {
                 return End::TimedOut(last_reason)
             }
             Outcome::NotReady(reason) => {
