@@ -41,6 +41,8 @@ const ROUNDS: usize = 3;
 struct Endpoint {
     text: String,
     addr: HostPort,
+    /// Registered as an SSL or SASL_SSL listener.
+    tls: bool,
 }
 
 /// What a `/brokers/ids/<id>` node says, as much as kwait uses.
@@ -60,16 +62,22 @@ impl Registration {
             return Err("not a JSON object".into());
         }
         let mut endpoints = Vec::new();
+        let protocols = value.get("listener_security_protocol_map");
         if let Some(Value::Array(items)) = value.get("endpoints") {
             for item in items {
                 let text = item.as_str().ok_or("an endpoint is not a string")?;
-                let (_, hostport) = text
+                let (listener, hostport) = text
                     .split_once("://")
                     .ok_or_else(|| format!("endpoint '{text}' is not LISTENER://host:port"))?;
                 let addr = HostPort::parse(hostport, "endpoint")?;
+                let protocol = protocols
+                    .and_then(|m| m.get(listener))
+                    .and_then(Value::as_str)
+                    .unwrap_or(listener);
                 endpoints.push(Endpoint {
                     text: text.to_string(),
                     addr,
+                    tls: matches!(protocol, "SSL" | "SASL_SSL"),
                 });
             }
         }
@@ -81,6 +89,7 @@ impl Registration {
                 endpoints.push(Endpoint {
                     text: addr.to_string(),
                     addr,
+                    tls: false,
                 });
             }
         }
@@ -245,11 +254,27 @@ async fn check_dead(
     attempt_timeout: Duration,
 ) -> Result<(), String> {
     let mut probes = JoinSet::new();
+    let unverified = if reg.endpoints.iter().any(|e| e.tls) {
+        Some(crate::tls::Config::unverified())
+    } else {
+        None
+    };
     for endpoint in &reg.endpoints {
         let endpoint = endpoint.clone();
         let attempt = fresh(attempt_timeout);
+        let tls = match (&unverified, endpoint.tls) {
+            (Some(Ok(config)), true) => Some(config.clone()),
+            // A TLS listener kwait cannot speak to: it cannot prove it dead.
+            (Some(Err(e)), true) => {
+                return Err(format!(
+                    "{} is a TLS listener ({e}): kwait cannot prove broker {id} is dead, so it does not delete {path}",
+                    endpoint.text
+                ))
+            }
+            _ => None,
+        };
         probes.spawn(async move {
-            let found = presence(&endpoint.addr, &attempt).await;
+            let found = presence(&endpoint.addr, tls.as_ref(), &attempt).await;
             (endpoint, found)
         });
     }

@@ -46,7 +46,7 @@ pub fn replace(command: &[OsString]) -> Exit {
         other => {
             error!(
                 "cannot run '{shown}': {} (check that it is an executable file)",
-                other.desc().to_lowercase()
+                other.desc().to_ascii_lowercase()
             );
             Exit::NotExecutable
         }

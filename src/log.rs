@@ -38,10 +38,14 @@ pub fn line(level: Level, args: Arguments<'_>) {
 macro_rules! error {
     ($($arg:tt)*) => { $crate::log::line($crate::log::Level::Error, format_args!($($arg)*)) };
 }
+/// A warning says how to fix the problem; shown even with `-q`.
+macro_rules! warning {
+    ($($arg:tt)*) => { $crate::log::line($crate::log::Level::Error, format_args!("warning: {}", format_args!($($arg)*))) };
+}
 macro_rules! info {
     ($($arg:tt)*) => { $crate::log::line($crate::log::Level::Info, format_args!($($arg)*)) };
 }
 macro_rules! debug {
     ($($arg:tt)*) => { $crate::log::line($crate::log::Level::Debug, format_args!($($arg)*)) };
 }
-pub(crate) use {debug, error, info};
+pub(crate) use {debug, error, info, warning};

@@ -12,9 +12,16 @@ mod json;
 mod log;
 mod probe;
 mod reader;
+mod sasl;
+mod security;
 mod signals;
 mod supervise;
 mod target;
+#[cfg(feature = "tls")]
+mod tls;
+#[cfg(not(feature = "tls"))]
+#[path = "tls_off.rs"]
+mod tls;
 mod wait;
 mod zk;
 

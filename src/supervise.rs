@@ -267,6 +267,9 @@ impl Supervisor<'_> {
     /// does not want to wait: during `--drain-delay` it forwards at once;
     /// after that it SIGKILLs at once.
     fn on_stop(&mut self, received: Signo, signo: Signo) {
+        if received != signo {
+            info!("{received} rewritten to {signo} (--rewrite)");
+        }
         if self.stop_started.is_none() {
             self.stop_started = Some(Instant::now());
             if self.end.is_some() {
@@ -411,6 +414,7 @@ impl Supervisor<'_> {
         );
         if !self.group_termed {
             send(-self.pid.as_raw(), Signo::TERM);
+            self.group_termed = true;
         }
         for pid in left {
             // A process that already got SIGTERM with its group does not get
@@ -469,6 +473,11 @@ impl Supervisor<'_> {
         while Instant::now() < until {
             if self.reap() && self.end.is_some() {
                 break;
+            }
+            // A process whose parent the SIGKILL just took is adopted by
+            // kwait only now: it gets its SIGKILL too.
+            for pid in self.remnants() {
+                send(pid, Signo::KILL);
             }
             std::thread::sleep(Duration::from_millis(5));
         }

@@ -8,6 +8,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::security::{self, Security};
+
 /// A `host:port` pair as written by the user; the host may be a name, an
 /// IPv4 address or a bracketed IPv6 address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,13 +70,14 @@ impl HostPort {
     }
 }
 
-/// What `kafka://` asks of a cluster beyond answering.
+/// What `kafka://` asks of a cluster beyond answering, and how to reach it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Kafka {
     pub bootstrap: Vec<HostPort>,
     pub min_brokers: usize,
     pub topics: Vec<String>,
     pub group: Option<String>,
+    pub security: Security,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +85,8 @@ pub struct Http {
     pub addr: HostPort,
     /// Path and query, always starting with '/'.
     pub path: String,
+    /// For https://: the built-in trust roots.
+    pub tls: Option<crate::tls::Config>,
 }
 
 /// A ZooKeeper ensemble, as in Kafka's `zookeeper.connect`.
@@ -134,11 +139,14 @@ impl FromStr for Target {
                 }
                 Kind::Tcp(HostPort::parse(addr, &format!("target '{s}'"))?)
             }
-            "http" => Kind::Http(parse_http(s, rest)?),
+            "http" => Kind::Http(parse_http(s, rest, 80)?),
             "https" => {
-                return Err(format!(
-                    "target '{s}': https:// is not supported yet (TLS comes with kafka security support); use http:// for now"
-                ))
+                let tls = crate::tls::Config::default_roots()
+                    .map_err(|e| format!("target '{s}': {e}"))?;
+                Kind::Http(Http {
+                    tls: Some(tls),
+                    ..parse_http(s, rest, 443)?
+                })
             }
             "zk" | "zookeeper" => Kind::Zk(parse_zk(s, rest)?),
             other => {
@@ -161,6 +169,13 @@ fn parse_kafka(s: &str, rest: &str) -> Result<Kafka, String> {
         None => (rest, None),
     };
     let hosts = hosts.trim_end_matches('/');
+    if hosts.contains('@') {
+        return Err(format!(
+            "{what}: credentials do not go in the URL (they would show in ps and logs): \
+             use user=NAME and the password in {} or password-file=PATH",
+            security::PASSWORD_ENV
+        ));
+    }
     if hosts.contains('/') {
         return Err(format!(
             "{what}: kafka:// takes host:port[,host:port...] with no path"
@@ -175,7 +190,9 @@ fn parse_kafka(s: &str, rest: &str) -> Result<Kafka, String> {
         min_brokers: 1,
         topics: Vec::new(),
         group: None,
+        security: Security::default(),
     };
+    let mut secure = Vec::new();
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         match key {
@@ -205,13 +222,25 @@ fn parse_kafka(s: &str, rest: &str) -> Result<Kafka, String> {
                 }
                 kafka.group = Some(value.to_string());
             }
+            "password" => {
+                return Err(format!(
+                    "{what}: a password does not go in the URL (it would show in ps and logs): \
+                     set {} or use password-file=PATH",
+                    security::PASSWORD_ENV
+                ))
+            }
+            key if security::PARAMS.contains(&key) => {
+                secure.push((key.to_string(), value.to_string()))
+            }
             other => {
                 return Err(format!(
-                    "{what}: unknown parameter '{other}' (known: min-brokers, topics, group)"
+                    "{what}: unknown parameter '{other}' (known: min-brokers, topics, group, {})",
+                    security::PARAMS.join(", ")
                 ))
             }
         }
     }
+    kafka.security = security::resolve(&secure, &what)?;
     Ok(kafka)
 }
 
@@ -252,7 +281,7 @@ fn parse_zk(s: &str, rest: &str) -> Result<Zk, String> {
     })
 }
 
-fn parse_http(s: &str, rest: &str) -> Result<Http, String> {
+fn parse_http(s: &str, rest: &str, default_port: u16) -> Result<Http, String> {
     let what = format!("target '{s}'");
     let split = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(split);
@@ -262,7 +291,7 @@ fn parse_http(s: &str, rest: &str) -> Result<Http, String> {
         ));
     }
     let addr = if authority.ends_with(']') || !authority.contains(':') {
-        HostPort::parse(&format!("{authority}:80"), &what)?
+        HostPort::parse(&format!("{authority}:{default_port}"), &what)?
     } else {
         HostPort::parse(authority, &what)?
     };
@@ -274,7 +303,11 @@ fn parse_http(s: &str, rest: &str) -> Result<Http, String> {
         p if p.starts_with('?') => format!("/{p}"),
         p => p.split('#').next().unwrap_or("/").to_string(),
     };
-    Ok(Http { addr, path })
+    Ok(Http {
+        addr,
+        path,
+        tls: None,
+    })
 }
 
 #[cfg(test)]
@@ -327,7 +360,8 @@ mod tests {
             t.kind,
             Kind::Http(Http {
                 addr: HostPort::parse("localhost:8000", "t").unwrap(),
-                path: "/health?x=1".into()
+                path: "/health?x=1".into(),
+                tls: None,
             })
         );
         let t: Target = "http://app".parse().unwrap();
@@ -354,7 +388,10 @@ mod tests {
             ("kafka://::1:9092", "needs brackets"),
             ("redis://x:1", "unknown scheme 'redis'"),
             ("broker:9092", "no scheme"),
-            ("https://x", "https:// is not supported yet"),
+            ("kafka://u:p@b:1", "credentials do not go in the URL"),
+            ("kafka://b:1?password=x", "KWAIT_KAFKA_PASSWORD"),
+            ("kafka://b:1?sasl=GSSAPI&user=u", "not supported"),
+            ("kafka://b:1?ca=/nonexistent", "cannot read"),
             ("tcp://x", "missing port"),
             ("tcp://:80", "missing host"),
             ("http://u:p@x/", "credentials"),

@@ -210,7 +210,8 @@ pub fn since(d: Duration) -> String {
     } else if ms.is_multiple_of(1000) && ms < 60_000 {
         let _ = write!(out, "{}s", ms / 1000);
     } else if ms < 60_000 {
-        let _ = write!(out, "{:.1}s", d.as_secs_f64());
+        // Integer arithmetic: float formatting costs kwait's binary ~9 KB.
+        let _ = write!(out, "{}.{}s", ms / 1000, (ms % 1000) / 100);
     } else {
         let s = d.as_secs();
         let _ = write!(out, "{}m{}s", s / 60, s % 60);

@@ -3,11 +3,11 @@
 //! A minimal HTTP/1.1 client: one request with `Connection: close`, and only
 //! the status line is read (at most 4 KiB of it). Redirects are not
 //! followed: a health endpoint that redirects is reported, not chased.
-//! https arrives with the TLS stack.
+//! https:// verifies the server against the built-in trust roots.
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{Attempt, Outcome};
+use super::{Attempt, Outcome, Stream};
 use crate::target::Http;
 
 const MAX_STATUS_LINE: usize = 4096;
@@ -21,15 +21,24 @@ pub async fn check(spec: &Http, attempt: &Attempt) -> Outcome {
             "answered {line}; kwait does not follow redirects, point the target at the final URL"
         )),
         Ok((_, line)) => Outcome::NotReady(format!("answered {line}")),
-        Err(reason) => Outcome::NotReady(reason),
+        Err(unready) => unready,
     }
 }
 
 /// Sends the GET and returns the status code and the status line after the
 /// protocol version (e.g. "503 Service Unavailable").
-async fn get(spec: &Http, attempt: &Attempt) -> Result<(u16, String), String> {
-    let mut stream = attempt.connect(&spec.addr).await?;
-    let host = if spec.addr.port == 80 {
+async fn get(spec: &Http, attempt: &Attempt) -> Result<(u16, String), Outcome> {
+    let tcp = attempt.connect(&spec.addr).await?;
+    let mut stream: Stream = match &spec.tls {
+        None => Box::new(tcp),
+        Some(config) => match crate::tls::connect(config, &spec.addr.host, tcp, attempt).await {
+            Ok(tls) => Box::new(tls),
+            Err(crate::tls::Failure::Fatal(r)) => return Err(Outcome::Fatal(r)),
+            Err(crate::tls::Failure::Retry(r)) => return Err(Outcome::NotReady(r)),
+        },
+    };
+    let default_port = if spec.tls.is_some() { 443 } else { 80 };
+    let host = if spec.addr.port == default_port {
         spec.addr.host.clone()
     } else {
         spec.addr.to_string()
@@ -47,17 +56,19 @@ async fn get(spec: &Http, attempt: &Attempt) -> Result<(u16, String), String> {
     let mut chunk = [0u8; 512];
     while !buf.contains(&b'\n') {
         if buf.len() >= MAX_STATUS_LINE {
-            return Err("answered with no HTTP status line in its first 4 KiB".into());
+            return Err(Outcome::NotReady(
+                "answered with no HTTP status line in its first 4 KiB".into(),
+            ));
         }
         let n = attempt
             .within("reading the answer", stream.read(&mut chunk))
             .await?;
         if n == 0 {
-            return Err(if buf.is_empty() {
+            return Err(Outcome::NotReady(if buf.is_empty() {
                 "closed the connection without answering".into()
             } else {
                 "closed the connection in the middle of the status line".into()
-            });
+            }));
         }
         buf.extend_from_slice(&chunk[..n]);
     }
@@ -65,10 +76,10 @@ async fn get(spec: &Http, attempt: &Attempt) -> Result<(u16, String), String> {
     let line = String::from_utf8_lossy(line).trim_end().to_string();
     parse_status(&line).ok_or_else(|| {
         let shown: String = line.chars().take(60).collect();
-        format!(
+        Outcome::NotReady(format!(
             "answered something that is not HTTP: '{}'",
             shown.escape_default()
-        )
+        ))
     })
 }
 

@@ -20,8 +20,12 @@ use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, MetadataRequest, Topi
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
+
 use self::wire::{Conn, Metadata, Versions};
-use super::{Attempt, Outcome};
+use super::{Attempt, Outcome, Stream};
+use crate::sasl::{Exchange, Step};
+use crate::security::{Sasl, Security};
 use crate::target::{HostPort, Kafka};
 
 /// The versions kwait speaks. Metadata starts at v1, the first where an
@@ -29,6 +33,12 @@ use crate::target::{HostPort, Kafka};
 const API_VERSIONS: (i16, i16) = (0, 3);
 const METADATA: (i16, i16) = (1, 12);
 const FIND_COORDINATOR: (i16, i16) = (1, 4);
+/// v0 of SaslHandshake means raw SASL frames after it; kwait speaks only the
+/// SaslAuthenticate form (KIP-152, Kafka 1.0).
+const SASL_HANDSHAKE: (i16, i16) = (1, 1);
+const SASL_AUTHENTICATE: (i16, i16) = (0, 2);
+const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
+const SASL_AUTHENTICATION_FAILED: i16 = 58;
 
 /// Kafka's UNSUPPORTED_VERSION.
 const UNSUPPORTED_VERSION: i16 = 35;
@@ -66,11 +76,7 @@ fn pick(
 async fn ready(spec: &Kafka, attempt: &Attempt) -> Result<String, Outcome> {
     let n = spec.bootstrap.len().max(1);
     let addr = &spec.bootstrap[(attempt.seq % n as u64) as usize];
-    let stream = attempt.connect(addr).await?;
-    let mut conn = Conn::new(stream);
-    let versions = api_versions(&mut conn, attempt)
-        .await
-        .map_err(|e| format!("{addr}: {e}"))?;
+    let (mut conn, versions) = open(addr, &spec.security, attempt).await?;
 
     let version = pick(&versions, ApiKey::Metadata, METADATA, addr)?;
     let mut request = MetadataRequest::default().with_topics(Some(Vec::new()));
@@ -104,7 +110,7 @@ async fn ready(spec: &Kafka, attempt: &Attempt) -> Result<String, Outcome> {
             cluster.controller
         )));
     }
-    advertised(&cluster, attempt).await?;
+    advertised(&cluster, &spec.security, attempt).await?;
 
     let mut seen = format!(
         "{} broker{} ({ids}), controller {}",
@@ -174,20 +180,41 @@ pub enum Presence {
 
 /// Whether a Kafka broker answers at `addr`, for telling a live broker's
 /// registration from a dead one's.
-pub async fn presence(addr: &HostPort, attempt: &Attempt) -> Presence {
-    match attempt.connect(addr).await {
-        Err(reason) => Presence::Nothing(reason),
-        Ok(stream) => match api_versions(&mut Conn::new(stream), attempt).await {
-            Ok(_) => Presence::Kafka,
-            Err(reason) => Presence::Unknown(reason),
+/// `tls` is for listeners registered as SSL or SASL_SSL: the handshake then
+/// checks no certificate, since nothing secret is sent and only "is a Kafka
+/// broker there" matters.
+pub async fn presence(
+    addr: &HostPort,
+    tls: Option<&crate::tls::Config>,
+    attempt: &Attempt,
+) -> Presence {
+    let tcp = match attempt.connect(addr).await {
+        Err(reason) => return Presence::Nothing(reason),
+        Ok(tcp) => tcp,
+    };
+    let stream: Stream = match tls {
+        None => Box::new(tcp),
+        Some(config) => match crate::tls::connect(config, &addr.host, tcp, attempt).await {
+            Ok(tls) => Box::new(tls),
+            Err(crate::tls::Failure::Fatal(r) | crate::tls::Failure::Retry(r)) => {
+                return Presence::Unknown(r)
+            }
         },
+    };
+    match api_versions(&mut Conn::new(stream), attempt).await {
+        Ok(_) => Presence::Kafka,
+        Err(reason) => Presence::Unknown(reason),
     }
 }
 
 /// Every broker the cluster lists must answer at its advertised address.
 /// Clients connect there after bootstrapping, so a broker that answers only
 /// at its bootstrap address is no use to them.
-async fn advertised(cluster: &Metadata, attempt: &Attempt) -> Result<(), String> {
+async fn advertised(
+    cluster: &Metadata,
+    security: &Security,
+    attempt: &Attempt,
+) -> Result<(), Outcome> {
     let mut checks = tokio::task::JoinSet::new();
     for broker in &cluster.brokers {
         let id = broker.id;
@@ -197,29 +224,31 @@ async fn advertised(cluster: &Metadata, attempt: &Attempt) -> Result<(), String>
             .filter(|p| *p != 0)
             .and_then(|port| HostPort::parse(&format!("{}:{port}", broker.host), "").ok());
         let attempt = attempt.clone();
+        let security = security.clone();
         checks.spawn(async move {
             let result = match addr {
-                None => Err("not a usable host:port".to_string()),
-                Some(addr) => match attempt.connect(&addr).await {
-                    Ok(stream) => api_versions(&mut Conn::new(stream), &attempt)
-                        .await
-                        .map(|_| ()),
-                    Err(e) => Err(e),
-                },
+                None => Err(Outcome::NotReady("not a usable host:port".to_string())),
+                Some(addr) => open(&addr, &security, &attempt).await.map(|_| ()),
             };
             (id, shown, result)
         });
     }
     let mut failures = Vec::new();
     while let Some(joined) = checks.join_next().await {
-        if let Ok((id, shown, Err(reason))) = joined {
-            failures.push((id, shown, reason));
+        match joined {
+            Ok((_, _, Ok(()))) => {}
+            // Wrong credentials or certificates are as wrong at every broker.
+            Ok((_, _, Err(fatal @ Outcome::Fatal(_)))) => return Err(fatal),
+            Ok((id, shown, Err(Outcome::NotReady(reason) | Outcome::Ready(reason)))) => {
+                failures.push((id, shown, reason))
+            }
+            Err(_) => failures.push((-1, "?".into(), "the check did not finish".into())),
         }
     }
     failures.sort_by_key(|f| f.0);
     match failures.split_first() {
         None => Ok(()),
-        Some(((id, shown, reason), rest)) => Err(format!(
+        Some(((id, shown, reason), rest)) => Err(Outcome::NotReady(format!(
             "broker {id} advertises {shown}, which does not answer from here ({reason}){}; \
              check advertised.listeners",
             if rest.is_empty() {
@@ -227,8 +256,108 @@ async fn advertised(cluster: &Metadata, attempt: &Attempt) -> Result<(), String>
             } else {
                 format!(", and {} more broker(s) likewise", rest.len())
             }
-        )),
+        ))),
     }
+}
+
+/// A Kafka connection to `addr` with the target's security: TCP, TLS when
+/// configured, ApiVersions (allowed before authentication), then SASL when
+/// configured. Wrong settings are fatal: waiting does not fix a password.
+pub async fn open(
+    addr: &HostPort,
+    security: &Security,
+    attempt: &Attempt,
+) -> Result<(Conn, Versions), Outcome> {
+    let tcp = attempt.connect(addr).await?;
+    let stream: Stream = match &security.tls {
+        None => Box::new(tcp),
+        Some(config) => match crate::tls::connect(config, &addr.host, tcp, attempt).await {
+            Ok(tls) => Box::new(tls),
+            Err(crate::tls::Failure::Fatal(reason)) => {
+                return Err(Outcome::Fatal(format!("{addr}: {reason}")))
+            }
+            Err(crate::tls::Failure::Retry(reason)) => {
+                return Err(Outcome::NotReady(format!("{addr}: {reason}")))
+            }
+        },
+    };
+    let mut conn = Conn::new(stream);
+    let versions = api_versions(&mut conn, attempt).await.map_err(|e| {
+        if security.tls.is_none() && e.contains("TLS") {
+            Outcome::Fatal(format!("{addr}: {e}"))
+        } else {
+            Outcome::NotReady(format!("{addr}: {e}"))
+        }
+    })?;
+    if let Some(sasl) = &security.sasl {
+        authenticate(&mut conn, &versions, sasl, addr, attempt).await?;
+    }
+    Ok((conn, versions))
+}
+
+/// SaslHandshake, then SaslAuthenticate rounds until the mechanism is done.
+async fn authenticate(
+    conn: &mut Conn,
+    versions: &Versions,
+    sasl: &Sasl,
+    addr: &HostPort,
+    attempt: &Attempt,
+) -> Result<(), Outcome> {
+    let mechanism = sasl.mechanism.name();
+    let v = pick(versions, ApiKey::SaslHandshake, SASL_HANDSHAKE, addr)?;
+    let request =
+        SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism));
+    let body = conn
+        .call(attempt, ApiKey::SaslHandshake, v, &request)
+        .await
+        .map_err(|e| format!("{addr}: {e}"))?;
+    let (error, offered) = wire::sasl_handshake(&body)
+        .map_err(|e| format!("{addr}: malformed SaslHandshake answer: {e}"))?;
+    match error {
+        0 => {}
+        UNSUPPORTED_SASL_MECHANISM => {
+            return Err(Outcome::Fatal(format!(
+                "{addr}: the broker does not offer SASL {mechanism}; it offers {} (set sasl= or sasl.mechanism)",
+                if offered.is_empty() { "none".to_string() } else { offered.join(", ") }
+            )))
+        }
+        code => return Err(Outcome::Fatal(format!("{addr}: SaslHandshake answered {}", error_name(code)))),
+    }
+    let v = pick(versions, ApiKey::SaslAuthenticate, SASL_AUTHENTICATE, addr)?;
+    let (mut exchange, mut message) =
+        Exchange::start(sasl).map_err(|e| Outcome::Fatal(format!("{addr}: {e}")))?;
+    for _ in 0..4 {
+        let request = SaslAuthenticateRequest::default().with_auth_bytes(message.into());
+        let body = conn
+            .call(attempt, ApiKey::SaslAuthenticate, v, &request)
+            .await
+            .map_err(|e| format!("{addr}: {e}"))?;
+        let (error, text, reply) = wire::sasl_authenticate(&body, v)
+            .map_err(|e| format!("{addr}: malformed SaslAuthenticate answer: {e}"))?;
+        if error != 0 {
+            let why = text.unwrap_or_default();
+            return Err(Outcome::Fatal(if error == SASL_AUTHENTICATION_FAILED {
+                format!(
+                    "{addr}: SASL {mechanism} authentication failed for user '{}': {why} (check the user and {})",
+                    sasl.user,
+                    crate::security::PASSWORD_ENV
+                )
+            } else {
+                format!(
+                    "{addr}: SaslAuthenticate answered {}: {why}",
+                    error_name(error)
+                )
+            }));
+        }
+        match exchange.step(&reply) {
+            Ok(Step::Done) => return Ok(()),
+            Ok(Step::Send(next)) => message = next,
+            Err(e) => return Err(Outcome::Fatal(format!("{addr}: SASL {mechanism}: {e}"))),
+        }
+    }
+    Err(Outcome::Fatal(format!(
+        "{addr}: SASL {mechanism} did not finish"
+    )))
 }
 
 /// Metadata for exactly the named topics, with auto-creation off: each must

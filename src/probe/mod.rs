@@ -21,6 +21,11 @@ use tokio::time::{timeout_at, Instant};
 
 use crate::target::{HostPort, Kind, Target};
 
+/// A connection, plain or TLS.
+pub trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+pub type Stream = Box<dyn Io>;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Ready(String),
@@ -129,7 +134,12 @@ pub fn describe(err: &io::Error) -> String {
             };
             let mut chars = text.chars();
             match chars.next() {
-                Some(c) => c.to_lowercase().chain(chars).collect(),
+                Some(c) => {
+                    let mut out = String::with_capacity(text.len());
+                    out.push(c.to_ascii_lowercase());
+                    out.push_str(chars.as_str());
+                    out
+                }
                 None => "i/o error".into(),
             }
         }

@@ -359,12 +359,16 @@ fn usage_probe_with_a_bad_target() {
 }
 
 #[test]
-fn usage_https_not_supported_yet() {
-    usage_error(
-        &["https://auth:8443/health"],
-        &[],
-        &["https://auth:8443/health", "not supported yet"],
-    );
+fn https_to_a_plaintext_server_names_the_likely_cause() {
+    // A plain HTTP server reads the TLS ClientHello as a request line and
+    // waits for its end: the handshake gets no answer, and kwait says why.
+    let fake = Fake::http("HTTP/1.1 200 OK");
+    let target = format!("https://{}/health", fake.addr());
+    let done = run(&[&target, "-t", "1s", "--attempt-timeout", "300ms"], &[]);
+    assert_no_panic(&done);
+    assert_eq!(done.code, Some(124), "{done:?}");
+    assert!(done.stderr.contains("no TLS handshake answer"), "{done:?}");
+    assert!(done.stderr.contains("plaintext"), "{done:?}");
 }
 
 /// zk:// is being added: whether it is "not supported yet" or parsed, a

@@ -801,3 +801,609 @@ impl Rng {
         self.0
     }
 }
+
+/// The kernel's `struct sigaction`, for a raw rt_sigaction(2).
+#[repr(C)]
+struct RawSigaction {
+    handler: usize,
+    flags: u64,
+    restorer: usize,
+    mask: u64,
+}
+
+/// Makes `cmd` start the way a container's first process does: every signal
+/// at its default disposition, none blocked, and no inherited fd >= 3 (they
+/// are marked close-on-exec).
+///
+/// The test process is not such a parent: glibc's posix_spawn (used by
+/// nextest and by `Command` without `pre_exec`) leaves its internal signals
+/// 32 and 33 ignored, an ignored signal stays ignored across exec, and the
+/// test runner may hand down fds of its own. Raw rt_sigaction, because
+/// glibc's sigaction refuses 32 and 33.
+pub fn clean_start(cmd: &mut Command) {
+    let reset = || {
+        let dfl = RawSigaction {
+            handler: libc::SIG_DFL,
+            flags: 0,
+            restorer: 0,
+            mask: 0,
+        };
+        for sig in 1..=64 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                // SAFETY: async-signal-safe syscall with a valid struct.
+                unsafe {
+                    libc::syscall(
+                        libc::SYS_rt_sigaction,
+                        sig,
+                        &dfl as *const RawSigaction,
+                        std::ptr::null_mut::<RawSigaction>(),
+                        8usize,
+                    )
+                };
+            }
+        }
+        // SAFETY: sigset operations on a local set, sigprocmask, fcntl and
+        // close_range: all async-signal-safe, nothing allocated.
+        unsafe {
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            if libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // CLOSE_RANGE_CLOEXEC (Linux 5.11); the loop is the fallback.
+            const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+            if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) != 0 {
+                for fd in 3..4096 {
+                    let flags = libc::fcntl(fd, libc::F_GETFD);
+                    if flags >= 0 {
+                        libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+                    }
+                }
+            }
+        }
+        Ok(())
+    };
+    // SAFETY: the closure makes only async-signal-safe calls and allocates
+    // nothing.
+    unsafe { std::os::unix::process::CommandExt::pre_exec(cmd, reset) };
+}
+
+/// The pids `/proc/<pid>/task/*/children` lists: `pid`'s living children
+/// and its unreaped zombies. Empty once `pid` is gone.
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|s| {
+            s.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// ZooKeeper (Debian's 3.8) and a crashed broker's registration
+// ---------------------------------------------------------------------------
+//
+// Measured here with Debian's zookeeper 3.8.0 on Java 17:
+//
+// - `ZooKeeperServerMain zoo.cfg` (no `server.N` lines) is a standalone
+//   server; JVM start to serving takes ~1-2.5 s. A client port already in use
+//   makes it log "Address already in use" and exit 1, so [`ZooKeeper::start_ready`]
+//   retries on another port.
+// - Four-letter words are off except `srvr` unless whitelisted; the configs
+//   written here allow `ruok,srvr`. `srvr` answers "Mode: standalone" (or
+//   leader/follower) once serving, and "This ZooKeeper instance is not
+//   currently serving requests" on a member without quorum, while `ruok`
+//   answers `imok` on that member all the same.
+// - tickTime=2000 here, so sessions are clamped to 4..40 s; the crashed
+//   broker helper asks for 30 s and gets it.
+// - SIGTERM: the JVM exits 143.
+
+/// Debian's ZooKeeper jars plus slf4j-simple (logs to stderr). Panics, naming
+/// the setup script, when they are missing.
+fn zk_classpath() -> String {
+    let mut parts = vec!["/etc/zookeeper/conf".to_owned()];
+    for jar in [
+        "zookeeper.jar",
+        "zookeeper-jute.jar",
+        "slf4j-api.jar",
+        "slf4j-simple.jar",
+    ] {
+        let p = Path::new("/usr/share/java").join(jar);
+        assert!(
+            p.is_file(),
+            "{} is missing: ZooKeeper is not installed; run scripts/setup",
+            p.display()
+        );
+        parts.push(p.display().to_string());
+    }
+    parts.join(":")
+}
+
+/// Starts `main_class` with `config`, stdout and stderr into `log`.
+fn zk_java(main_class: &str, config: &Path, log: &Path) -> ChildGuard {
+    let out = File::create(log).expect("create zookeeper log");
+    let err = out.try_clone().expect("clone log fd");
+    let mut cmd = Command::new("java");
+    cmd.args([
+        "-Xmx128m",
+        "-XX:+UseSerialGC",
+        "-XX:TieredStopAtLevel=1",
+        "-Dzookeeper.admin.enableServer=false",
+        "-cp",
+    ])
+    .arg(zk_classpath())
+    .arg(main_class)
+    .arg(config)
+    .stdin(Stdio::null())
+    .stdout(out)
+    .stderr(err);
+    ChildGuard::spawn("zookeeper (java; run scripts/setup if missing)", &mut cmd)
+}
+
+/// The last `n` lines of `text`.
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Sends a four-letter word (`ruok`, `srvr`) and reads the answer until the
+/// server closes the connection.
+pub fn four_letter(addr: &str, word: &str, timeout: Duration) -> Result<String, String> {
+    let sa = resolve(addr).ok_or_else(|| format!("cannot resolve {addr}"))?;
+    let mut s = TcpStream::connect_timeout(&sa, timeout).map_err(|e| format!("{addr}: {e}"))?;
+    s.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    s.write_all(word.as_bytes())
+        .map_err(|e| format!("{addr}: writing {word}: {e}"))?;
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer)
+        .map_err(|e| format!("{addr}: reading the answer to {word}: {e}"))?;
+    Ok(String::from_utf8_lossy(&answer).into_owned())
+}
+
+/// Whether the log shows that this JVM bound its client port: the database
+/// is loaded only after the port is bound, and a taken port ends the JVM
+/// before that. (A `srvr` answer alone could come from another server that
+/// holds the port.)
+const ZK_BOUND: &str = "Snapshot loaded";
+
+/// A standalone ZooKeeper server on 127.0.0.1 with its own data directory.
+pub struct ZooKeeper {
+    child: ChildGuard,
+    port: u16,
+    log: PathBuf,
+    dir: TempDir,
+}
+
+impl ZooKeeper {
+    /// Starts on 127.0.0.1:`port`. Does not wait for it.
+    pub fn start(port: u16) -> ZooKeeper {
+        let dir = TempDir::new(&format!("zk-{port}"));
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).expect("create zookeeper data dir");
+        let config = dir.path().join("zoo.cfg");
+        std::fs::write(
+            &config,
+            format!(
+                "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
+                 4lw.commands.whitelist=ruok,srvr\nadmin.enableServer=false\n",
+                data.display()
+            ),
+        )
+        .expect("write zoo.cfg");
+        let log = dir.path().join("zookeeper.log");
+        let child = zk_java(
+            "org.apache.zookeeper.server.ZooKeeperServerMain",
+            &config,
+            &log,
+        );
+        ZooKeeper {
+            child,
+            port,
+            log,
+            dir,
+        }
+    }
+
+    /// Starts on a free port and waits until it serves (another port if
+    /// the free one was taken meanwhile).
+    pub fn start_ready() -> ZooKeeper {
+        let mut last = String::new();
+        for _ in 0..5 {
+            let mut zk = ZooKeeper::start(free_port());
+            match zk.try_wait_serving(Duration::from_secs(30)) {
+                Ok(took) => {
+                    eprintln!(
+                        "zookeeper pid {} on {} serving after {took:?}",
+                        zk.pid(),
+                        zk.addr()
+                    );
+                    return zk;
+                }
+                Err(e) if e.contains("Address already in use") => last = e,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("no free port for zookeeper after 5 tries: {last}");
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// "127.0.0.1:PORT", also the connect string for kazoo.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.pid()
+    }
+
+    /// Polls until this server bound its port and `srvr` answers with a
+    /// `Mode:` (it serves sessions); returns how long that took. Panics with
+    /// the log's tail if it exits or the deadline passes.
+    pub fn wait_serving(&mut self, timeout: Duration) -> Duration {
+        self.try_wait_serving(timeout)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn try_wait_serving(&mut self, timeout: Duration) -> Result<Duration, String> {
+        let start = Instant::now();
+        let deadline = start + timeout;
+        let addr = self.addr();
+        let mut last = String::from("not tried");
+        loop {
+            if let Some(status) = self.child.try_wait() {
+                return Err(format!(
+                    "zookeeper on {addr} exited ({status}) before serving:\n{}",
+                    tail(&self.log(), 40)
+                ));
+            }
+            if self.log().contains(ZK_BOUND) {
+                match four_letter(&addr, "srvr", Duration::from_secs(2)) {
+                    Ok(answer) if answer.contains("Mode:") => return Ok(start.elapsed()),
+                    Ok(answer) => last = answer,
+                    Err(e) => last = e,
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "zookeeper on {addr} not serving after {timeout:?} (srvr: {last}):\n{}",
+                    tail(&self.log(), 40)
+                ));
+            }
+            thread::sleep(POLL);
+        }
+    }
+
+    /// SIGTERM and wait (SIGKILL after 10 s).
+    pub fn stop(&mut self) -> ExitStatus {
+        self.child.stop(Duration::from_secs(10))
+    }
+
+    /// SIGKILL and wait.
+    pub fn kill(&mut self) -> ExitStatus {
+        self.child.kill()
+    }
+
+    /// Everything the server logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_else(|e| format!("(no log: {e})"))
+    }
+}
+
+impl Drop for ZooKeeper {
+    fn drop(&mut self) {
+        if self.child.try_wait().is_none() {
+            self.child.kill();
+        }
+        if thread::panicking() {
+            eprintln!(
+                "zookeeper on port {} (data in {}), log tail:\n{}",
+                self.port,
+                self.dir.path().display(),
+                tail(&self.log(), 60)
+            );
+        }
+    }
+}
+
+/// Member 1 of a three-server ensemble whose other two members are never
+/// started: its client port accepts and `ruok` answers `imok`, but it has
+/// no quorum, so it serves no session.
+pub struct ZkEnsemble {
+    child: ChildGuard,
+    port: u16,
+    log: PathBuf,
+    dir: TempDir,
+}
+
+impl ZkEnsemble {
+    /// Starts member 1 (QuorumPeerMain) on free ports and waits until its
+    /// client port answers `ruok` with `imok`.
+    pub fn start_one_of_three() -> ZkEnsemble {
+        let mut last = String::new();
+        for _ in 0..5 {
+            let mut member = ZkEnsemble::start_member();
+            match member.try_wait_imok(Duration::from_secs(30)) {
+                Ok(took) => {
+                    eprintln!(
+                        "zookeeper member 1 of 3, pid {} on {}: imok after {took:?}",
+                        member.pid(),
+                        member.addr()
+                    );
+                    return member;
+                }
+                Err(e) if e.contains("Address already in use") => last = e,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("no free ports for the zookeeper member after 5 tries: {last}");
+    }
+
+    fn start_member() -> ZkEnsemble {
+        let port = free_port();
+        let dir = TempDir::new(&format!("zk-ensemble-{port}"));
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).expect("create zookeeper data dir");
+        std::fs::write(data.join("myid"), "1\n").expect("write myid");
+        let mut config = format!(
+            "tickTime=2000\ninitLimit=5\nsyncLimit=2\ndataDir={}\nclientPort={port}\n\
+             clientPortAddress=127.0.0.1\n4lw.commands.whitelist=ruok,srvr\n\
+             admin.enableServer=false\n",
+            data.display()
+        );
+        for id in 1..=3 {
+            config.push_str(&format!(
+                "server.{id}=127.0.0.1:{}:{}\n",
+                free_port(),
+                free_port()
+            ));
+        }
+        let path = dir.path().join("zoo.cfg");
+        std::fs::write(&path, config).expect("write zoo.cfg");
+        let log = dir.path().join("zookeeper.log");
+        let child = zk_java(
+            "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+            &path,
+            &log,
+        );
+        ZkEnsemble {
+            child,
+            port,
+            log,
+            dir,
+        }
+    }
+
+    fn try_wait_imok(&mut self, timeout: Duration) -> Result<Duration, String> {
+        let start = Instant::now();
+        let deadline = start + timeout;
+        let addr = self.addr();
+        let mut last = String::from("not tried");
+        loop {
+            if let Some(status) = self.child.try_wait() {
+                return Err(format!(
+                    "zookeeper member on {addr} exited ({status}):\n{}",
+                    tail(&self.log(), 40)
+                ));
+            }
+            if self.log().contains(ZK_BOUND) {
+                match four_letter(&addr, "ruok", Duration::from_secs(2)) {
+                    Ok(answer) if answer == "imok" => return Ok(start.elapsed()),
+                    Ok(answer) => last = answer,
+                    Err(e) => last = e,
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "zookeeper member on {addr}: no imok after {timeout:?} (last: {last}):\n{}",
+                    tail(&self.log(), 40)
+                ));
+            }
+            thread::sleep(POLL);
+        }
+    }
+
+    /// "127.0.0.1:PORT", member 1's client address.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.pid()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_else(|e| format!("(no log: {e})"))
+    }
+}
+
+impl Drop for ZkEnsemble {
+    fn drop(&mut self) {
+        if self.child.try_wait().is_none() {
+            self.child.kill();
+        }
+        if thread::panicking() {
+            eprintln!(
+                "zookeeper member on port {} (data in {}), log tail:\n{}",
+                self.port,
+                self.dir.path().display(),
+                tail(&self.log(), 60)
+            );
+        }
+    }
+}
+
+/// tests/helpers/zk_broker.py.
+fn zk_broker_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/zk_broker.py")
+}
+
+/// Registers broker `id` at `endpoint` (`PLAINTEXT://host:port`) in the
+/// ZooKeeper at `hosts` (kazoo's connect string, a chroot allowed) with the
+/// JSON Kafka writes, through tests/helpers/zk_broker.py (kazoo), and
+/// returns once it printed "registered 0x<session> timeout <ms>". `extra`:
+/// `--controller`, `--persistent`, `--data JSON`. `.kill()` the guard for a
+/// crashed broker: its session and ephemeral nodes stay until the timeout.
+pub fn zk_broker(hosts: &str, id: i32, endpoint: &str, extra: &[&str]) -> ChildGuard {
+    zk_broker_registered(hosts, id, endpoint, extra).0
+}
+
+/// [`zk_broker`], also returning the helper's "registered ..." line.
+pub fn zk_broker_registered(
+    hosts: &str,
+    id: i32,
+    endpoint: &str,
+    extra: &[&str],
+) -> (ChildGuard, String) {
+    let err_path = unique_path(&format!("zk-broker-{id}.err"));
+    let err = File::create(&err_path).expect("create zk_broker stderr file");
+    let mut cmd = Command::new("python3");
+    cmd.arg(zk_broker_script())
+        .arg(hosts)
+        .arg(id.to_string())
+        .arg(endpoint)
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(err);
+    let mut guard = ChildGuard::spawn("zk_broker.py", &mut cmd);
+    let stdout = guard.child_mut().stdout.take().expect("zk_broker stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
+    let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&err_path);
+    if !line.starts_with("registered 0x") {
+        let status = guard.try_wait();
+        panic!(
+            "zk_broker.py {hosts} {id} {endpoint} {extra:?} did not register \
+             (exit {status:?}, stdout {line:?}); is kazoo installed (scripts/setup)?\n{stderr}"
+        );
+    }
+    let line = line.trim().to_owned();
+    eprintln!("zk_broker {id} at {endpoint} (pid {}): {line}", guard.pid());
+    (guard, line)
+}
+
+/// What kazoo sees at a znode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Znode {
+    pub data: String,
+    pub czxid: i64,
+    /// The owner session of an ephemeral node; 0 for a persistent one.
+    pub owner: i64,
+    pub version: i32,
+}
+
+/// kazoo, a ZooKeeper client independent of kwait's: `get PATH`,
+/// `create PATH DATA` (parents made, persistent), `delete PATH`,
+/// `read-only PATH` (ACL world:anyone:r).
+const KAZOO_OP: &str = r#"
+import sys
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError
+from kazoo.security import make_acl
+zk = KazooClient(hosts=sys.argv[1], timeout=10)
+zk.start(timeout=15)
+op, path = sys.argv[2], sys.argv[3]
+try:
+    if op == "get":
+        data, st = zk.get(path)
+        sys.stdout.write("found\n%d\n%d\n%d\n" % (st.czxid, st.ephemeralOwner, st.version))
+        sys.stdout.write((data or b"").decode("utf-8", "replace"))
+    elif op == "create":
+        zk.create(path, sys.argv[4].encode(), makepath=True)
+        print("created")
+    elif op == "delete":
+        zk.delete(path)
+        print("deleted")
+    elif op == "read-only":
+        zk.set_acls(path, [make_acl("world", "anyone", read=True)])
+        print("read-only")
+except NoNodeError:
+    print("none")
+finally:
+    zk.stop()
+    zk.close()
+"#;
+
+fn kazoo(hosts: &str, args: &[&str]) -> String {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(KAZOO_OP)
+        .arg(hosts)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "kazoo {args:?} against {hosts} failed ({}); is kazoo installed (scripts/setup)?\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The znode at `path` as kazoo reads it, or `None`.
+pub fn zk_stat(hosts: &str, path: &str) -> Option<Znode> {
+    let out = kazoo(hosts, &["get", path]);
+    let rest = out.strip_prefix("found\n")?;
+    let mut parts = rest.splitn(4, '\n');
+    let mut num = || -> i64 {
+        parts
+            .next()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("kazoo get {path}: unexpected output {out:?}"))
+    };
+    let (czxid, owner, version) = (num(), num(), num() as i32);
+    let data = rest.splitn(4, '\n').nth(3).unwrap_or("").to_owned();
+    Some(Znode {
+        data,
+        czxid,
+        owner,
+        version,
+    })
+}
+
+/// Whether `path` exists, as kazoo sees it.
+pub fn zk_exists(hosts: &str, path: &str) -> bool {
+    zk_stat(hosts, path).is_some()
+}
+
+/// The data at `path`, as kazoo reads it, or `None` when it does not exist.
+pub fn zk_get(hosts: &str, path: &str) -> Option<String> {
+    zk_stat(hosts, path).map(|z| z.data)
+}
+
+/// Creates a persistent `path` holding `data`, with its parents.
+pub fn zk_create(hosts: &str, path: &str, data: &str) {
+    let out = kazoo(hosts, &["create", path, data]);
+    assert_eq!(out.trim(), "created", "kazoo create {path}");
+}
+
+/// Deletes `path` (any version, whoever owns it); false if it did not exist.
+pub fn zk_delete(hosts: &str, path: &str) -> bool {
+    kazoo(hosts, &["delete", path]).trim() == "deleted"
+}
+
+/// Sets `path`'s ACL to world:anyone:r. ZooKeeper checks a delete against
+/// the parent's ACL, so a read-only `/brokers/ids` makes deleting any
+/// registration NoAuth, as on a cluster with zookeeper.set.acl=true.
+pub fn zk_make_read_only(hosts: &str, path: &str) {
+    let out = kazoo(hosts, &["read-only", path]);
+    assert_eq!(out.trim(), "read-only", "kazoo set_acls {path}");
+}

@@ -1,1 +1,1588 @@
 //! kwait as PID 1 and as a subreaper: forwarding, reaping, draining, exit status.
+//!
+//! Every behaviour runs twice where it makes sense (`both!`): with kwait as
+//! PID 1 of a fresh PID namespace (`unshare --pid --fork --mount-proc`, the
+//! kernel's init rules apply: signals without a handler are dropped, orphans
+//! come to kwait, and when kwait exits the kernel SIGKILLs what is left) and
+//! as a plain child of the test (kwait makes itself a child subreaper).
+//! research/init-anchors.md §6 is the checklist; the section numbers of
+//! issue 3's test list are in the headings below.
+//!
+//! Apps are real programs: sh, bash, sleep, grep, ls, and a small Python
+//! signal-logging child (like tini's `signals/test.py`) that appends one
+//! line per signal it receives to a file. Waiting is always polling with a
+//! deadline, on that file, on kwait's stderr or on /proc; every process
+//! started here is stopped by pid when a test ends, also when it fails.
+
+use std::ffi::{CStr, OsStr, OsString};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crate::peers::{children, clean_start, kwait, poll_until, ChildGuard, TempDir};
+
+/// The longest any single kwait run here may take before the test fails.
+const LIMIT: Duration = Duration::from_secs(20);
+/// How long a condition that needs only a process start may take.
+const SHORT: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------
+// Two ways to run kwait
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// PID 1 of a new PID namespace, through `unshare --pid --fork --mount-proc`.
+    Pid1,
+    /// A plain child of the test: kwait is a child subreaper.
+    Plain,
+}
+
+/// One `#[test]` per mode: `NAME::pid1` and `NAME::plain` run `NAME(mode)`,
+/// as separate tests so that nextest runs them in parallel.
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn pid1() {
+                super::$name(super::Mode::Pid1)
+            }
+            #[test]
+            fn plain() {
+                super::$name(super::Mode::Plain)
+            }
+        }
+    };
+}
+
+/// What kwait's stdin, stdout and stderr are.
+enum Io {
+    /// stdin /dev/null; stdout and stderr collected.
+    Null,
+    /// stdin a pipe the test writes to; stdout and stderr collected.
+    Piped,
+    /// All three the given terminal (a pty's slave side).
+    Tty(File),
+}
+
+/// A running kwait (behind `unshare` in [`Mode::Pid1`]). Dropping it
+/// SIGKILLs kwait and everything below it.
+struct Kw {
+    mode: Mode,
+    /// kwait itself, or the `unshare` holding it.
+    guard: ChildGuard,
+    /// kwait's pid as the test sees it (host pid), once known.
+    pid: Option<u32>,
+    stdin: Option<ChildStdin>,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+    readers: Vec<JoinHandle<()>>,
+    started: Instant,
+}
+
+/// How a run ended.
+#[derive(Debug)]
+struct Done {
+    /// The exit code; `None` when killed by a signal.
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    /// From spawn to exit.
+    elapsed: Duration,
+}
+
+fn collect(mut pipe: impl Read + Send + 'static, into: Arc<Mutex<String>>) -> JoinHandle<()> {
+    thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        loop {
+            match pipe.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => into
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+    })
+}
+
+/// Fails (never skips) when a tool these tests need is missing.
+fn need(tool: &str) {
+    static CHECKED: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
+    let checked = CHECKED.get_or_init(|| Mutex::new(Vec::new()));
+    if checked.lock().unwrap().iter().any(|t| t == tool) {
+        return;
+    }
+    let ok = Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "{tool} is missing: run scripts/setup");
+    checked.lock().unwrap().push(tool.to_owned());
+}
+
+/// The kwait command line for `mode`, with no `KWAIT_*` variable inherited
+/// and a clean signal and fd state (see [`clean_start`]).
+fn command<S: AsRef<OsStr>>(mode: Mode, args: &[S]) -> Command {
+    let mut cmd = match mode {
+        Mode::Plain => kwait(),
+        Mode::Pid1 => {
+            need("unshare");
+            let mut cmd = Command::new("unshare");
+            for (k, _) in std::env::vars_os() {
+                if k.to_string_lossy().starts_with("KWAIT_") {
+                    cmd.env_remove(k);
+                }
+            }
+            cmd.args(["--pid", "--fork", "--mount-proc", "--"])
+                .arg(env!("CARGO_BIN_EXE_kwait"));
+            cmd
+        }
+    };
+    cmd.args(args);
+    clean_start(&mut cmd);
+    cmd
+}
+
+impl Kw {
+    fn start<S: AsRef<OsStr>>(mode: Mode, args: &[S]) -> Kw {
+        Kw::spawn(mode, args, Io::Null)
+    }
+
+    fn spawn<S: AsRef<OsStr>>(mode: Mode, args: &[S], io: Io) -> Kw {
+        let mut cmd = command(mode, args);
+        let tty = matches!(io, Io::Tty(_));
+        match io {
+            Io::Null | Io::Piped => {
+                cmd.stdin(if matches!(io, Io::Piped) {
+                    Stdio::piped()
+                } else {
+                    Stdio::null()
+                })
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            }
+            Io::Tty(slave) => {
+                let dup = |f: &File| Stdio::from(f.try_clone().expect("dup pty slave"));
+                cmd.stdin(dup(&slave))
+                    .stdout(dup(&slave))
+                    .stderr(dup(&slave));
+                // A session of its own, with the pty as controlling terminal:
+                // what `docker run -t` gives the container's first process.
+                // SAFETY: setsid and ioctl are async-signal-safe.
+                unsafe {
+                    cmd.pre_exec(|| {
+                        if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        Ok(())
+                    });
+                }
+            }
+        }
+        let name = match mode {
+            Mode::Pid1 => "unshare kwait",
+            Mode::Plain => "kwait",
+        };
+        let started = Instant::now();
+        let mut guard = ChildGuard::spawn(name, &mut cmd);
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut readers = Vec::new();
+        if !tty {
+            let out = guard.child_mut().stdout.take().expect("stdout pipe");
+            let err = guard.child_mut().stderr.take().expect("stderr pipe");
+            readers.push(collect(out, stdout.clone()));
+            readers.push(collect(err, stderr.clone()));
+        }
+        let stdin = guard.child_mut().stdin.take();
+        let pid = (mode == Mode::Plain).then(|| guard.pid());
+        Kw {
+            mode,
+            guard,
+            pid,
+            stdin,
+            stdout,
+            stderr,
+            readers,
+            started,
+        }
+    }
+
+    /// kwait's pid as seen from the test. As PID 1 that is the child of
+    /// `unshare`, found through /proc once it has exec'd kwait.
+    fn pid(&mut self) -> u32 {
+        if let Some(pid) = self.pid {
+            return pid;
+        }
+        let unshare = self.guard.pid();
+        let mut found = None;
+        poll_until(SHORT, || {
+            found = children(unshare).into_iter().find(|&c| comm(c) == "kwait");
+            found.is_some()
+        });
+        let pid = found.unwrap_or_else(|| {
+            panic!(
+                "unshare ({unshare}) has no kwait child; stderr:\n{}",
+                self.stderr()
+            )
+        });
+        let nspid = status_field(pid, "NSpid:").unwrap_or_default();
+        assert_eq!(
+            nspid.split_whitespace().last(),
+            Some("1"),
+            "kwait is not PID 1 of its namespace: NSpid {nspid:?}"
+        );
+        self.pid = Some(pid);
+        pid
+    }
+
+    /// Sends `sig` to kwait from outside: from the test, which as PID 1 is
+    /// in an ancestor namespace (the host).
+    fn signal(&mut self, sig: i32) {
+        let pid = self.pid();
+        // SAFETY: kill(2). kwait is unreaped (our child, or unshare's while
+        // unshare runs), so its pid cannot have been reused.
+        let rc = unsafe { libc::kill(pid as libc::pid_t, sig) };
+        assert_eq!(
+            rc,
+            0,
+            "kill({pid}, {sig}): {}",
+            std::io::Error::last_os_error()
+        );
+    }
+
+    /// Sends `sig` to kwait from inside its PID namespace: a process there
+    /// runs `kill -SIG 1`, which the kernel drops unless PID 1 handles or
+    /// blocks that signal. Only as PID 1.
+    fn signal_inside(&mut self, sig: i32) {
+        assert_eq!(self.mode, Mode::Pid1, "only PID 1 has an inside");
+        need("nsenter");
+        let pid = self.pid();
+        let out = Command::new("nsenter")
+            .args(["-t", &pid.to_string(), "-p", "--", "sh", "-c"])
+            .arg(format!("kill -{sig} 1"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("run nsenter");
+        // When the signal ends kwait, the kernel SIGKILLs what is left in
+        // its namespace, which may still include that shell.
+        use std::os::unix::process::ExitStatusExt;
+        assert!(
+            out.status.success() || out.status.signal() == Some(libc::SIGKILL),
+            "nsenter ... kill -{sig} 1: {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// Polls until stderr contains `needle`; panics with stderr after `timeout`.
+    fn wait_stderr(&self, needle: &str, timeout: Duration) {
+        let found = poll_until(timeout, || self.stderr.lock().unwrap().contains(needle));
+        assert!(
+            found,
+            "no {needle:?} on kwait's stderr within {timeout:?}; stderr so far:\n{}",
+            self.stderr()
+        );
+    }
+
+    /// Polls until stdout contains `needle`; panics after `timeout`.
+    fn wait_stdout(&self, needle: &str, timeout: Duration) {
+        let found = poll_until(timeout, || self.stdout.lock().unwrap().contains(needle));
+        assert!(
+            found,
+            "no {needle:?} on stdout within {timeout:?}; stdout {:?}, stderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+    }
+
+    /// kwait's children (the app, orphans, unreaped zombies).
+    fn children(&mut self) -> Vec<u32> {
+        let pid = self.pid();
+        children(pid)
+    }
+
+    /// The app's pid as seen from the test: kwait's first child, once kwait
+    /// has said it started it (after its exec).
+    fn app(&mut self) -> u32 {
+        self.wait_stderr("kwait: started ", SHORT);
+        let kids = self.children();
+        *kids
+            .first()
+            .unwrap_or_else(|| panic!("kwait has no child; stderr:\n{}", self.stderr()))
+    }
+
+    fn write_stdin(&mut self, text: &str) {
+        let stdin = self.stdin.as_mut().expect("started with Io::Piped");
+        stdin
+            .write_all(text.as_bytes())
+            .expect("write kwait's stdin");
+        stdin.flush().expect("flush kwait's stdin");
+    }
+
+    /// Closes stdin, waits for the exit (panics after `limit`), then for the
+    /// pipes' EOF.
+    fn finish(&mut self, limit: Duration) -> Done {
+        self.stdin.take();
+        let status = self.guard.wait_timeout(limit).unwrap_or_else(|| {
+            panic!(
+                "kwait ({:?}) still running after {limit:?}; stderr:\n{}",
+                self.mode,
+                self.stderr()
+            )
+        });
+        let elapsed = self.started.elapsed();
+        // A stray process could hold the pipes open: do not wait for ever.
+        poll_until(Duration::from_secs(5), || {
+            self.readers.iter().all(|r| r.is_finished())
+        });
+        let done = Done {
+            code: status.code(),
+            stdout: self.stdout(),
+            stderr: self.stderr(),
+            elapsed,
+        };
+        eprintln!(
+            "kwait ({:?}) exit {:?} after {:?}; stderr:\n{}",
+            self.mode, done.code, done.elapsed, done.stderr
+        );
+        done
+    }
+}
+
+impl Drop for Kw {
+    fn drop(&mut self) {
+        if self.guard.try_wait().is_some() {
+            return;
+        }
+        match self.mode {
+            Mode::Pid1 => {
+                // SIGKILL to a namespace's init from outside kills the whole
+                // namespace. Only a kwait child of a still-unreaped unshare.
+                let unshare = self.guard.pid();
+                for pid in children(unshare) {
+                    // SAFETY: kill(2) of unshare's unreaped child.
+                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+                }
+            }
+            Mode::Plain => {
+                // Everything below kwait first (as a subreaper it holds them
+                // all), leaves last, then kwait via the guard.
+                let mut all: Vec<u32> = Vec::new();
+                let mut next = vec![self.guard.pid()];
+                while let Some(pid) = next.pop() {
+                    let kids = children(pid);
+                    all.extend(&kids);
+                    next.extend(kids);
+                }
+                for pid in all.into_iter().rev() {
+                    // SAFETY: kill(2) of a descendant read from /proc just now.
+                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+                }
+            }
+        }
+        // The guard's own drop SIGKILLs and reaps kwait or unshare.
+    }
+}
+
+// ---------------------------------------------------------------------------
+// /proc, clocks, quoting
+// ---------------------------------------------------------------------------
+
+fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// The fields of /proc/<pid>/stat after the command name: index 0 is the
+/// state (field 3), 2 the process group (field 5), 5 tpgid (field 8).
+fn stat(pid: u32) -> Option<Vec<String>> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 1..];
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+fn state(pid: u32) -> Option<char> {
+    stat(pid)?.first()?.chars().next()
+}
+
+fn status_field(pid: u32, name: &str) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .map(|v| v.trim().to_owned())
+}
+
+/// Zombies among `pid`'s children.
+fn zombies(pid: u32) -> Vec<u32> {
+    children(pid)
+        .into_iter()
+        .filter(|&c| state(c) == Some('Z'))
+        .collect()
+}
+
+/// CLOCK_MONOTONIC in seconds: the clock the Python helper logs with.
+fn monotonic() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we pass.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime");
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+/// `s` single-quoted for sh.
+fn q(s: impl AsRef<OsStr>) -> String {
+    format!("'{}'", s.as_ref().to_string_lossy().replace('\'', r"'\''"))
+}
+
+fn sigrtmin() -> i32 {
+    libc::SIGRTMIN()
+}
+
+// ---------------------------------------------------------------------------
+// The signal-logging child
+// ---------------------------------------------------------------------------
+
+/// Appends one line per event to LOG, with CLOCK_MONOTONIC seconds T:
+/// "ready PID T" once its handlers are in place, "N T" for each handled
+/// signal N, "done T" when a linger ends.
+const HELPER: &str = r#"
+import os, signal, sys, time
+
+log = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+handled, ignored, exits, lingers = set(), set(), {}, {}
+args = sys.argv[2:]
+while args:
+    opt, val, args = args[0], args[1], args[2:]
+    if opt == "--log":  # N,N,...: log these
+        handled.update(int(n) for n in val.split(","))
+    elif opt == "--exit-on":  # N:CODE: log N, then exit with CODE
+        n, code = val.split(":")
+        handled.add(int(n))
+        exits[int(n)] = int(code)
+    elif opt == "--linger":  # N:SECONDS: log N, work that long, log done, exit 0
+        n, secs = val.split(":")
+        handled.add(int(n))
+        lingers[int(n)] = float(secs)
+    elif opt == "--ignore":  # N: SIG_IGN
+        ignored.add(int(val))
+    else:
+        sys.exit("helper: unknown option " + opt)
+
+def write(line):
+    os.write(log, (line + "\n").encode())
+
+def on(n, frame):
+    write("%d %.6f" % (n, time.monotonic()))
+    if n in lingers:
+        time.sleep(lingers[n])  # the app's own shutdown work
+        write("done %.6f" % time.monotonic())
+        os._exit(0)
+    if n in exits:
+        os._exit(exits[n])
+
+for n in handled:
+    signal.signal(n, on)
+for n in ignored:
+    signal.signal(n, signal.SIG_IGN)
+write("ready %d %.6f" % (os.getpid(), time.monotonic()))
+while True:
+    signal.pause()
+"#;
+
+/// Debian's python3 when there (no pyenv shim to start first), else PATH's.
+fn python() -> &'static str {
+    static PY: OnceLock<&'static str> = OnceLock::new();
+    PY.get_or_init(|| {
+        let py = if Path::new("/usr/bin/python3").exists() {
+            "/usr/bin/python3"
+        } else {
+            "python3"
+        };
+        let ok = Command::new(py)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "python3 is missing: run scripts/setup");
+        py
+    })
+}
+
+/// A directory with the helper script, and log files in it.
+struct Scratch {
+    dir: TempDir,
+    script: PathBuf,
+}
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let dir = TempDir::new(tag);
+        let script = dir.path().join("helper.py");
+        std::fs::write(&script, HELPER).expect("write helper.py");
+        Scratch { dir, script }
+    }
+
+    fn log(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// argv running the helper with `log` and `opts`.
+    fn helper(&self, log: &Path, opts: &[&str]) -> Vec<OsString> {
+        let mut argv: Vec<OsString> = vec![python().into(), self.script.clone().into(), log.into()];
+        argv.extend(opts.iter().map(OsString::from));
+        argv
+    }
+
+    /// The same, as one quoted sh command line.
+    fn helper_sh(&self, log: &Path, opts: &[&str]) -> String {
+        self.helper(log, opts)
+            .iter()
+            .map(q)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// The helper's log lines.
+fn lines(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The signal numbers the helper logged, in order.
+fn signals(log: &Path) -> Vec<i32> {
+    lines(log)
+        .iter()
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+/// The time (CLOCK_MONOTONIC seconds) of the first line starting with `word`.
+fn logged_at(log: &Path, word: &str) -> f64 {
+    let lines = lines(log);
+    lines
+        .iter()
+        .find_map(|l| {
+            let mut it = l.split_whitespace();
+            (it.next() == Some(word)).then(|| it.last()?.parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no {word:?} line in {}: {lines:?}", log.display()))
+}
+
+/// Polls until the helper writing `log` is ready (handlers installed).
+fn wait_ready(log: &Path, kw: &Kw) {
+    let ok = poll_until(SHORT, || lines(log).iter().any(|l| l.starts_with("ready ")));
+    assert!(
+        ok,
+        "helper ({}) not ready within {SHORT:?}; kwait's stderr:\n{}",
+        log.display(),
+        kw.stderr()
+    );
+}
+
+/// Polls until the helper logged signal `sig`.
+fn wait_logged(log: &Path, sig: i32, kw: &Kw) {
+    let ok = poll_until(SHORT, || signals(log).contains(&sig));
+    assert!(
+        ok,
+        "signal {sig} never reached the app (log {:?}); kwait's stderr:\n{}",
+        lines(log),
+        kw.stderr()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 1. Exit status: 0..=255 pass through, death by signal N is 128+N
+// ---------------------------------------------------------------------------
+
+fn exit_code(mode: Mode, code: u8) -> Option<i32> {
+    let script = format!("exit {code}");
+    let mut kw = Kw::start(mode, &["-q", "--", "sh", "-c", &script]);
+    kw.finish(LIMIT).code
+}
+
+#[test]
+fn exit_codes_0_to_255_pass_through() {
+    // Four threads of 64 runs: ~1 s on two cores.
+    let threads: Vec<_> = (0..4u8)
+        .map(|t| {
+            thread::spawn(move || {
+                (0..=255u8)
+                    .filter(|c| c % 4 == t)
+                    .filter_map(|c| {
+                        let got = exit_code(Mode::Plain, c);
+                        (got != Some(i32::from(c))).then_some((c, got))
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let wrong: Vec<_> = threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("thread"))
+        .collect();
+    assert!(wrong.is_empty(), "(want, got): {wrong:?}");
+}
+
+#[test]
+fn exit_codes_pass_through_as_pid1() {
+    let sample = [
+        0u8, 1, 2, 3, 42, 124, 125, 126, 127, 128, 129, 137, 143, 200, 254, 255,
+    ];
+    let threads: Vec<_> = [0usize, 1]
+        .into_iter()
+        .map(|t| {
+            thread::spawn(move || {
+                sample
+                    .iter()
+                    .skip(t)
+                    .step_by(2)
+                    .filter_map(|&c| {
+                        let got = exit_code(Mode::Pid1, c);
+                        (got != Some(i32::from(c))).then_some((c, got))
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let wrong: Vec<_> = threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("thread"))
+        .collect();
+    assert!(wrong.is_empty(), "(want, got): {wrong:?}");
+}
+
+fn death_by_signal(mode: Mode) {
+    // `ulimit -c 0`: a SIGSEGV must not leave a core file behind.
+    for (sig, name, code) in [
+        ("TERM", "SIGTERM", 143),
+        ("KILL", "SIGKILL", 137),
+        ("SEGV", "SIGSEGV", 139),
+        ("INT", "SIGINT", 130),
+        ("USR1", "SIGUSR1", 138),
+    ] {
+        let script = format!("ulimit -c 0; kill -{sig} $$");
+        let mut kw = Kw::start(mode, &["--", "sh", "-c", &script]);
+        let done = kw.finish(LIMIT);
+        assert_eq!(done.code, Some(code), "{sig}: {done:?}");
+        assert!(
+            done.stderr
+                .contains(&format!("kwait: app was killed by {name}")),
+            "{sig}: {}",
+            done.stderr
+        );
+    }
+}
+both!(death_by_signal);
+
+// ---------------------------------------------------------------------------
+// 2. Forwarding: each signal reaches the child, from outside and inside
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Outside,
+    Inside,
+}
+
+fn send(kw: &mut Kw, from: Side, sig: i32) {
+    match from {
+        Side::Outside => kw.signal(sig),
+        Side::Inside => kw.signal_inside(sig),
+    }
+}
+
+/// HUP, QUIT, USR1, USR2, WINCH, CONT, TSTP, SEGV, BUS, SIGRTMIN+1 and
+/// SIGRTMAX, one at a time
+/// (each awaited in the app's log, so none coalesces), then TERM, on which
+/// the app exits 42. INT in a second run (exit 43): a second stop signal
+/// during the drain means "SIGKILL now", so TERM and INT cannot share a run.
+fn forwarding(mode: Mode, from: Side) {
+    let s = Scratch::new("fwd");
+    let rt1 = sigrtmin() + 1;
+    let rtmax = libc::SIGRTMAX();
+    let others = [
+        libc::SIGHUP,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGWINCH,
+        libc::SIGCONT,
+        libc::SIGTSTP,
+        // Fault signals sent with kill(1) are forwarded too (README); a
+        // real fault in kwait itself would still kill it.
+        libc::SIGSEGV,
+        libc::SIGBUS,
+        rt1,
+        rtmax,
+    ];
+    let list = others
+        .iter()
+        .map(i32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+
+    let log = s.log("term.log");
+    let argv = [OsString::from("--")]
+        .into_iter()
+        .chain(s.helper(&log, &["--log", &list, "--exit-on", "15:42"]))
+        .collect::<Vec<_>>();
+    let mut kw = Kw::start(mode, &argv);
+    wait_ready(&log, &kw);
+    for sig in others {
+        send(&mut kw, from, sig);
+        wait_logged(&log, sig, &kw);
+    }
+    send(&mut kw, from, libc::SIGTERM);
+    let done = kw.finish(LIMIT);
+    let mut want = others.to_vec();
+    want.push(libc::SIGTERM);
+    assert_eq!(signals(&log), want, "log {:?}", lines(&log));
+    assert_eq!(done.code, Some(42), "the app's own status: {done:?}");
+    for line in [
+        "kwait: forwarded SIGHUP to pid ",
+        "kwait: forwarded SIGQUIT to pid ",
+        "kwait: forwarded SIGUSR1 to pid ",
+        "kwait: forwarded SIGUSR2 to pid ",
+        "kwait: forwarded SIGRTMIN+1 to pid ",
+        "kwait: SIGTERM sent to pid ",
+    ] {
+        assert!(
+            done.stderr.contains(line),
+            "{line:?} missing:\n{}",
+            done.stderr
+        );
+    }
+
+    let log = s.log("int.log");
+    let argv = [OsString::from("--")]
+        .into_iter()
+        .chain(s.helper(&log, &["--exit-on", "2:43"]))
+        .collect::<Vec<_>>();
+    let mut kw = Kw::start(mode, &argv);
+    wait_ready(&log, &kw);
+    send(&mut kw, from, libc::SIGINT);
+    let done = kw.finish(LIMIT);
+    assert_eq!(signals(&log), [libc::SIGINT], "log {:?}", lines(&log));
+    assert_eq!(done.code, Some(43), "{done:?}");
+    assert!(
+        done.stderr.contains("kwait: SIGINT sent to pid "),
+        "{}",
+        done.stderr
+    );
+}
+
+mod forwarding {
+    use super::{forwarding, Mode, Side};
+
+    #[test]
+    fn pid1_from_outside() {
+        forwarding(Mode::Pid1, Side::Outside)
+    }
+
+    /// The kernel drops a signal sent to a namespace's init from inside
+    /// unless the init handles it; kwait blocks every signal and reads them
+    /// from a signalfd, and blocked signals are never dropped.
+    #[test]
+    fn pid1_from_inside() {
+        forwarding(Mode::Pid1, Side::Inside)
+    }
+
+    #[test]
+    fn plain() {
+        forwarding(Mode::Plain, Side::Outside)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 3. --group and --rewrite
+// ---------------------------------------------------------------------------
+
+/// `sh -c 'helper & wait'`: shells do not forward signals. USR1 kills the
+/// shell (default action) either way; only with `--group` does it reach the
+/// helper too. Then the drain TERMs what the shell left behind.
+fn group_reaches_grandchild_behind_sh(mode: Mode) {
+    let s = Scratch::new("group");
+    for group in [false, true] {
+        let log = s.log(if group { "group.log" } else { "nogroup.log" });
+        let script = format!(
+            "{} & wait",
+            s.helper_sh(&log, &["--log", "10", "--exit-on", "15:0"])
+        );
+        let mut args = vec!["--", "sh", "-c", &script];
+        if group {
+            args.insert(0, "--group");
+        }
+        let mut kw = Kw::start(mode, &args);
+        wait_ready(&log, &kw);
+        kw.signal(libc::SIGUSR1);
+        let done = kw.finish(LIMIT);
+        assert_eq!(done.code, Some(128 + libc::SIGUSR1), "{done:?}");
+        let got = signals(&log);
+        if group {
+            assert!(
+                got.contains(&libc::SIGUSR1),
+                "--group: the grandchild never got SIGUSR1: {got:?}"
+            );
+            assert!(
+                done.stderr
+                    .contains("kwait: forwarded SIGUSR1 to process group "),
+                "{}",
+                done.stderr
+            );
+        } else {
+            assert_eq!(
+                got,
+                [libc::SIGTERM],
+                "without --group only the shell gets SIGUSR1; the grandchild only the drain's SIGTERM"
+            );
+        }
+        assert_eq!(got.last(), Some(&libc::SIGTERM), "drained: {got:?}");
+    }
+}
+both!(group_reaches_grandchild_behind_sh);
+
+/// nginx wants QUIT for a graceful stop.
+fn rewrite_term_to_quit(mode: Mode) {
+    let s = Scratch::new("rewrite");
+    let log = s.log("app.log");
+    let mut argv: Vec<OsString> = vec!["--rewrite".into(), "TERM:QUIT".into(), "--".into()];
+    argv.extend(s.helper(&log, &["--log", "15", "--exit-on", "3:0"]));
+    let mut kw = Kw::start(mode, &argv);
+    wait_ready(&log, &kw);
+    kw.signal(libc::SIGTERM);
+    let done = kw.finish(LIMIT);
+    assert_eq!(signals(&log), [libc::SIGQUIT], "log {:?}", lines(&log));
+    assert_eq!(done.code, Some(0), "{done:?}");
+    assert!(
+        done.stderr.contains("kwait: SIGQUIT sent to pid "),
+        "{}",
+        done.stderr
+    );
+}
+both!(rewrite_term_to_quit);
+
+/// Whether `sig` is pending for `pid` (SigPnd or ShdPnd in its status):
+/// kwait blocks every signal, so one it has not read yet shows there.
+fn pending(pid: u32, sig: i32) -> bool {
+    ["SigPnd:", "ShdPnd:"].iter().any(|f| {
+        status_field(pid, f)
+            .and_then(|h| u64::from_str_radix(&h, 16).ok())
+            .is_some_and(|m| m & (1 << (sig - 1)) != 0)
+    })
+}
+
+/// `HUP:0` drops HUP; kwait drops TTIN and TTOU (it never reads the
+/// terminal). Each is sent once kwait has read the previous one, then USR1,
+/// which must arrive: the dropped ones were not merely late.
+fn dropped_signals_never_reach_the_app(mode: Mode) {
+    let s = Scratch::new("drop");
+    let log = s.log("app.log");
+    let mut argv: Vec<OsString> = vec!["--rewrite".into(), "HUP:0".into(), "--".into()];
+    let list = format!("1,10,{},{}", libc::SIGTTIN, libc::SIGTTOU);
+    argv.extend(s.helper(&log, &["--log", &list, "--exit-on", "15:0"]));
+    let mut kw = Kw::start(mode, &argv);
+    wait_ready(&log, &kw);
+    kw.signal(libc::SIGHUP);
+    kw.wait_stderr("kwait: dropped SIGHUP (--rewrite)", SHORT);
+    for sig in [libc::SIGTTIN, libc::SIGTTOU] {
+        kw.signal(sig);
+        let pid = kw.pid();
+        assert!(
+            poll_until(SHORT, || !pending(pid, sig)),
+            "kwait never read signal {sig}"
+        );
+    }
+    kw.signal(libc::SIGUSR1);
+    wait_logged(&log, libc::SIGUSR1, &kw);
+    kw.signal(libc::SIGTERM);
+    let done = kw.finish(LIMIT);
+    assert_eq!(
+        signals(&log),
+        [libc::SIGUSR1, libc::SIGTERM],
+        "log {:?}",
+        lines(&log)
+    );
+    assert_eq!(done.code, Some(0), "{done:?}");
+}
+both!(dropped_signals_never_reach_the_app);
+
+// ---------------------------------------------------------------------------
+// 4. Reaping: orphans leave no zombies; the SIGCHLD-coalescing hammer
+// ---------------------------------------------------------------------------
+
+/// Lines kwait -v prints for each process it reaps besides the app.
+fn reaped(stderr: &str) -> usize {
+    stderr
+        .lines()
+        .filter(|l| l.starts_with("kwait: reaped pid "))
+        .count()
+}
+
+/// Polls until kwait's only child is the app (every orphan exited and was
+/// reaped); panics listing what is left. Returns how long that took.
+fn wait_only_app_left(kw: &mut Kw, app: u32, timeout: Duration) -> Duration {
+    let start = Instant::now();
+    let mut left = Vec::new();
+    let ok = poll_until(timeout, || {
+        left = kw.children();
+        left == [app]
+    });
+    let zs: Vec<u32> = left
+        .iter()
+        .copied()
+        .filter(|&c| state(c) == Some('Z'))
+        .collect();
+    assert!(
+        ok,
+        "after {timeout:?} kwait still has {} children besides the app, {} of them zombies: {zs:?}",
+        left.len().saturating_sub(1),
+        zs.len()
+    );
+    start.elapsed()
+}
+
+/// tini's reaping test, without its sleeps: 100 orphans (`(sleep &)`: the
+/// subshell exits, so sleep is reparented to kwait), then all 100 SIGKILLed
+/// at once by pid. None may stay a zombie; the app then ends normally.
+fn reaps_100_orphans(mode: Mode) {
+    let script = "for i in $(seq 100); do (sleep 1000 &); done; echo spawned; read x; exit 7";
+    let mut kw = Kw::spawn(mode, &["-v", "--", "sh", "-c", script], Io::Piped);
+    let app = kw.app();
+    kw.wait_stdout("spawned", SHORT);
+    let mut orphans = Vec::new();
+    let ok = poll_until(SHORT, || {
+        orphans = kw
+            .children()
+            .into_iter()
+            .filter(|&c| c != app && comm(c) == "sleep")
+            .collect();
+        orphans.len() == 100
+    });
+    assert!(ok, "{} sleeps reparented to kwait, want 100", orphans.len());
+    for &pid in &orphans {
+        // SAFETY: kill(2) of kwait's unreaped child.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    }
+    let took = wait_only_app_left(&mut kw, app, SHORT);
+    eprintln!("100 orphans reaped {took:?} after their SIGKILL");
+    assert_eq!(zombies(kw.pid()), Vec::<u32>::new());
+    kw.write_stdin("go\n");
+    let done = kw.finish(LIMIT);
+    assert_eq!(done.code, Some(7), "{done:?}");
+    assert_eq!(reaped(&done.stderr), 100, "reaped lines");
+    assert!(!done.stderr.contains("left behind"), "{}", done.stderr);
+}
+both!(reaps_100_orphans);
+
+/// 5,000 short-lived orphans as fast as dash can make them.
+fn reaps_5000_orphans(mode: Mode) {
+    let script = "for i in $(seq 5000); do (true &); done; echo spawned; read x; exit 7";
+    let mut kw = Kw::spawn(mode, &["-v", "--", "sh", "-c", script], Io::Piped);
+    let app = kw.app();
+    let start = Instant::now();
+    kw.wait_stdout("spawned", LIMIT);
+    let took = wait_only_app_left(&mut kw, app, SHORT);
+    eprintln!(
+        "5000 orphans made in {:?}, the last reaped {took:?} after that",
+        start.elapsed() - took
+    );
+    kw.write_stdin("go\n");
+    let done = kw.finish(LIMIT);
+    assert_eq!(
+        done.code,
+        Some(7),
+        "exit code; stderr has {} lines",
+        done.stderr.lines().count()
+    );
+    assert_eq!(reaped(&done.stderr), 5000, "reaped lines");
+}
+both!(reaps_5000_orphans);
+
+/// catatonit#4: the main child and an orphan exit at about the same time,
+/// so one SIGCHLD stands for both. 100 rounds, each bounded.
+fn sigchld_hammer(mode: Mode) {
+    need("bash");
+    let script = "bash -c 'sleep 0.01 & kill -9 $BASHPID'; sleep 0.0087";
+    let start = Instant::now();
+    for round in 0..100 {
+        let mut kw = Kw::start(mode, &["-q", "--", "bash", "-c", script]);
+        let status = kw.guard.wait_timeout(Duration::from_secs(5));
+        let Some(status) = status else {
+            panic!(
+                "round {round}: kwait hung; children {:?}, stderr:\n{}",
+                kw.children(),
+                kw.stderr()
+            );
+        };
+        assert_eq!(status.code(), Some(0), "round {round}: {}", kw.stderr());
+    }
+    eprintln!("100 rounds in {:?}", start.elapsed());
+}
+both!(sigchld_hammer);
+
+// ---------------------------------------------------------------------------
+// 5. The child's signal state, fds and stdin
+// ---------------------------------------------------------------------------
+
+/// A listening socket to wait for, so kwait has run its tokio runtime and
+/// probe sockets before COMMAND starts.
+fn listener() -> (std::net::TcpListener, String) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let target = format!("tcp://{}", l.local_addr().expect("local_addr"));
+    (l, target)
+}
+
+/// tini's sigconf test: the app itself (grep, exec'd by kwait) reads its
+/// own SigBlk and SigIgn. kwait blocks every signal and Rust ignores
+/// SIGPIPE; none of that may reach the app.
+fn child_signal_state_is_clean(mode: Mode) {
+    let (_l, target) = listener();
+    let mut kw = Kw::start(
+        mode,
+        &[
+            &target,
+            "--",
+            "grep",
+            "-E",
+            "^Sig(Blk|Ign):",
+            "/proc/self/status",
+        ],
+    );
+    let done = kw.finish(LIMIT);
+    assert_eq!(done.code, Some(0), "{done:?}");
+    for name in ["SigBlk:", "SigIgn:"] {
+        let hex = done
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in {:?}", done.stdout))
+            .trim();
+        let mask = u64::from_str_radix(hex, 16).unwrap_or_else(|e| panic!("{name} {hex}: {e}"));
+        assert_eq!(mask, 0, "{name} {hex} (SIGPIPE is bit {:x})", 1u64 << 12);
+    }
+}
+both!(child_signal_state_is_clean);
+
+/// The app (ls, exec'd by kwait) lists its own fds: 0, 1, 2 and the
+/// directory it is reading, which takes the lowest free number, 3. Any fd
+/// of kwait's (signalfd, probe sockets, runtime) would push it to 4.
+fn child_inherits_no_fds(mode: Mode) {
+    let (_l, target) = listener();
+    let mut kw = Kw::start(mode, &[target.as_str(), "--", "ls", "-1", "/proc/self/fd"]);
+    let done = kw.finish(LIMIT);
+    assert_eq!(done.code, Some(0), "{done:?}");
+    let fds: Vec<&str> = done.stdout.lines().collect();
+    assert_eq!(fds, ["0", "1", "2", "3"], "the app's fds");
+}
+both!(child_inherits_no_fds);
+
+/// tini's smoke test: `echo 'exit 3' | kwait -- sh`.
+fn stdin_passthrough(mode: Mode) {
+    let mut kw = Kw::spawn(mode, &["--", "sh"], Io::Piped);
+    kw.write_stdin("echo hello from stdin\nexit 3\n");
+    let done = kw.finish(LIMIT);
+    assert_eq!(done.code, Some(3), "{done:?}");
+    assert_eq!(done.stdout, "hello from stdin\n");
+}
+both!(stdin_passthrough);
+
+// ---------------------------------------------------------------------------
+// 6. Drain: what the app leaves behind gets SIGTERM and its grace window
+// ---------------------------------------------------------------------------
+
+/// Asserts the grandchild logged TERM, then "done" `linger` seconds later:
+/// it had its shutdown window, and no SIGKILL (kwait's, or the kernel's when
+/// a namespace's init exits) cut it short.
+fn assert_drained(log: &Path, linger: f64, done: &Done) {
+    let got = lines(log);
+    assert!(
+        got.iter().any(|l| l.starts_with("done ")),
+        "the grandchild did not finish its shutdown: {got:?}\n{}",
+        done.stderr
+    );
+    let took = logged_at(log, "done") - logged_at(log, "15");
+    assert!(took >= linger * 0.9, "TERM to done {took:.3}s: {got:?}");
+    assert!(
+        !done.stderr.contains("kwait: SIGKILL to "),
+        "{}",
+        done.stderr
+    );
+}
+
+/// The app exits on its own (code 3) with a TERM-handling helper still
+/// running in its process group; the helper works 0.5 s after SIGTERM. As
+/// PID 1 this is what tini and dumb-init get wrong (tini#180): their exit
+/// makes the kernel SIGKILL the helper before its handler is done.
+fn drain_after_the_app_exits_on_its_own(mode: Mode) {
+    let s = Scratch::new("drain-own");
+    let log = s.log("helper.log");
+    let script = format!(
+        "{} & read x; exit 3",
+        s.helper_sh(&log, &["--linger", "15:0.5"])
+    );
+    let mut kw = Kw::spawn(mode, &["--", "sh", "-c", &script], Io::Piped);
+    wait_ready(&log, &kw);
+    let t0 = Instant::now();
+    kw.write_stdin("go\n");
+    let done = kw.finish(LIMIT);
+    eprintln!("app told to exit; kwait exited {:?} later", t0.elapsed());
+    assert_eq!(done.code, Some(3), "the app's status: {done:?}");
+    assert_drained(&log, 0.5, &done);
+    assert!(
+        t0.elapsed() >= Duration::from_millis(450),
+        "kwait waited for the helper"
+    );
+    assert!(
+        done.stderr
+            .contains("kwait: 1 process(es) left behind by the app: SIGTERM"),
+        "{}",
+        done.stderr
+    );
+}
+both!(drain_after_the_app_exits_on_its_own);
+
+/// The same after `docker stop`: SIGTERM to kwait; the app (the helper,
+/// exec'd by sh) exits 4 at once, its TERM-handling child works 0.5 s more.
+fn drain_after_sigterm(mode: Mode) {
+    let s = Scratch::new("drain-term");
+    let helper_log = s.log("helper.log");
+    let app_log = s.log("app.log");
+    let script = format!(
+        "{} & exec {}",
+        s.helper_sh(&helper_log, &["--linger", "15:0.5"]),
+        s.helper_sh(&app_log, &["--exit-on", "15:4"])
+    );
+    let mut kw = Kw::start(mode, &["--", "sh", "-c", &script]);
+    wait_ready(&helper_log, &kw);
+    wait_ready(&app_log, &kw);
+    kw.signal(libc::SIGTERM);
+    let done = kw.finish(LIMIT);
+    assert_eq!(done.code, Some(4), "the app's status: {done:?}");
+    assert_eq!(signals(&app_log), [libc::SIGTERM]);
+    assert_drained(&helper_log, 0.5, &done);
+    assert!(
+        done.stderr.contains("kwait: drained in "),
+        "{}",
+        done.stderr
+    );
+}
+both!(drain_after_sigterm);
+
+/// A left-behind helper that ignores SIGTERM is SIGKILLed when `--grace`
+/// runs out; kwait still exits with the app's own status.
+fn drain_kills_a_term_ignoring_leftover_after_grace(mode: Mode) {
+    let s = Scratch::new("drain-ign");
+    let log = s.log("helper.log");
+    let script = format!(
+        "{} & read x; exit 3",
+        s.helper_sh(&log, &["--ignore", "15"])
+    );
+    let mut kw = Kw::spawn(
+        mode,
+        &["--grace", "1s", "--", "sh", "-c", &script],
+        Io::Piped,
+    );
+    wait_ready(&log, &kw);
+    let t0 = Instant::now();
+    kw.write_stdin("go\n");
+    let done = kw.finish(LIMIT);
+    let took = t0.elapsed();
+    eprintln!("app exited; kwait exited {took:?} later");
+    assert_eq!(done.code, Some(3), "the app's status: {done:?}");
+    assert!(
+        took >= Duration::from_millis(950),
+        "SIGKILL before --grace: {took:?}"
+    );
+    assert!(took <= Duration::from_secs(3), "{took:?}");
+    assert!(
+        done.stderr.contains("SIGKILL") && done.stderr.contains("--grace 1s"),
+        "{}",
+        done.stderr
+    );
+}
+both!(drain_kills_a_term_ignoring_leftover_after_grace);
+
+/// A process that left the app's process group (`setsid`) below a helper
+/// that ignores SIGTERM: it is not kwait's child until the grace-end SIGKILL
+/// kills the helper, and then it is adopted. kwait must not exit while it
+/// still has a child, nor later than `--grace` allows; as a subreaper,
+/// exiting would also leave it running with nobody to stop it.
+fn orphan_adopted_after_the_sigkill_is_killed_too(mode: Mode) {
+    let s = Scratch::new("escape");
+    let log = s.log("escaped.log");
+    let helper = s.dir.path().join("helper.sh");
+    std::fs::write(
+        &helper,
+        format!(
+            "trap '' TERM\nsetsid {} &\nwait\n",
+            s.helper_sh(&log, &["--ignore", "15"])
+        ),
+    )
+    .expect("write helper.sh");
+    let script = format!("sh {} & read x; exit 3", q(&helper));
+    let mut kw = Kw::spawn(
+        mode,
+        &["--grace", "1s", "--", "sh", "-c", &script],
+        Io::Piped,
+    );
+    wait_ready(&log, &kw);
+    // The escaped process's pid, in the test's numbering only when plain.
+    let escaped: Option<u32> = (mode == Mode::Plain).then(|| {
+        lines(&log)[0]
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .expect("pid on the ready line")
+    });
+    let t0 = Instant::now();
+    kw.write_stdin("go\n");
+    kw.guard.wait_exit(LIMIT);
+    let took = t0.elapsed();
+    eprintln!("app exited; kwait exited {took:?} later");
+    let survived = escaped.filter(|&p| comm(p).starts_with("python"));
+    if let Some(pid) = survived {
+        // Stop it by pid: kwait left it behind (holding our pipes open).
+        // SAFETY: kill(2) of the python helper we just identified in /proc.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    }
+    let done = kw.finish(LIMIT);
+    assert_eq!(done.code, Some(3), "the app's status: {done:?}");
+    let mut wrong = Vec::new();
+    if let Some(pid) = survived {
+        wrong.push(format!("left the escaped process {pid} running"));
+    }
+    if took > Duration::from_secs(2) {
+        wrong.push(format!("exited {took:?} after the app (--grace 1s)"));
+    }
+    assert!(wrong.is_empty(), "kwait {}", wrong.join(" and "));
+}
+both!(orphan_adopted_after_the_sigkill_is_killed_too);
+
+/// kwait's own system calls, through strace: after the app exits, each
+/// process it left behind in its process group gets one SIGTERM. The
+/// supervisor's comment says "A process that already got SIGTERM with its
+/// group does not get a second one: many apps read that as 'hurry, skip the
+/// drain'". Only kill(2) calls are traced, so the result does not depend on
+/// whether two SIGTERMs happen to coalesce in the kernel.
+#[test]
+fn leftovers_get_one_sigterm_each() {
+    need("strace");
+    let dir = TempDir::new("strace");
+    let trace = dir.path().join("kill.trace");
+    let mut cmd = Command::new("strace");
+    cmd.arg("-o")
+        .arg(&trace)
+        .args(["-e", "trace=kill", "--"])
+        .arg(env!("CARGO_BIN_EXE_kwait"))
+        .args(["--", "sh", "-c", "sleep 30 & sleep 30 & exit 3"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    clean_start(&mut cmd);
+    let mut guard = ChildGuard::spawn("strace kwait", &mut cmd);
+    let status = guard.wait_exit(LIMIT);
+    let mut stderr = String::new();
+    if let Some(mut e) = guard.child_mut().stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    assert_eq!(status.code(), Some(3), "{stderr}");
+    let trace = std::fs::read_to_string(&trace).expect("read trace");
+    let terms: Vec<i64> = trace
+        .lines()
+        .filter(|l| l.starts_with("kill(") && l.contains(", SIGTERM)"))
+        .filter_map(|l| l["kill(".len()..].split(',').next()?.trim().parse().ok())
+        .collect();
+    let groups = terms.iter().filter(|&&t| t < 0).count();
+    let pids: Vec<i64> = terms.iter().copied().filter(|&t| t > 0).collect();
+    // Both sleeps are in the app's process group (a non-interactive shell
+    // does no job control): a group SIGTERM reaches them, so a SIGTERM to
+    // each pid after it is a second one.
+    assert!(groups + pids.len() >= 1, "no SIGTERM at all:\n{trace}");
+    assert!(
+        groups <= 1 && (groups == 0 || pids.is_empty()),
+        "each sleep got {} SIGTERMs (kill(-group), then kill(pid)):\n{trace}",
+        groups + 1
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 7. --grace: a TERM-ignoring app is SIGKILLed
+// ---------------------------------------------------------------------------
+
+/// Polls until `sh -c 'trap "" TERM; sleep 60'` runs its sleep (the app
+/// itself if dash exec'd it, else the app's child) with SIGTERM ignored.
+fn wait_term_ignoring_sleep(kw: &mut Kw) {
+    let app = kw.app();
+    let ok = poll_until(SHORT, || {
+        std::iter::once(app).chain(children(app)).any(|p| {
+            comm(p) == "sleep"
+                && status_field(p, "SigIgn:")
+                    .and_then(|h| u64::from_str_radix(&h, 16).ok())
+                    .is_some_and(|m| m & (1 << (libc::SIGTERM - 1)) != 0)
+        })
+    });
+    assert!(ok, "the app never ran sleep with SIGTERM ignored");
+}
+
+fn term_ignoring_app_is_killed_after_grace(mode: Mode) {
+    let mut kw = Kw::start(
+        mode,
+        &["--grace", "1s", "--", "sh", "-c", "trap '' TERM; sleep 60"],
+    );
+    wait_term_ignoring_sleep(&mut kw);
+    let t0 = Instant::now();
+    kw.signal(libc::SIGTERM);
+    let done = kw.finish(LIMIT);
+    let took = t0.elapsed();
+    eprintln!("stop time with --grace 1s: {took:?}");
+    assert_eq!(done.code, Some(137), "{done:?}");
+    assert!(
+        took >= Duration::from_millis(1000),
+        "before --grace: {took:?}"
+    );
+    // The issue's grace + 100 ms is checked by the benchmark; a loaded
+    // machine gets a second here.
+    assert!(
+        took <= Duration::from_secs(2),
+        "long after --grace: {took:?}"
+    );
+    assert!(
+        done.stderr.contains("SIGKILL to process group ")
+            && done
+                .stderr
+                .contains("the app is still running after --grace 1s"),
+        "{}",
+        done.stderr
+    );
+}
+both!(term_ignoring_app_is_killed_after_grace);
+
+/// Documented behaviour: a second SIGTERM/SIGINT while the app drains
+/// (after the first was forwarded) is someone who does not want to wait:
+/// kwait SIGKILLs at once instead of waiting out `--grace`.
+fn second_term_during_grace_kills_at_once(mode: Mode) {
+    let mut kw = Kw::start(
+        mode,
+        &["--grace", "30s", "--", "sh", "-c", "trap '' TERM; sleep 60"],
+    );
+    wait_term_ignoring_sleep(&mut kw);
+    kw.signal(libc::SIGTERM);
+    kw.wait_stderr("kwait: SIGTERM sent to pid ", SHORT);
+    let t0 = Instant::now();
+    kw.signal(libc::SIGTERM);
+    let done = kw.finish(LIMIT);
+    eprintln!("second SIGTERM to exit: {:?}", t0.elapsed());
+    assert_eq!(done.code, Some(137), "{done:?}");
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    assert!(
+        done.stderr
+            .contains("kwait: second SIGTERM during the drain: sending SIGKILL now"),
+        "{}",
+        done.stderr
+    );
+}
+both!(second_term_during_grace_kills_at_once);
+
+// ---------------------------------------------------------------------------
+// 8. --drain-delay
+// ---------------------------------------------------------------------------
+
+/// The app keeps running for `--drain-delay` after SIGTERM reaches kwait,
+/// and only then sees it (the `preStop: sleep` of Kubernetes runbooks).
+fn drain_delay_holds_the_signal(mode: Mode) {
+    let s = Scratch::new("delay");
+    let log = s.log("app.log");
+    let mut argv: Vec<OsString> = vec!["--drain-delay".into(), "1s".into(), "--".into()];
+    argv.extend(s.helper(&log, &["--exit-on", "15:0"]));
+    let mut kw = Kw::start(mode, &argv);
+    wait_ready(&log, &kw);
+    let t0 = monotonic();
+    kw.signal(libc::SIGTERM);
+    let done = kw.finish(LIMIT);
+    let held = logged_at(&log, "15") - t0;
+    eprintln!("the app saw SIGTERM {held:.3}s after kwait got it");
+    assert_eq!(done.code, Some(0), "{done:?}");
+    assert!(held >= 0.9, "held only {held:.3}s");
+    assert!(held <= 2.5, "held {held:.3}s");
+    assert!(
+        done.stderr.contains(
+            "kwait: SIGTERM received: draining, the app keeps running for --drain-delay 1s"
+        ),
+        "{}",
+        done.stderr
+    );
+}
+both!(drain_delay_holds_the_signal);
+
+/// Documented behaviour: a second SIGTERM/SIGINT during `--drain-delay`
+/// ends the delay: the stop signal is forwarded at once, and `--grace`
+/// starts then.
+fn second_term_during_drain_delay_forwards_at_once(mode: Mode) {
+    let s = Scratch::new("delay2");
+    let log = s.log("app.log");
+    let mut argv: Vec<OsString> = vec!["--drain-delay".into(), "30s".into(), "--".into()];
+    argv.extend(s.helper(&log, &["--exit-on", "15:0"]));
+    let mut kw = Kw::start(mode, &argv);
+    wait_ready(&log, &kw);
+    kw.signal(libc::SIGTERM);
+    kw.wait_stderr("the app keeps running for --drain-delay 30s", SHORT);
+    assert!(signals(&log).is_empty(), "forwarded during the delay");
+    let t1 = monotonic();
+    kw.signal(libc::SIGTERM);
+    let done = kw.finish(LIMIT);
+    let after = logged_at(&log, "15") - t1;
+    eprintln!("the app saw SIGTERM {after:.3}s after the second one");
+    assert_eq!(done.code, Some(0), "{done:?}");
+    assert!(after < 2.0, "{after:.3}s");
+    assert_eq!(signals(&log), [libc::SIGTERM]);
+    assert!(
+        done.stderr
+            .contains("kwait: second SIGTERM: ending --drain-delay early"),
+        "{}",
+        done.stderr
+    );
+}
+both!(second_term_during_drain_delay_forwards_at_once);
+
+// ---------------------------------------------------------------------------
+// 9. A terminal: the app is the foreground group, Ctrl-C ends it with 130
+// ---------------------------------------------------------------------------
+
+/// A fresh pseudo-terminal: (master, slave).
+fn openpty() -> (File, File) {
+    // SAFETY: the standard posix_openpt sequence on fds we own; ptsname_r
+    // writes a NUL-terminated name into the buffer we pass.
+    unsafe {
+        let master = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        assert!(
+            master >= 0,
+            "posix_openpt: {}",
+            std::io::Error::last_os_error()
+        );
+        let master = File::from_raw_fd(master);
+        assert_eq!(libc::grantpt(master.as_raw_fd()), 0, "grantpt");
+        assert_eq!(libc::unlockpt(master.as_raw_fd()), 0, "unlockpt");
+        let mut name = [0 as libc::c_char; 128];
+        assert_eq!(
+            libc::ptsname_r(master.as_raw_fd(), name.as_mut_ptr(), name.len()),
+            0,
+            "ptsname_r"
+        );
+        let slave = libc::open(
+            name.as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
+        assert!(
+            slave >= 0,
+            "open {:?}: {}",
+            CStr::from_ptr(name.as_ptr()),
+            std::io::Error::last_os_error()
+        );
+        (master, File::from_raw_fd(slave))
+    }
+}
+
+/// `docker run -it`: Ctrl-C is SIGINT from the terminal's line discipline
+/// to its foreground process group, never to PID 1. kwait must make the app
+/// that group (tini's outer test expects 130).
+fn ctrl_c_on_a_terminal_ends_the_app_with_130(mode: Mode) {
+    let (mut master, slave) = openpty();
+    let mut kw = Kw::spawn(mode, &["--", "sleep", "100"], Io::Tty(slave));
+    // The slave's copies now live in kwait only: the master reads EOF/EIO
+    // once kwait and its app are gone.
+    let output = Arc::new(Mutex::new(String::new()));
+    let reader = collect(master.try_clone().expect("dup master"), output.clone());
+    let found = poll_until(SHORT, || {
+        output.lock().unwrap().contains("kwait: started sleep")
+    });
+    assert!(found, "terminal output: {:?}", output.lock().unwrap());
+    let app = kw.children().first().copied().expect("kwait has a child");
+    let mut fields = Vec::new();
+    let foreground = poll_until(SHORT, || {
+        fields = stat(app).unwrap_or_default();
+        comm(app) == "sleep"
+            && fields.len() > 5
+            && fields[2] == app.to_string()
+            && fields[5] == fields[2]
+    });
+    assert!(
+        foreground,
+        "app {app} ({}): pgrp {:?}, terminal's foreground group (tpgid) {:?}",
+        comm(app),
+        fields.get(2),
+        fields.get(5)
+    );
+    master
+        .write_all(b"\x03")
+        .expect("write Ctrl-C to the master");
+    let done = kw.finish(LIMIT);
+    let _ = poll_until(Duration::from_secs(5), || reader.is_finished());
+    let text = output.lock().unwrap().clone();
+    eprintln!("terminal output:\n{text}");
+    assert_eq!(done.code, Some(130), "terminal output:\n{text}");
+    assert!(text.contains("kwait: app was killed by SIGINT"), "{text}");
+}
+both!(ctrl_c_on_a_terminal_ends_the_app_with_130);
+
+// ---------------------------------------------------------------------------
+// 10. exec failures in supervised mode
+// ---------------------------------------------------------------------------
+
+fn exec_failures_are_127_and_126(mode: Mode) {
+    let mut kw = Kw::start(mode, &["--", "kwait-no-such-command-xyz", "arg"]);
+    let done = kw.finish(LIMIT);
+    assert_eq!(done.code, Some(127), "{done:?}");
+    assert!(
+        done.stderr
+            .contains("kwait: cannot run 'kwait-no-such-command-xyz': not found"),
+        "{}",
+        done.stderr
+    );
+
+    let dir = TempDir::new("noexec");
+    let script = dir.path().join("script.sh");
+    std::fs::write(&script, "#!/bin/sh\nexit 0\n").expect("write script");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let args: Vec<&OsStr> = vec!["--".as_ref(), script.as_os_str()];
+    let mut kw = Kw::start(mode, &args);
+    let done = kw.finish(LIMIT);
+    assert_eq!(done.code, Some(126), "{done:?}");
+    assert!(
+        done.stderr.contains(&format!(
+            "kwait: cannot run '{}': permission denied",
+            script.display()
+        )),
+        "{}",
+        done.stderr
+    );
+}
+both!(exec_failures_are_127_and_126);

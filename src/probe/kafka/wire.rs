@@ -13,9 +13,8 @@ use bytes::BytesMut;
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::{encode_request_header_into_buffer, Encodable, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
-use crate::probe::Attempt;
+use crate::probe::{Attempt, Stream};
 pub use crate::reader::{Decoded, Reader};
 
 /// The largest response kwait accepts. Its answers (versions, brokers, a
@@ -27,12 +26,12 @@ const CLIENT_ID: &str = "kwait";
 
 /// A connection that speaks Kafka's request/response framing.
 pub struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     correlation: i32,
 }
 
 impl Conn {
-    pub fn new(stream: TcpStream) -> Conn {
+    pub fn new(stream: Stream) -> Conn {
         Conn {
             stream,
             correlation: 0,
@@ -73,6 +72,11 @@ impl Conn {
             )
             .await?;
         let len = i32::from_be_bytes(prefix);
+        if prefix[0] == 0x15 && prefix[1] == 0x03 {
+            return Err(format!(
+                "answered {name} with a TLS alert: this listener expects TLS (add tls=true, or security.protocol=SSL in config=)"
+            ));
+        }
         let len = match usize::try_from(len) {
             Ok(n) if (4..=MAX_FRAME).contains(&n) => n,
             _ => {
@@ -114,6 +118,8 @@ fn api_name(key: ApiKey) -> &'static str {
         ApiKey::ApiVersions => "ApiVersions",
         ApiKey::Metadata => "Metadata",
         ApiKey::FindCoordinator => "FindCoordinator",
+        ApiKey::SaslHandshake => "SaslHandshake",
+        ApiKey::SaslAuthenticate => "SaslAuthenticate",
         _ => "request",
     }
 }
@@ -269,6 +275,32 @@ pub fn metadata(body: &[u8], version: i16) -> Decoded<Metadata> {
         controller,
         topics,
     })
+}
+
+/// SaslHandshake v0-v1: the error and the mechanisms the broker offers.
+pub fn sasl_handshake(body: &[u8]) -> Decoded<(i16, Vec<String>)> {
+    let mut r = Reader::new(body);
+    let error = r.i16()?;
+    let mut offered = Vec::new();
+    for _ in 0..r.array_len(false, 2)? {
+        offered.push(r.string(false)?.unwrap_or_default());
+    }
+    Ok((error, offered))
+}
+
+/// SaslAuthenticate v0-v2: error, error message, and the server's SASL bytes.
+pub fn sasl_authenticate(body: &[u8], version: i16) -> Decoded<(i16, Option<String>, Vec<u8>)> {
+    let mut r = Reader::new(body);
+    let flexible = version >= 2;
+    let error = r.i16()?;
+    let message = r.string(flexible)?;
+    let len = if flexible {
+        (r.uvarint()? as usize).saturating_sub(1)
+    } else {
+        usize::try_from(r.i32()?).unwrap_or(0)
+    };
+    let bytes = r.bytes(len)?.to_vec();
+    Ok((error, message, bytes))
 }
 
 /// FindCoordinator's answer: the error code, and the coordinator's id when

@@ -1,0 +1,517 @@
+//! How kwait authenticates to Kafka: TLS settings and SASL credentials, from
+//! the target's parameters and a Java `client.properties` file (`config=`).
+//!
+//! Everything is read and checked when the target is parsed, so a missing
+//! file or a JKS store is a usage error (exit 2) before anything connects.
+//! Secrets come from the environment (`KWAIT_KAFKA_PASSWORD`) or files
+//! (`password-file=`, `config=`), never from argv; a password written into
+//! the URL is refused. [`Secret`] never prints its value.
+
+use std::fmt;
+use std::path::Path;
+
+use crate::log::warning;
+
+/// The environment variable holding the SASL password.
+pub const PASSWORD_ENV: &str = "KWAIT_KAFKA_PASSWORD";
+
+/// A password: its value never reaches Debug, Display or a log line.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    #[cfg(test)]
+    pub fn new(value: &str) -> Secret {
+        Secret(value.to_string())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mechanism {
+    Plain,
+    ScramSha256,
+    ScramSha512,
+}
+
+impl Mechanism {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mechanism::Plain => "PLAIN",
+            Mechanism::ScramSha256 => "SCRAM-SHA-256",
+            Mechanism::ScramSha512 => "SCRAM-SHA-512",
+        }
+    }
+
+    fn parse(s: &str, what: &str) -> Result<Mechanism, String> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "PLAIN" => Ok(Mechanism::Plain),
+            "SCRAM-SHA-256" => Ok(Mechanism::ScramSha256),
+            "SCRAM-SHA-512" => Ok(Mechanism::ScramSha512),
+            other => Err(format!(
+                "{what}: SASL mechanism '{other}' is not supported (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sasl {
+    pub mechanism: Mechanism,
+    pub user: String,
+    pub password: Secret,
+}
+
+/// PEM material and checks for a TLS connection.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TlsFiles {
+    /// Extra trust roots (a private CA), PEM.
+    pub ca: Option<Vec<u8>>,
+    /// Client certificate chain and key, PEM (mTLS).
+    pub cert: Option<Vec<u8>>,
+    pub key: Option<Secret>,
+    /// Verify the certificate chain (`tls-verify=false` turns this off).
+    pub verify: bool,
+    /// Verify the host name (`ssl.endpoint.identification.algorithm=`).
+    pub verify_name: bool,
+}
+
+/// A kafka target's security, resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Security {
+    pub tls: Option<crate::tls::Config>,
+    pub sasl: Option<Sasl>,
+}
+
+/// The security parameters a kafka:// URL may carry.
+pub const PARAMS: [&str; 9] = [
+    "tls",
+    "ca",
+    "cert",
+    "key",
+    "tls-verify",
+    "sasl",
+    "user",
+    "password-file",
+    "config",
+];
+
+/// Builds a target's security from its URL parameters (which win) and the
+/// `config=` properties file.
+pub fn resolve(params: &[(String, String)], what: &str) -> Result<Security, String> {
+    let get = |key: &str| {
+        params
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    let mut props = Properties::default();
+    if let Some(path) = get("config") {
+        props = Properties::load(Path::new(path), what)?;
+    }
+
+    let protocol = props.get("security.protocol").map(str::to_ascii_uppercase);
+    let mut tls = match protocol.as_deref() {
+        None | Some("PLAINTEXT") | Some("SASL_PLAINTEXT") => false,
+        Some("SSL") | Some("SASL_SSL") => true,
+        Some(other) => {
+            return Err(format!(
+                "{what}: security.protocol={other} in config= is not PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
+            ))
+        }
+    };
+    let mut sasl_on = matches!(
+        protocol.as_deref(),
+        Some("SASL_PLAINTEXT") | Some("SASL_SSL")
+    );
+    if let Some(v) = get("tls") {
+        tls = flag(v, "tls", what)?;
+    }
+
+    // TLS material: URL paths, else the properties' PEM stores.
+    let mut files = TlsFiles {
+        verify: true,
+        verify_name: true,
+        ..TlsFiles::default()
+    };
+    files.ca = match get("ca") {
+        Some(path) => Some(read(path, "ca", what)?),
+        None => props.pem_store("truststore", what)?,
+    };
+    let (cert, key) = match (get("cert"), get("key")) {
+        (Some(c), Some(k)) => (
+            Some(read(c, "cert", what)?),
+            Some(Secret(
+                String::from_utf8_lossy(&read(k, "key", what)?).into_owned(),
+            )),
+        ),
+        (None, None) => props.pem_keystore(what)?,
+        _ => {
+            return Err(format!(
+                "{what}: cert= and key= go together (mTLS needs both)"
+            ))
+        }
+    };
+    files.cert = cert;
+    files.key = key;
+    if let Some(v) = get("tls-verify") {
+        files.verify = flag(v, "tls-verify", what)?;
+    }
+    if let Some(v) = props.get("ssl.endpoint.identification.algorithm") {
+        files.verify_name = !v.trim().is_empty();
+    }
+    if !tls && (get("ca").is_some() || get("cert").is_some() || get("tls-verify").is_some()) {
+        tls = true;
+    }
+
+    // SASL: mechanism, user, password.
+    let jaas = props
+        .get("sasl.jaas.config")
+        .map(Jaas::parse)
+        .transpose()
+        .map_err(|e| format!("{what}: sasl.jaas.config in config=: {e}"))?;
+    let mechanism = match get("sasl").or(props.get("sasl.mechanism")) {
+        Some(m) => Some(Mechanism::parse(m, what)?),
+        None if sasl_on => Some(Mechanism::Plain), // Kafka's default sasl.mechanism
+        None => None,
+    };
+    if get("sasl").is_some() || get("user").is_some() {
+        sasl_on = true;
+    }
+    let sasl = if sasl_on {
+        let mechanism = mechanism.unwrap_or(Mechanism::Plain);
+        if let Some(j) = &jaas {
+            if j.module_mechanism
+                .is_some_and(|m| (m == Mechanism::Plain) != (mechanism == Mechanism::Plain))
+            {
+                return Err(format!(
+                    "{what}: sasl.jaas.config's login module does not match sasl.mechanism={}",
+                    mechanism.name()
+                ));
+            }
+        }
+        let user = get("user")
+            .map(str::to_string)
+            .or_else(|| jaas.as_ref().and_then(|j| j.username.clone()))
+            .ok_or_else(|| {
+                format!(
+                    "{what}: SASL needs a user: add user=NAME, or a sasl.jaas.config with username"
+                )
+            })?;
+        let password = if let Some(path) = get("password-file") {
+            let text = read(path, "password-file", what)?;
+            Secret(
+                String::from_utf8_lossy(&text)
+                    .trim_end_matches(['\n', '\r'])
+                    .to_string(),
+            )
+        } else if let Ok(p) = std::env::var(PASSWORD_ENV) {
+            Secret(p)
+        } else if let Some(p) = jaas.as_ref().and_then(|j| j.password.clone()) {
+            p
+        } else {
+            return Err(format!(
+                "{what}: SASL user '{user}' needs a password: set {PASSWORD_ENV}, or password-file=PATH"
+            ));
+        };
+        Some(Sasl {
+            mechanism,
+            user,
+            password,
+        })
+    } else {
+        None
+    };
+    if !files.verify && tls {
+        warning!("{what}: tls-verify=false: the broker's certificate is not checked, anyone in the middle can read the traffic");
+    }
+    let tls = if tls {
+        Some(crate::tls::Config::build(&files).map_err(|e| format!("{what}: {e}"))?)
+    } else {
+        None
+    };
+    props.warn_ignored(what);
+    Ok(Security { tls, sasl })
+}
+
+fn flag(v: &str, key: &str, what: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "" | "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        other => Err(format!("{what}: {key}={other} is not true or false")),
+    }
+}
+
+fn read(path: &str, key: &str, what: &str) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| {
+        format!(
+            "{what}: {key}={path}: cannot read it ({})",
+            crate::probe::describe(&e)
+        )
+    })
+}
+
+/// A Java properties file, as the Kafka tools and cub read it: `key=value`
+/// or `key: value` lines, `#`/`!` comments, `\` line continuations.
+#[derive(Debug, Default)]
+struct Properties {
+    entries: Vec<(String, String)>,
+    used: std::cell::RefCell<Vec<String>>,
+    path: String,
+}
+
+/// Keys kwait reads; anything else in the file is reported once as ignored.
+const KNOWN: [&str; 13] = [
+    "security.protocol",
+    "sasl.mechanism",
+    "sasl.jaas.config",
+    "ssl.truststore.type",
+    "ssl.truststore.location",
+    "ssl.truststore.certificates",
+    "ssl.keystore.type",
+    "ssl.keystore.location",
+    "ssl.keystore.key",
+    "ssl.keystore.certificate.chain",
+    "ssl.key.password",
+    "ssl.endpoint.identification.algorithm",
+    "ssl.truststore.password",
+];
+
+impl Properties {
+    fn load(path: &Path, what: &str) -> Result<Properties, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            format!(
+                "{what}: config={}: cannot read it ({})",
+                path.display(),
+                crate::probe::describe(&e)
+            )
+        })?;
+        let mut entries = Vec::new();
+        let mut pending = String::new();
+        for raw in text.lines() {
+            let line = raw.trim_start();
+            if pending.is_empty()
+                && (line.is_empty() || line.starts_with('#') || line.starts_with('!'))
+            {
+                continue;
+            }
+            if let Some(cont) = line.strip_suffix('\\') {
+                pending.push_str(cont);
+                continue;
+            }
+            pending.push_str(line);
+            let full = std::mem::take(&mut pending);
+            let split = full.find(['=', ':']).unwrap_or(full.len());
+            let key = full[..split].trim().to_string();
+            let value = full.get(split + 1..).unwrap_or("").trim().to_string();
+            entries.push((key, value));
+        }
+        Ok(Properties {
+            entries,
+            used: Default::default(),
+            path: path.display().to_string(),
+        })
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        let found = self
+            .entries
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str());
+        if found.is_some() {
+            self.used.borrow_mut().push(key.to_string());
+        }
+        found
+    }
+
+    /// A PEM truststore: `ssl.truststore.certificates` inline, or
+    /// `ssl.truststore.location` with `ssl.truststore.type=PEM`.
+    fn pem_store(&self, which: &str, what: &str) -> Result<Option<Vec<u8>>, String> {
+        if let Some(inline) = self.get(&format!("ssl.{which}.certificates")) {
+            return Ok(Some(inline.replace("\\n", "\n").into_bytes()));
+        }
+        let Some(location) = self.get(&format!("ssl.{which}.location")) else {
+            return Ok(None);
+        };
+        self.require_pem(which, location, what)?;
+        read(location, &format!("ssl.{which}.location"), what).map(Some)
+    }
+
+    /// A PEM keystore: inline `ssl.keystore.key` and
+    /// `ssl.keystore.certificate.chain`, or a PEM file holding both.
+    fn pem_keystore(&self, what: &str) -> Result<(Option<Vec<u8>>, Option<Secret>), String> {
+        if let (Some(key), Some(chain)) = (
+            self.get("ssl.keystore.key"),
+            self.get("ssl.keystore.certificate.chain"),
+        ) {
+            return Ok((
+                Some(chain.replace("\\n", "\n").into_bytes()),
+                Some(Secret(key.replace("\\n", "\n"))),
+            ));
+        }
+        let Some(location) = self.get("ssl.keystore.location") else {
+            return Ok((None, None));
+        };
+        self.require_pem("keystore", location, what)?;
+        if self.get("ssl.key.password").is_some() {
+            return Err(format!(
+                "{what}: config={}: encrypted keys (ssl.key.password) are not supported; give kwait an unencrypted PEM key",
+                self.path
+            ));
+        }
+        let pem = read(location, "ssl.keystore.location", what)?;
+        Ok((
+            Some(pem.clone()),
+            Some(Secret(String::from_utf8_lossy(&pem).into_owned())),
+        ))
+    }
+
+    fn require_pem(&self, which: &str, location: &str, what: &str) -> Result<(), String> {
+        let kind = self
+            .get(&format!("ssl.{which}.type"))
+            .unwrap_or("JKS")
+            .to_ascii_uppercase();
+        if kind != "PEM" {
+            return Err(format!(
+                "{what}: config={}: ssl.{which}.location={location} is a {kind} store, which kwait cannot read; \
+                 convert it to PEM and set ssl.{which}.type=PEM (keytool -exportcert -rfc, openssl pkcs12 -nodes)",
+                self.path
+            ));
+        }
+        Ok(())
+    }
+
+    fn warn_ignored(&self, what: &str) {
+        let used = self.used.borrow();
+        let ignored = self
+            .entries
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .filter(|k| !KNOWN.contains(k) && !used.iter().any(|u| u == k))
+            .collect::<Vec<_>>();
+        if !ignored.is_empty() {
+            warning!(
+                "{what}: config={} keys kwait ignores: {}",
+                self.path,
+                ignored.join(", ")
+            );
+        }
+    }
+}
+
+/// The parts of a JAAS `sasl.jaas.config` line kwait uses:
+/// `org.apache.kafka.common.security.plain.PlainLoginModule required
+/// username="u" password="p";`
+#[derive(Debug, PartialEq, Eq)]
+struct Jaas {
+    module_mechanism: Option<Mechanism>,
+    username: Option<String>,
+    password: Option<Secret>,
+}
+
+impl Jaas {
+    fn parse(text: &str) -> Result<Jaas, String> {
+        let text = text.trim().trim_end_matches(';').trim();
+        let (module, rest) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
+        let module_mechanism = if module.ends_with("PlainLoginModule") {
+            Some(Mechanism::Plain)
+        } else if module.ends_with("ScramLoginModule") {
+            Some(Mechanism::ScramSha256)
+        } else {
+            return Err(format!(
+                "login module {module} is not supported (PlainLoginModule, ScramLoginModule)"
+            ));
+        };
+        let mut username = None;
+        let mut password = None;
+        let mut rest = rest.trim_start();
+        for flag in ["required", "requisite", "sufficient", "optional"] {
+            if let Some(r) = rest.strip_prefix(flag) {
+                rest = r.trim_start();
+            }
+        }
+        while !rest.is_empty() {
+            let (key, after) = rest.split_once('=').ok_or("expected key=\"value\"")?;
+            let after = after.trim_start();
+            let (value, tail) = if let Some(quoted) = after.strip_prefix('"') {
+                let mut value = String::new();
+                let mut chars = quoted.char_indices();
+                let mut end = None;
+                while let Some((i, c)) = chars.next() {
+                    match c {
+                        '\\' => {
+                            if let Some((_, n)) = chars.next() {
+                                value.push(n);
+                            }
+                        }
+                        '"' => {
+                            end = Some(i + 1);
+                            break;
+                        }
+                        c => value.push(c),
+                    }
+                }
+                let end = end.ok_or("unterminated quoted value")?;
+                (value, &quoted[end..])
+            } else {
+                let end = after.find(char::is_whitespace).unwrap_or(after.len());
+                (after[..end].to_string(), &after[end..])
+            };
+            match key.trim() {
+                "username" => username = Some(value),
+                "password" => password = Some(Secret(value)),
+                _ => {}
+            }
+            rest = tail.trim_start();
+        }
+        Ok(Jaas {
+            module_mechanism,
+            username,
+            password,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jaas_lines() {
+        let j = Jaas::parse(
+            r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="API_KEY" password="se\"cret";"#,
+        )
+        .unwrap();
+        assert_eq!(j.username.as_deref(), Some("API_KEY"));
+        assert_eq!(j.password.as_ref().map(Secret::expose), Some("se\"cret"));
+        assert_eq!(j.module_mechanism, Some(Mechanism::Plain));
+        let j = Jaas::parse("org.apache.kafka.common.security.scram.ScramLoginModule required username=alice password=x;").unwrap();
+        assert_eq!(j.username.as_deref(), Some("alice"));
+        assert!(Jaas::parse("com.sun.security.auth.module.Krb5LoginModule required;").is_err());
+        assert!(Jaas::parse(r#"x.PlainLoginModule required username="open"#).is_err());
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Secret("hunter2".into());
+        assert!(!format!("{s:?}").contains("hunter2"));
+        let sasl = Sasl {
+            mechanism: Mechanism::Plain,
+            user: "u".into(),
+            password: s,
+        };
+        assert!(!format!("{sasl:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,232 @@
+//! TLS for kafka:// and https:// targets: rustls with the ring provider,
+//! Mozilla's trust roots built in (a `FROM scratch` image has no system
+//! store) plus a private CA from `ca=`, client certificates for mTLS, SNI
+//! from the host name.
+//!
+//! Failures are sorted by whether waiting can fix them: a certificate that
+//! is not trusted or does not match the name, or a listener that does not
+//! speak TLS at all, is [`Failure::Fatal`] and reported at once; a refused
+//! or silent connection is not.
+
+use std::fmt;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+use crate::probe::Attempt;
+use crate::security::TlsFiles;
+
+/// A built client configuration, shared by every connection of a target.
+#[derive(Clone)]
+pub struct Config(Arc<ClientConfig>);
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("tls::Config")
+    }
+}
+
+impl PartialEq for Config {
+    fn eq(&self, other: &Config) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Config {}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+impl Config {
+    /// No verification at all: only for asking whether a Kafka broker
+    /// answers at a registered TLS listener, sending nothing secret.
+    pub fn unverified() -> Result<Config, String> {
+        Config::build(&TlsFiles::default())
+    }
+
+    /// The built-in roots, for https:// targets.
+    pub fn default_roots() -> Result<Config, String> {
+        Config::build(&TlsFiles {
+            verify: true,
+            verify_name: true,
+            ..TlsFiles::default()
+        })
+    }
+
+    pub fn build(files: &TlsFiles) -> Result<Config, String> {
+        let mut roots = RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        if let Some(pem) = &files.ca {
+            let mut added = 0;
+            for cert in CertificateDer::pem_slice_iter(pem) {
+                let cert = cert.map_err(|e| format!("ca: not a PEM certificate ({e})"))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("ca: unusable certificate ({e})"))?;
+                added += 1;
+            }
+            if added == 0 {
+                return Err("ca: no PEM certificate in it".into());
+            }
+        }
+        let builder = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS setup: {e}"))?;
+        let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .map_err(|e| format!("TLS setup: {e}"))?;
+        let builder = builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Verifier {
+                inner: verifier,
+                verify: files.verify,
+                verify_name: files.verify_name,
+            }));
+        let config = match (&files.cert, &files.key) {
+            (Some(cert), Some(key)) => {
+                let chain = CertificateDer::pem_slice_iter(cert)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| format!("cert: not a PEM certificate chain ({e})"))?;
+                if chain.is_empty() {
+                    return Err("cert: no PEM certificate in it".into());
+                }
+                let key = PrivateKeyDer::from_pem_slice(key.expose().as_bytes())
+                    .map_err(|_| "key: no unencrypted PEM private key in it".to_string())?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| format!("cert/key: {e}"))?
+            }
+            _ => builder.with_no_client_auth(),
+        };
+        Ok(Config(Arc::new(config)))
+    }
+}
+
+/// Why a TLS handshake failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// Waiting cannot fix it.
+    Fatal(String),
+    /// It may work on a later attempt.
+    Retry(String),
+}
+
+/// Runs the TLS handshake over `tcp`, within the attempt's deadline.
+pub async fn connect(
+    config: &Config,
+    host: &str,
+    tcp: TcpStream,
+    attempt: &Attempt,
+) -> Result<TlsStream<TcpStream>, Failure> {
+    let name = ServerName::try_from(host.to_string())
+        .map_err(|_| Failure::Fatal(format!("'{host}' is not a valid TLS server name")))?;
+    let connector = TlsConnector::from(config.0.clone());
+    match tokio::time::timeout_at(attempt.deadline, connector.connect(name, tcp)).await {
+        Err(_) => Err(Failure::Retry(format!(
+            "no TLS handshake answer within {} (is this listener plaintext? then drop tls)",
+            attempt.limit
+        ))),
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(err)) => Err(classify(&err)),
+    }
+}
+
+fn classify(err: &std::io::Error) -> Failure {
+    let Some(inner) = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+    else {
+        return match err.kind() {
+            std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset => Failure::Fatal(format!(
+                "the listener closed the connection during the TLS handshake ({}): is it a PLAINTEXT listener? then drop tls",
+                crate::probe::describe(err)
+            )),
+            _ => Failure::Retry(format!("TLS handshake: {}", crate::probe::describe(err))),
+        };
+    };
+    match inner {
+        rustls::Error::InvalidCertificate(CertificateError::NotValidForName)
+        | rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext { .. }) => Failure::Fatal(
+            "the broker's certificate does not match its host name (connect by the name in the certificate, or fix the certificate's SAN)".into(),
+        ),
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => Failure::Fatal(
+            "the broker's certificate is not signed by a trusted CA (give its CA with ca=PATH)".into(),
+        ),
+        rustls::Error::InvalidCertificate(other) => {
+            Failure::Fatal(format!("the broker's certificate was rejected: {other:?}"))
+        }
+        rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => Failure::Fatal(
+            "the listener does not speak TLS (a PLAINTEXT listener? then drop tls)".into(),
+        ),
+        rustls::Error::AlertReceived(alert) => Failure::Fatal(format!(
+            "the broker refused the TLS handshake ({alert:?}): does it require a client certificate (cert=, key=)?"
+        )),
+        other => Failure::Fatal(format!("TLS handshake failed: {other}")),
+    }
+}
+
+/// The web PKI verifier, with the two opt-outs users have: no verification
+/// at all (`tls-verify=false`) or no host-name check
+/// (`ssl.endpoint.identification.algorithm=`).
+#[derive(Debug)]
+struct Verifier {
+    inner: Arc<WebPkiServerVerifier>,
+    verify: bool,
+    verify_name: bool,
+}
+
+impl ServerCertVerifier for Verifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if !self.verify {
+            return Ok(ServerCertVerified::assertion());
+        }
+        match self
+            .inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) if !self.verify_name => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
