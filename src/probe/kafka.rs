@@ -283,8 +283,13 @@ pub async fn open(
     };
     let mut conn = Conn::new(stream);
     let versions = api_versions(&mut conn, attempt).await.map_err(|e| {
-        if security.tls.is_none() && e.contains("TLS") {
+        if security.tls.is_none() && e.contains("TLS alert") {
+            // The listener answered in TLS: waiting will not change that.
             Outcome::Fatal(format!("{addr}: {e}"))
+        } else if security.tls.is_none() && (e.ends_with("connection reset") || e.ends_with("connection closed")) {
+            // A TLS terminator drops a plaintext request this way; so does a
+            // broker shutting down, which is why this is not fatal.
+            Outcome::NotReady(format!("{addr}: {e} before answering (a TLS listener? then add tls=true)"))
         } else {
             Outcome::NotReady(format!("{addr}: {e}"))
         }

@@ -3,6 +3,7 @@
 mod cli;
 mod kafka;
 mod peers;
+mod security;
 mod supervise;
 mod zk;
 
