@@ -146,7 +146,7 @@ fn probe_once(plan: cli::Probe) -> Exit {
         for (i, target) in plan.targets.iter().enumerate() {
             let target = target.clone();
             set.spawn(async move {
-                let attempt = Attempt::new(deadline, "the probe's --timeout", 0);
+                let attempt = Attempt::new(deadline, probe::PROBE_LIMIT, 0);
                 let outcome = timeout_at(deadline, probe::check(&target, &attempt))
                     .await
                     .unwrap_or_else(|_| {

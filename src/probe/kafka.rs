@@ -1,6 +1,7 @@
 //! `kafka://`: ready when the cluster really serves clients.
 //!
-//! One attempt talks to one bootstrap address (the next one each attempt):
+//! One attempt talks to one bootstrap address (the next one each attempt;
+//! a probe tries them all in turn):
 //! ApiVersions with KIP-511's fallback, then Metadata asking for no topics
 //! (so nothing is auto-created): at least `min-brokers` brokers and a
 //! controller. Then every listed broker must answer ApiVersions at its
@@ -74,8 +75,19 @@ fn pick(
 }
 
 async fn ready(spec: &Kafka, attempt: &Attempt) -> Result<String, Outcome> {
-    let n = spec.bootstrap.len().max(1);
-    let addr = &spec.bootstrap[(attempt.seq % n as u64) as usize];
+    let mut last = Outcome::NotReady("no bootstrap address".into());
+    for addr in attempt.rotation(&spec.bootstrap) {
+        match rungs(spec, addr, attempt).await {
+            Ok(seen) => return Ok(seen),
+            Err(fatal @ Outcome::Fatal(_)) => return Err(fatal),
+            Err(unready) => last = unready,
+        }
+    }
+    Err(last)
+}
+
+/// Every rung, through one bootstrap address.
+async fn rungs(spec: &Kafka, addr: &HostPort, attempt: &Attempt) -> Result<String, Outcome> {
     let (mut conn, versions) = open(addr, &spec.security, attempt).await?;
 
     let version = pick(&versions, ApiKey::Metadata, METADATA, addr)?;
@@ -286,10 +298,14 @@ pub async fn open(
         if security.tls.is_none() && e.contains("TLS alert") {
             // The listener answered in TLS: waiting will not change that.
             Outcome::Fatal(format!("{addr}: {e}"))
-        } else if security.tls.is_none() && (e.ends_with("connection reset") || e.ends_with("connection closed")) {
+        } else if security.tls.is_none()
+            && (e.ends_with("connection reset") || e.ends_with("connection closed"))
+        {
             // A TLS terminator drops a plaintext request this way; so does a
             // broker shutting down, which is why this is not fatal.
-            Outcome::NotReady(format!("{addr}: {e} before answering (a TLS listener? then add tls=true)"))
+            Outcome::NotReady(format!(
+                "{addr}: {e} before answering (a TLS listener? then add tls=true)"
+            ))
         } else {
             Outcome::NotReady(format!("{addr}: {e}"))
         }

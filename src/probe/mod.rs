@@ -33,6 +33,9 @@ pub enum Outcome {
     Fatal(String),
 }
 
+/// The deadline name of `kwait probe`'s single attempt.
+pub const PROBE_LIMIT: &str = "the probe's --timeout";
+
 /// The context of one attempt: its deadline, which try it is (a kafka
 /// target with several bootstrap addresses takes them in turn), and a count
 /// of the connections it opened, which paces the wait loop.
@@ -53,6 +56,19 @@ impl Attempt {
             seq,
             connections: Arc::new(AtomicU32::new(0)),
         }
+    }
+
+    /// The addresses this attempt tries, in order. Waiting tries one per
+    /// attempt, the next one each time, so a down member costs one pace
+    /// step; a probe has one attempt only, so it tries them all in turn.
+    pub fn rotation<'a>(&self, hosts: &'a [HostPort]) -> Vec<&'a HostPort> {
+        let n = hosts.len();
+        if n == 0 {
+            return Vec::new();
+        }
+        let first = (self.seq % n as u64) as usize;
+        let take = if self.limit == PROBE_LIMIT { n } else { 1 };
+        (0..take).map(|i| &hosts[(first + i) % n]).collect()
     }
 
     /// How many TCP connections this attempt has tried to open.

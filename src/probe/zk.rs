@@ -4,15 +4,24 @@
 //! Never `ruok`: it answers `imok` on a member without quorum, and it is off
 //! by default since ZooKeeper 3.5.3 (research/kafka-zookeeper-semantics.md
 //! §3). Creating a session is a quorum transaction, so a session proves the
-//! ensemble serves. One attempt uses one host, the next one each attempt.
+//! ensemble serves. Hosts are tried as [`Attempt::rotation`] says.
 
 use super::{Attempt, Outcome};
-use crate::target::Zk;
+use crate::target::{HostPort, Zk};
 use crate::zk::Session;
 
 pub async fn check(spec: &Zk, attempt: &Attempt) -> Outcome {
-    let n = spec.hosts.len().max(1);
-    let addr = &spec.hosts[(attempt.seq % n as u64) as usize];
+    let mut last = Outcome::NotReady("no ZooKeeper host".into());
+    for addr in attempt.rotation(&spec.hosts) {
+        match session(spec, addr, attempt).await {
+            ready @ Outcome::Ready(_) => return ready,
+            unready => last = unready,
+        }
+    }
+    last
+}
+
+async fn session(spec: &Zk, addr: &HostPort, attempt: &Attempt) -> Outcome {
     let mut session = match Session::connect(addr, &spec.chroot, attempt).await {
         Ok(session) => session,
         Err(reason) => return Outcome::NotReady(reason),
