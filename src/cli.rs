@@ -164,6 +164,7 @@ struct ProbeArgs {
 #[command(
     name = "kwait probe",
     version,
+    override_usage = "kwait probe [OPTIONS] TARGET...",
     about = "One check of each TARGET, for Docker HEALTHCHECK and Kubernetes exec probes: exit 0 when all are ready, 1 otherwise.",
     disable_help_subcommand = true
 )]

@@ -6,8 +6,6 @@
 //! budget, to read a few fields. Input is untrusted (a znode's bytes):
 //! nesting is limited, every index is checked, and nothing panics.
 
-use std::collections::BTreeMap;
-
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Null,
@@ -16,13 +14,15 @@ pub enum Value {
     Number(String),
     String(String),
     Array(Vec<Value>),
-    Object(BTreeMap<String, Value>),
+    /// Members in document order (a Vec is smaller code than a map, and a
+    /// registration has a dozen members).
+    Object(Vec<(String, Value)>),
 }
 
 impl Value {
     pub fn get(&self, key: &str) -> Option<&Value> {
         match self {
-            Value::Object(map) => map.get(key),
+            Value::Object(members) => members.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v),
             _ => None,
         }
     }
@@ -118,7 +118,7 @@ impl Parser<'_> {
 
     fn object(&mut self, depth: usize) -> Result<Value, String> {
         self.i += 1;
-        let mut map = BTreeMap::new();
+        let mut map = Vec::new();
         self.ws();
         if self.peek() == Some(b'}') {
             self.i += 1;
@@ -132,7 +132,7 @@ impl Parser<'_> {
             let key = self.string()?;
             self.expect(b':')?;
             let value = self.value(depth + 1)?;
-            map.insert(key, value);
+            map.push((key, value));
             self.ws();
             match self.peek() {
                 Some(b',') => self.i += 1,

@@ -19,7 +19,6 @@ use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, MetadataRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::ResponseError;
 
 use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
 
@@ -490,24 +489,33 @@ async fn coordinator(
     }
 }
 
-/// "COORDINATOR_NOT_AVAILABLE (15)"-style names, as Kafka's docs spell them.
+/// "COORDINATOR_NOT_AVAILABLE (15)": the names of the errors a readiness
+/// check meets, as Kafka's protocol guide spells them (`Errors.java`).
 fn error_name(code: i16) -> String {
-    match ResponseError::try_from_code(code).map(|err| format!("{err:?}")) {
-        Some(name) if !name.starts_with("Unknown(") => format!("{} ({code})", screaming(&name)),
-        _ => format!("error code {code}"),
-    }
-}
-
-/// `CoordinatorNotAvailable` -> `COORDINATOR_NOT_AVAILABLE`.
-fn screaming(camel: &str) -> String {
-    let mut out = String::with_capacity(camel.len() + 8);
-    for (i, c) in camel.chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            out.push('_');
-        }
-        out.push(c.to_ascii_uppercase());
-    }
-    out
+    let name = match code {
+        3 => "UNKNOWN_TOPIC_OR_PARTITION",
+        5 => "LEADER_NOT_AVAILABLE",
+        6 => "NOT_LEADER_OR_FOLLOWER",
+        7 => "REQUEST_TIMED_OUT",
+        8 => "BROKER_NOT_AVAILABLE",
+        9 => "REPLICA_NOT_AVAILABLE",
+        14 => "COORDINATOR_LOAD_IN_PROGRESS",
+        15 => "COORDINATOR_NOT_AVAILABLE",
+        16 => "NOT_COORDINATOR",
+        17 => "INVALID_TOPIC_EXCEPTION",
+        29 => "TOPIC_AUTHORIZATION_FAILED",
+        30 => "GROUP_AUTHORIZATION_FAILED",
+        31 => "CLUSTER_AUTHORIZATION_FAILED",
+        33 => "UNSUPPORTED_SASL_MECHANISM",
+        34 => "ILLEGAL_SASL_STATE",
+        35 => "UNSUPPORTED_VERSION",
+        41 => "NOT_CONTROLLER",
+        42 => "INVALID_REQUEST",
+        58 => "SASL_AUTHENTICATION_FAILED",
+        72 => "LISTENER_NOT_FOUND",
+        _ => return format!("error code {code}"),
+    };
+    format!("{name} ({code})")
 }
 
 #[cfg(test)]
