@@ -367,6 +367,8 @@ fn one_line(rendered: &str) -> String {
         .collect::<Vec<_>>()
         .join(" ");
     let kept = kept.strip_prefix("error: ").unwrap_or(&kept);
+    // clap echoes the bad value; a password in it must not reach the log.
+    let kept = crate::security::redact(kept);
     format!("{kept} (see kwait --help)")
 }
 

@@ -15,6 +15,37 @@ use crate::log::warning;
 /// The environment variable holding the SASL password.
 pub const PASSWORD_ENV: &str = "KWAIT_KAFKA_PASSWORD";
 
+/// `text` with anything that looks like a password replaced by `***`: a
+/// `password=` parameter's value, and the password of `user:password@`.
+/// For echoing what the user typed in an error message.
+pub fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("password=") {
+        let value = i + "password=".len();
+        out.push_str(&rest[..value]);
+        out.push_str("***");
+        let end = rest[value..]
+            .find(['&', '\'', '"', ' '])
+            .map_or(rest.len(), |e| value + e);
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    // user:secret@host
+    if let Some(scheme) = out.find("://") {
+        let auth_start = scheme + 3;
+        let auth_end = out[auth_start..]
+            .find(['/', '?', '\'', ' '])
+            .map_or(out.len(), |e| auth_start + e);
+        if let Some(at) = out[auth_start..auth_end].rfind('@') {
+            if let Some(colon) = out[auth_start..auth_start + at].find(':') {
+                out.replace_range(auth_start + colon + 1..auth_start + at, "***");
+            }
+        }
+    }
+    out
+}
+
 /// A password: its value never reaches Debug, Display or a log line.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -445,7 +476,11 @@ impl Jaas {
         while !rest.is_empty() {
             let (key, after) = rest.split_once('=').ok_or("expected key=\"value\"")?;
             let after = after.trim_start();
-            let (value, tail) = if let Some(quoted) = after.strip_prefix('"') {
+            // Kafka's JaasConfig accepts '...' as well as "..."; Confluent
+            // Cloud prints single quotes.
+            let quote = after.chars().next().filter(|c| *c == '"' || *c == '\'');
+            let (value, tail) = if let Some(quoted) = quote.map(|q| &after[q.len_utf8()..]) {
+                let q = quote.unwrap_or('"');
                 let mut value = String::new();
                 let mut chars = quoted.char_indices();
                 let mut end = None;
@@ -456,7 +491,7 @@ impl Jaas {
                                 value.push(n);
                             }
                         }
-                        '"' => {
+                        c if c == q => {
                             end = Some(i + 1);
                             break;
                         }
@@ -499,8 +534,24 @@ mod tests {
         assert_eq!(j.module_mechanism, Some(Mechanism::Plain));
         let j = Jaas::parse("org.apache.kafka.common.security.scram.ScramLoginModule required username=alice password=x;").unwrap();
         assert_eq!(j.username.as_deref(), Some("alice"));
+        let j = Jaas::parse("org.apache.kafka.common.security.plain.PlainLoginModule   required username='KEY'   password='SE\"CRET';").unwrap();
+        assert_eq!(j.username.as_deref(), Some("KEY"));
+        assert_eq!(j.password.as_ref().map(Secret::expose), Some("SE\"CRET"));
         assert!(Jaas::parse("com.sun.security.auth.module.Krb5LoginModule required;").is_err());
         assert!(Jaas::parse(r#"x.PlainLoginModule required username="open"#).is_err());
+    }
+
+    #[test]
+    fn redaction() {
+        assert_eq!(
+            redact("kafka://k:1?user=a&password=hunter2&tls=1"),
+            "kafka://k:1?user=a&password=***&tls=1"
+        );
+        assert_eq!(
+            redact("'kafka://u:hunter2@k:1' for x"),
+            "'kafka://u:***@k:1' for x"
+        );
+        assert_eq!(redact("kafka://k:1?topics=a"), "kafka://k:1?topics=a");
     }
 
     #[test]

@@ -124,8 +124,11 @@ const SCHEMES: &str = "kafka://, zk://, tcp:// or http://";
 impl FromStr for Target {
     type Err = String;
 
-    fn from_str(s: &str) -> Result<Target, String> {
-        let Some((scheme, rest)) = s.split_once("://") else {
+    fn from_str(raw: &str) -> Result<Target, String> {
+        // Errors and logs echo the target; a password must not ride along.
+        let shown = security::redact(raw);
+        let s = shown.as_str();
+        let Some((scheme, rest)) = raw.split_once("://") else {
             return Err(format!(
                 "target '{s}' has no scheme: write kafka://{s} or tcp://{s} ({SCHEMES})"
             ));
@@ -390,6 +393,7 @@ mod tests {
             ("broker:9092", "no scheme"),
             ("kafka://u:p@b:1", "credentials do not go in the URL"),
             ("kafka://b:1?password=x", "KWAIT_KAFKA_PASSWORD"),
+            ("kafka://b:1?password=hunter2&bogus=1", "password=***"),
             ("kafka://b:1?sasl=GSSAPI&user=u", "not supported"),
             ("kafka://b:1?ca=/nonexistent", "cannot read"),
             ("tcp://x", "missing port"),
@@ -399,6 +403,7 @@ mod tests {
             let err = input.parse::<Target>().unwrap_err();
             assert!(err.contains(needle), "{input}: {err}");
             assert!(!err.contains('\n'), "{input}: {err}");
+            assert!(!err.contains("hunter2"), "{input}: {err}");
         }
     }
 }

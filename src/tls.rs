@@ -27,7 +27,25 @@ use crate::security::TlsFiles;
 
 /// A built client configuration, shared by every connection of a target.
 #[derive(Clone)]
-pub struct Config(Arc<ClientConfig>);
+pub struct Config(Arc<ClientConfig>, Hints);
+
+/// How the user fixes what goes wrong: kafka:// takes `ca=` and `tls=`,
+/// https:// takes neither.
+#[derive(Clone, Copy)]
+struct Hints {
+    ca: &'static str,
+    plaintext: &'static str,
+}
+
+const KAFKA_HINTS: Hints = Hints {
+    ca: "give its CA with ca=PATH",
+    plaintext: "is this a plaintext listener? then drop tls",
+};
+
+const HTTPS_HINTS: Hints = Hints {
+    ca: "https:// trusts the built-in public roots only",
+    plaintext: "a plain HTTP server? then use http://",
+};
 
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -56,11 +74,12 @@ impl Config {
 
     /// The built-in roots, for https:// targets.
     pub fn default_roots() -> Result<Config, String> {
-        Config::build(&TlsFiles {
+        let built = Config::build(&TlsFiles {
             verify: true,
             verify_name: true,
             ..TlsFiles::default()
-        })
+        })?;
+        Ok(Config(built.0, HTTPS_HINTS))
     }
 
     pub fn build(files: &TlsFiles) -> Result<Config, String> {
@@ -108,7 +127,7 @@ impl Config {
             }
             _ => builder.with_no_client_auth(),
         };
-        Ok(Config(Arc::new(config)))
+        Ok(Config(Arc::new(config), KAFKA_HINTS))
     }
 }
 
@@ -131,45 +150,50 @@ pub async fn connect(
     let name = ServerName::try_from(host.to_string())
         .map_err(|_| Failure::Fatal(format!("'{host}' is not a valid TLS server name")))?;
     let connector = TlsConnector::from(config.0.clone());
+    let hints = config.1;
     match tokio::time::timeout_at(attempt.deadline, connector.connect(name, tcp)).await {
         Err(_) => Err(Failure::Retry(format!(
-            "no TLS handshake answer within {} (is this listener plaintext? then drop tls)",
-            attempt.limit
+            "no TLS handshake answer within {} ({})",
+            attempt.limit, hints.plaintext
         ))),
         Ok(Ok(stream)) => Ok(stream),
-        Ok(Err(err)) => Err(classify(&err)),
+        Ok(Err(err)) => Err(classify(&err, hints)),
     }
 }
 
-fn classify(err: &std::io::Error) -> Failure {
+fn classify(err: &std::io::Error, hints: Hints) -> Failure {
     let Some(inner) = err
         .get_ref()
         .and_then(|e| e.downcast_ref::<rustls::Error>())
     else {
         return match err.kind() {
-            std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset => Failure::Fatal(format!(
-                "the listener closed the connection during the TLS handshake ({}): is it a PLAINTEXT listener? then drop tls",
-                crate::probe::describe(err)
-            )),
+            std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset => {
+                Failure::Fatal(format!(
+                    "the listener closed the connection during the TLS handshake ({}): {}",
+                    crate::probe::describe(err),
+                    hints.plaintext
+                ))
+            }
             _ => Failure::Retry(format!("TLS handshake: {}", crate::probe::describe(err))),
         };
     };
     match inner {
         rustls::Error::InvalidCertificate(CertificateError::NotValidForName)
         | rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext { .. }) => Failure::Fatal(
-            "the broker's certificate does not match its host name (connect by the name in the certificate, or fix the certificate's SAN)".into(),
+            "the server's certificate does not match its host name (connect by the name in the certificate, or fix the certificate's SAN)".into(),
         ),
-        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => Failure::Fatal(
-            "the broker's certificate is not signed by a trusted CA (give its CA with ca=PATH)".into(),
-        ),
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => Failure::Fatal(format!(
+            "the server's certificate is not signed by a trusted CA ({})",
+            hints.ca
+        )),
         rustls::Error::InvalidCertificate(other) => {
-            Failure::Fatal(format!("the broker's certificate was rejected: {other:?}"))
+            Failure::Fatal(format!("the server's certificate was rejected: {other:?}"))
         }
-        rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => Failure::Fatal(
-            "the listener does not speak TLS (a PLAINTEXT listener? then drop tls)".into(),
-        ),
+        rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
+            Failure::Fatal(format!("the listener does not speak TLS ({})", hints.plaintext))
+        }
         rustls::Error::AlertReceived(alert) => Failure::Fatal(format!(
-            "the broker refused the TLS handshake ({alert:?}): does it require a client certificate (cert=, key=)?"
+            "the server refused the TLS handshake ({alert:?}): does it require a client certificate (cert=, key=)?"
         )),
         other => Failure::Fatal(format!("TLS handshake failed: {other}")),
     }

@@ -294,7 +294,13 @@ pub async fn open(
     };
     let mut conn = Conn::new(stream);
     let versions = api_versions(&mut conn, attempt).await.map_err(|e| {
-        if security.tls.is_none() && e.contains("TLS alert") {
+        if security.tls.is_some() && e.contains("received fatal alert") {
+            // Under TLS 1.3 a server refuses a client certificate (or its
+            // absence) after the handshake, on the first read.
+            Outcome::Fatal(format!(
+                "{addr}: {e}: the broker refused this TLS client; does it require a client certificate (cert=, key=)?"
+            ))
+        } else if security.tls.is_none() && e.contains("TLS alert") {
             // The listener answered in TLS: waiting will not change that.
             Outcome::Fatal(format!("{addr}: {e}"))
         } else if security.tls.is_none()

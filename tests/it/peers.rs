@@ -1407,3 +1407,373 @@ pub fn zk_make_read_only(hosts: &str, path: &str) {
     let out = kazoo(hosts, &["read-only", path]);
     assert_eq!(out.trim(), "read-only", "kazoo set_acls {path}");
 }
+
+/// Runs the `openssl` CLI in `dir`; panics with its output (and the setup
+/// script's name when it is missing) if that fails.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run openssl ({e}); run scripts/setup"));
+    assert!(
+        out.status.success(),
+        "openssl {args:?} failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Certificates for one test, made with the `openssl` CLI in a temp dir:
+///
+/// - `ca.pem`: the test CA (RSA 2048), which signs everything below;
+/// - `server.pem`/`server.key`: CN and SAN `localhost`, SAN `IP:127.0.0.1`;
+/// - `wrong.pem`/`wrong.key`: SAN `DNS:wrong.example` only;
+/// - `client.pem`/`client.key`: a client certificate for mTLS, and
+///   `client-keystore.pem` holding its key and certificate in one file
+///   (what `ssl.keystore.type=PEM` reads);
+/// - `other-ca.pem`: a second CA that signed none of them.
+///
+/// Keys are unencrypted PKCS#8 PEM. Leaf certificates are X.509 v3 (an
+/// extension file is always given: without one openssl writes v1, which
+/// rustls refuses).
+pub struct Certs {
+    dir: TempDir,
+}
+
+impl Certs {
+    pub fn new() -> Certs {
+        let dir = TempDir::new("certs");
+        let d = dir.path();
+        openssl(
+            d,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=kwait test CA",
+            ],
+        );
+        // A P-256 key is ~100x faster to make than RSA; the leaves besides
+        // the main server certificate use one.
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+        let leaf = |name: &str, cn: &str, ext: &str, rsa: bool| {
+            std::fs::write(d.join(format!("{name}.ext")), format!("{ext}\n")).expect("write ext");
+            let mut args = vec!["req"];
+            if rsa {
+                args.extend(["-newkey", "rsa:2048"]);
+            } else {
+                args.extend(ec);
+            }
+            let key = format!("{name}.key");
+            let csr = format!("{name}.csr");
+            let subj = format!("/CN={cn}");
+            args.extend(["-nodes", "-keyout", &key, "-out", &csr, "-subj", &subj]);
+            openssl(d, &args);
+            let pem = format!("{name}.pem");
+            let extfile = format!("{name}.ext");
+            openssl(
+                d,
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    &csr,
+                    "-CA",
+                    "ca.pem",
+                    "-CAkey",
+                    "ca.key",
+                    "-CAcreateserial",
+                    "-out",
+                    &pem,
+                    "-days",
+                    "2",
+                    "-extfile",
+                    &extfile,
+                ],
+            );
+        };
+        leaf(
+            "server",
+            "localhost",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            true,
+        );
+        leaf(
+            "wrong",
+            "wrong.example",
+            "subjectAltName=DNS:wrong.example",
+            false,
+        );
+        leaf(
+            "client",
+            "kwait test client",
+            "extendedKeyUsage=clientAuth",
+            false,
+        );
+        let mut keystore = std::fs::read(d.join("client.key")).expect("read client.key");
+        keystore.extend(std::fs::read(d.join("client.pem")).expect("read client.pem"));
+        std::fs::write(d.join("client-keystore.pem"), keystore).expect("write keystore");
+        let mut args = vec!["req", "-x509"];
+        args.extend(ec);
+        args.extend([
+            "-nodes",
+            "-keyout",
+            "other-ca.key",
+            "-out",
+            "other-ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=kwait untrusted CA",
+        ]);
+        openssl(d, &args);
+        Certs { dir }
+    }
+
+    /// A file in the certificates' directory, e.g. `"ca.pem"`.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        self.path("ca.pem")
+    }
+
+    pub fn other_ca(&self) -> PathBuf {
+        self.path("other-ca.pem")
+    }
+
+    /// (certificate, key) for `localhost` and 127.0.0.1.
+    pub fn server(&self) -> (PathBuf, PathBuf) {
+        (self.path("server.pem"), self.path("server.key"))
+    }
+
+    /// (certificate, key) valid only for `wrong.example`.
+    pub fn wrong_name(&self) -> (PathBuf, PathBuf) {
+        (self.path("wrong.pem"), self.path("wrong.key"))
+    }
+
+    /// (certificate, key) of the mTLS client.
+    pub fn client(&self) -> (PathBuf, PathBuf) {
+        (self.path("client.pem"), self.path("client.key"))
+    }
+}
+
+/// stunnel (Debian's `stunnel4`, OpenSSL) terminating TLS on
+/// 127.0.0.1:`port` and relaying in plaintext to 127.0.0.1:`backend`.
+/// Foreground, its log in its temp dir; SIGKILLed on drop.
+pub struct Stunnel {
+    child: ChildGuard,
+    port: u16,
+    dir: TempDir,
+}
+
+/// How a [`Stunnel`] listener is set up.
+pub struct StunnelConfig<'a> {
+    pub cert: &'a Path,
+    pub key: &'a Path,
+    /// Require a client certificate signed by this CA (mTLS).
+    pub client_ca: Option<&'a Path>,
+    /// More service-level lines, e.g. `"sslVersionMax = TLSv1.2"`.
+    pub extra: &'a [&'a str],
+}
+
+impl Stunnel {
+    /// Starts stunnel and waits until it accepts connections. Panics with
+    /// its log if it exits first (e.g. the port was taken) or takes > 10 s.
+    pub fn start(port: u16, backend: u16, config: &StunnelConfig) -> Stunnel {
+        let dir = TempDir::new(&format!("stunnel-{port}"));
+        let mut conf = format!(
+            "foreground = yes\npid =\nsyslog = no\ndebug = 5\n\n[kafka]\n\
+             accept = 127.0.0.1:{port}\nconnect = 127.0.0.1:{backend}\ncert = {}\nkey = {}\n",
+            config.cert.display(),
+            config.key.display()
+        );
+        if let Some(ca) = config.client_ca {
+            conf.push_str(&format!("verifyChain = yes\nCAfile = {}\n", ca.display()));
+        }
+        for line in config.extra {
+            conf.push_str(line);
+            conf.push('\n');
+        }
+        let conf_path = dir.path().join("stunnel.conf");
+        std::fs::write(&conf_path, conf).expect("write stunnel.conf");
+        let log = File::create(dir.path().join("stunnel.log")).expect("create stunnel log");
+        let err = log.try_clone().expect("clone log fd");
+        let mut cmd = Command::new("stunnel");
+        cmd.arg(&conf_path)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err);
+        let child = match cmd.spawn() {
+            Ok(c) => ChildGuard::new("stunnel", c),
+            Err(e) => panic!("cannot run stunnel ({e}); run scripts/setup (Debian stunnel4)"),
+        };
+        let mut stunnel = Stunnel { child, port, dir };
+        let addr = stunnel.addr();
+        let up = poll_until(Duration::from_secs(10), || {
+            stunnel.child.try_wait().is_some() || accepts(&addr, Duration::from_millis(200))
+        });
+        if let Some(status) = stunnel.child.try_wait() {
+            panic!(
+                "stunnel on {addr} exited ({status}) before accepting:\n{}",
+                stunnel.log()
+            );
+        }
+        assert!(
+            up,
+            "stunnel on {addr} not accepting after 10s:\n{}",
+            stunnel.log()
+        );
+        stunnel
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// "127.0.0.1:PORT", the TLS listener.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.pid()
+    }
+
+    /// Everything stunnel logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stunnel.log"))
+            .unwrap_or_else(|e| format!("(no log: {e})"))
+    }
+}
+
+impl Drop for Stunnel {
+    fn drop(&mut self) {
+        if self.child.try_wait().is_none() {
+            self.child.kill();
+        }
+        if thread::panicking() {
+            eprintln!("stunnel on port {} log:\n{}", self.port, self.log());
+        }
+    }
+}
+
+/// tests/helpers/sasl_front.py.
+fn sasl_front_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/sasl_front.py")
+}
+
+/// tests/helpers/sasl_front.py on 127.0.0.1:`port`: answers SaslHandshake
+/// and SaslAuthenticate itself (PLAIN; SCRAM through the `scramp` library)
+/// and relays everything else to the broker at `broker` once the client
+/// authenticated. SIGKILLed on drop.
+pub struct SaslFront {
+    child: ChildGuard,
+    port: u16,
+    log: PathBuf,
+}
+
+impl SaslFront {
+    /// Starts the front for `users` ("name", "password") offering
+    /// `mechanisms` (comma-separated), and waits until it accepts.
+    pub fn start(port: u16, broker: &str, users: &[(&str, &str)], mechanisms: &str) -> SaslFront {
+        SaslFront::start_with(port, broker, users, mechanisms, &[])
+    }
+
+    /// [`SaslFront::start`] with more flags, e.g. `--impostor`.
+    pub fn start_with(
+        port: u16,
+        broker: &str,
+        users: &[(&str, &str)],
+        mechanisms: &str,
+        extra: &[&str],
+    ) -> SaslFront {
+        let log = unique_path(&format!("sasl-front-{port}.log"));
+        let err = File::create(&log).expect("create sasl_front log");
+        let mut cmd = Command::new("python3");
+        cmd.arg(sasl_front_script())
+            .arg("--listen")
+            .arg(port.to_string())
+            .arg("--broker")
+            .arg(broker)
+            .arg("--mechanisms")
+            .arg(mechanisms)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(err);
+        for (user, password) in users {
+            cmd.arg("--user").arg(format!("{user}:{password}"));
+        }
+        let mut front = SaslFront {
+            child: ChildGuard::spawn("sasl_front.py", &mut cmd),
+            port,
+            log,
+        };
+        let addr = front.addr();
+        let up = poll_until(Duration::from_secs(20), || {
+            front.child.try_wait().is_some() || accepts(&addr, Duration::from_millis(200))
+        });
+        if let Some(status) = front.child.try_wait() {
+            panic!(
+                "sasl_front.py on {addr} exited ({status}) before accepting; \
+                 is scramp installed (scripts/setup)?\n{}",
+                front.log()
+            );
+        }
+        assert!(
+            up,
+            "sasl_front.py on {addr} not accepting after 20s:\n{}",
+            front.log()
+        );
+        front
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// "127.0.0.1:PORT".
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.pid()
+    }
+
+    /// The front's stderr: one line per authentication outcome
+    /// ("SCRAM-SHA-256 authenticated 'alice'", "PLAIN failed for 'bob': ...").
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_else(|e| format!("(no log: {e})"))
+    }
+}
+
+impl Drop for SaslFront {
+    fn drop(&mut self) {
+        if self.child.try_wait().is_none() {
+            self.child.kill();
+        }
+        if thread::panicking() {
+            eprintln!("sasl_front on port {} log:\n{}", self.port, self.log());
+        }
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
