@@ -368,7 +368,7 @@ fn https_to_a_plaintext_server_names_the_likely_cause() {
     assert_no_panic(&done);
     assert_eq!(done.code, Some(124), "{done:?}");
     assert!(done.stderr.contains("no TLS handshake answer"), "{done:?}");
-    assert!(done.stderr.contains("plaintext"), "{done:?}");
+    assert!(done.stderr.contains("use http://"), "{done:?}");
 }
 
 /// zk:// is being added: whether it is "not supported yet" or parsed, a
