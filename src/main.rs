@@ -1,8 +1,11 @@
-//! kwait: wait until Kafka, TCP and HTTP dependencies are really ready, then
-//! run the app; or check them once, as a container health probe.
+//! kwait: wait until Kafka, ZooKeeper, TCP and HTTP dependencies are really
+//! ready, clean a stale broker registration, then run the app as PID 1; or
+//! check them once, as a container health probe.
 //!
-//! The data flows one way: `cli` turns argv and the environment into a plan,
-//! `wait` runs every target's `probe` until all are ready, then COMMAND runs.
+//! The data flows one way: `cli` turns argv and the environment into a plan;
+//! `wait` runs every target's `probe` until all are ready; `clean` removes a
+//! stale ZooKeeper registration if asked; then `supervise` runs COMMAND (or
+//! `exec` replaces kwait with it). `exit` maps each ending to its code.
 
 mod clean;
 mod cli;
