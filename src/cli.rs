@@ -65,6 +65,11 @@ struct Cli {
           default_value = "60s", value_parser = duration)]
     timeout: Duration,
 
+    /// Deadline of one attempt (connect, requests, answers) inside the overall one
+    #[arg(long, env = "KWAIT_ATTEMPT_TIMEOUT", value_name = "DURATION",
+          default_value = "5s", value_parser = positive_duration)]
+    attempt_timeout: Duration,
+
     #[command(flatten)]
     common: Common,
 
@@ -118,11 +123,6 @@ struct Cli {
 /// Options both modes share.
 #[derive(Args, Debug)]
 struct Common {
-    /// Deadline of one attempt (connect, requests, answers) inside the overall one
-    #[arg(long, env = "KWAIT_ATTEMPT_TIMEOUT", value_name = "DURATION",
-          default_value = "5s", value_parser = positive_duration, global = true)]
-    attempt_timeout: Duration,
-
     /// Print errors only
     #[arg(
         short,
@@ -307,7 +307,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(
     Ok(Plan::Wait(Wait {
         targets,
         timeout: (!cli.timeout.is_zero()).then_some(cli.timeout),
-        attempt_timeout: cli.common.attempt_timeout,
+        attempt_timeout: cli.attempt_timeout,
         command: cli.command,
         exec: cli.exec,
         supervise: supervise::Options {
