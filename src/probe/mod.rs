@@ -114,6 +114,10 @@ impl Attempt {
             }
         };
         let mut last = format!("'{}' resolves to no address", addr.host);
+        // "localhost" is 127.0.0.1 and ::1; with IPv6 off, ::1 fails with
+        // "address not available", which says less than 127.0.0.1's
+        // "connection refused". Keep the most telling reason.
+        let mut telling = false;
         for ip in resolved {
             self.connections.fetch_add(1, Ordering::Relaxed);
             match timeout_at(self.deadline, TcpStream::connect(ip)).await {
@@ -121,7 +125,18 @@ impl Attempt {
                     let _ = stream.set_nodelay(true);
                     return Ok(stream);
                 }
-                Ok(Err(err)) => last = format!("{} at {addr}", describe(&err)),
+                Ok(Err(err)) => {
+                    let vague = matches!(
+                        err.kind(),
+                        io::ErrorKind::AddrNotAvailable
+                            | io::ErrorKind::NetworkUnreachable
+                            | io::ErrorKind::HostUnreachable
+                    );
+                    if !(telling && vague) {
+                        last = format!("{} at {addr}", describe(&err));
+                        telling = !vague;
+                    }
+                }
                 Err(_) => {
                     return Err(format!(
                         "connecting to {addr}: no answer within {}",

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, so the peers harness is compiled once.
 
 mod cli;
+mod docker;
 mod kafka;
 mod peers;
 mod security;
