@@ -12,7 +12,13 @@
 //! re-read and the delete could still be removed; the liveness check and
 //! "only our own id, before our broker starts" make that a duplicate-id
 //! broker that did not answer a moment earlier.
+//!
+//! Everything read from a znode is untrusted: the endpoints it lists are
+//! bounded ([`MAX_ENDPOINTS`]), and its text reaches the log only through
+//! [`shown`], on one line of bounded length.
 
+use std::fmt::Write as _;
+use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
 use tokio::task::JoinSet;
@@ -36,9 +42,19 @@ pub struct Request {
 /// How often a node that changes under kwait is looked at again.
 const ROUNDS: usize = 3;
 
+/// Most endpoints a registration may list. Each one is a liveness
+/// connection; a broker has one per listener, a handful. A node listing more
+/// is not one kwait understands, and it refuses (rather than open thousands
+/// of connections because a znode says so).
+const MAX_ENDPOINTS: usize = 16;
+
+/// Most characters of znode text in one log line, per value.
+const SHOWN: usize = 200;
+
 /// One registered endpoint: `PLAINTEXT://kafka:9092`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Endpoint {
+    /// As registered, [`shown`] for the log.
     text: String,
     addr: HostPort,
     /// Registered as an SSL or SASL_SSL listener.
@@ -49,7 +65,8 @@ struct Endpoint {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Registration {
     endpoints: Vec<Endpoint>,
-    timestamp_ms: Option<i64>,
+    /// `"timestamp"` as written: Kafka's milliseconds since the epoch.
+    timestamp: Option<String>,
 }
 
 impl Registration {
@@ -64,18 +81,25 @@ impl Registration {
         let mut endpoints = Vec::new();
         let protocols = value.get("listener_security_protocol_map");
         if let Some(Value::Array(items)) = value.get("endpoints") {
+            if items.len() > MAX_ENDPOINTS {
+                return Err(format!(
+                    "{} endpoints, more than the {MAX_ENDPOINTS} a broker's listeners need",
+                    items.len()
+                ));
+            }
             for item in items {
                 let text = item.as_str().ok_or("an endpoint is not a string")?;
-                let (listener, hostport) = text
-                    .split_once("://")
-                    .ok_or_else(|| format!("endpoint '{text}' is not LISTENER://host:port"))?;
-                let addr = HostPort::parse(hostport, "endpoint")?;
+                let (listener, hostport) = text.split_once("://").ok_or_else(|| {
+                    format!("endpoint '{}' is not LISTENER://host:port", shown(text))
+                })?;
+                let addr = HostPort::parse(hostport, "endpoint")
+                    .map_err(|e| crate::log::shown(&e, 2 * SHOWN))?;
                 let protocol = protocols
                     .and_then(|m| m.get(listener))
                     .and_then(Value::as_str)
                     .unwrap_or(listener);
                 endpoints.push(Endpoint {
-                    text: text.to_string(),
+                    text: shown(text),
                     addr,
                     tls: matches!(protocol, "SSL" | "SASL_SSL"),
                 });
@@ -85,9 +109,10 @@ impl Registration {
             let host = value.get("host").and_then(Value::as_str);
             let port = value.get("port").and_then(Value::as_i64);
             if let (Some(host), Some(port)) = (host, port) {
-                let addr = HostPort::parse(&format!("{host}:{port}"), "endpoint")?;
+                let addr = HostPort::parse(&format!("{host}:{port}"), "endpoint")
+                    .map_err(|e| crate::log::shown(&e, 2 * SHOWN))?;
                 endpoints.push(Endpoint {
-                    text: addr.to_string(),
+                    text: shown(&addr.to_string()),
                     addr,
                     tls: false,
                 });
@@ -96,9 +121,13 @@ impl Registration {
         if endpoints.is_empty() {
             return Err("no endpoints and no host/port".into());
         }
+        let timestamp = match value.get("timestamp") {
+            Some(Value::Number(t) | Value::String(t)) => Some(t.clone()),
+            _ => None,
+        };
         Ok(Registration {
             endpoints,
-            timestamp_ms: value.get("timestamp").and_then(Value::as_i64),
+            timestamp,
         })
     }
 
@@ -109,13 +138,38 @@ impl Registration {
             .map(|e| e.text.as_str())
             .collect::<Vec<_>>()
             .join(", ");
-        let at = match self.timestamp_ms.and_then(|ms| u64::try_from(ms).ok()) {
-            Some(ms) => humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms))
-                .to_string(),
+        let at = match &self.timestamp {
+            Some(raw) => registered_at(raw),
             None => "unknown".into(),
         };
         format!("owner session 0x{owner:x}, endpoints {eps}, registered {at}")
     }
+}
+
+/// A registration's `"timestamp"` (milliseconds since the epoch) as a date,
+/// or as written when it is none humantime can show: its RFC 3339 format
+/// ends at year 9999 (beyond, its Display fails, and `to_string` would
+/// panic PID 1), and a negative or non-numeric one is no date at all.
+fn registered_at(raw: &str) -> String {
+    let date = raw
+        .parse::<u64>()
+        .ok()
+        .and_then(|ms| UNIX_EPOCH.checked_add(Duration::from_millis(ms)));
+    if let Some(date) = date {
+        let mut out = String::new();
+        if write!(out, "{}", humantime::format_rfc3339_seconds(date)).is_ok() {
+            return out;
+        }
+    }
+    format!("at timestamp {}", shown(raw))
+}
+
+/// Znode text (a listener name, a host, `/controller`'s data) as it may go
+/// into a log line: control and other unprintable characters escaped as
+/// Rust's `escape_debug` writes them, so the line stays one line and forges
+/// no other, and at most [`SHOWN`] characters, then an ellipsis.
+fn shown(raw: &str) -> String {
+    crate::log::shown(raw, SHOWN)
 }
 
 /// Removes broker `req.id`'s stale registration, or explains why not.
@@ -164,7 +218,7 @@ pub async fn stale_broker(zk: &Zk, req: &Request, attempt_timeout: Duration) -> 
             if let Some((data, _)) = &stale_controller {
                 info!(
                     "--dry-run: would remove /controller ({}), owned by the same dead session",
-                    String::from_utf8_lossy(data).trim()
+                    shown(String::from_utf8_lossy(data).trim())
                 );
             }
             return Ok(());
@@ -193,7 +247,7 @@ pub async fn stale_broker(zk: &Zk, req: &Request, attempt_timeout: Duration) -> 
             match remove(&mut session, "/controller", &cstat, &attempt).await {
                 Ok(Removed::Deleted) => info!(
                     "removed stale /controller ({}), owned by the same dead session 0x{:x}",
-                    String::from_utf8_lossy(&data).trim(),
+                    shown(String::from_utf8_lossy(&data).trim()),
                     cstat.ephemeral_owner
                 ),
                 Ok(_) => info!("/controller changed meanwhile: left alone"),
@@ -300,10 +354,11 @@ async fn check_dead(
             }
             Presence::Unknown(reason) => {
                 return Err(format!(
-                    "something accepts connections at {}, registered in {path}, but does not answer \
-                     Kafka ({reason}); kwait cannot prove broker {id} is dead, so it does not delete",
-                    endpoint.text
-                ))
+                "something accepts connections at {}, registered in {path}, but does not answer \
+                     Kafka ({}); kwait cannot prove broker {id} is dead, so it does not delete",
+                endpoint.text,
+                shown(reason)
+            ))
             }
             Presence::Nothing(_) => {}
         }
@@ -311,8 +366,9 @@ async fn check_dead(
     for (endpoint, found) in results {
         if let Presence::Nothing(reason) = found {
             info!(
-                "broker {id}'s registered endpoint {} does not answer ({reason})",
-                endpoint.text
+                "broker {id}'s registered endpoint {} does not answer ({})",
+                endpoint.text,
+                shown(&reason)
             );
         }
     }
@@ -337,16 +393,153 @@ async fn connect(zk: &Zk, attempt_timeout: Duration) -> Result<Session, String> 
     ))
 }
 
-/// `broker.id` from a server.properties file (Java properties: `key=value`
-/// or `key: value`, `#`/`!` comments).
+/// Largest `--server-properties` file read. Kafka's is a few KB; a bigger
+/// one is not a server.properties (or is /dev/zero), and reading it whole
+/// would be PID 1's memory.
+#[allow(dead_code)]
+const MAX_PROPERTIES: u64 = 1 << 20;
+
+/// The text of `--server-properties FILE`: at most [`MAX_PROPERTIES`]
+/// bytes, else a usage error; decoded as ISO 8859-1, as Java's
+/// `Properties.load(InputStream)` (Kafka's loader) reads it, so no byte is
+/// an error.
+// Not called yet: cli.rs still reads the file whole with read_to_string;
+// its `--server-properties` read is to become a call of this.
+#[allow(dead_code)]
+pub fn read_server_properties(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let cannot = |e: std::io::Error| {
+        format!(
+            "--server-properties {}: cannot read it ({e})",
+            path.display()
+        )
+    };
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_PROPERTIES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_PROPERTIES {
+        return Err(format!(
+            "--server-properties {}: larger than 1 MiB, so not a Kafka server.properties; \
+             give the broker's config file",
+            path.display()
+        ));
+    }
+    Ok(bytes.into_iter().map(char::from).collect())
+}
+
+/// `broker.id` from a server.properties file, read as Java's
+/// `Properties.load` reads it (Kafka loads its config with it): the *last*
+/// assignment wins; a key ends at the first unescaped `=`, `:` or
+/// whitespace, and one `=` or `:` may follow the whitespace (`broker.id=3`,
+/// `broker.id: 3`, `broker.id 3`); lines whose first non-blank character is
+/// `#` or `!` are comments; a line ending in an odd number of backslashes
+/// goes on in the next one; `\` escapes (`\t`, `\uXXXX`, `\=`) in keys and
+/// values. The value is returned as written (Kafka trims it when it parses
+/// the number).
 pub fn broker_id_from_properties(text: &str) -> Option<String> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.starts_with('#') && !l.starts_with('!'))
-        .find_map(|l| {
-            let (key, value) = l.split_once(['=', ':'])?;
-            (key.trim() == "broker.id").then(|| value.trim().to_string())
-        })
+    let mut found = None;
+    // A logical line being continued from the previous natural line.
+    let mut pending: Option<String> = None;
+    let natural = text.split("\r\n").flat_map(|l| l.split(['\n', '\r']));
+    for line in natural.map(Some).chain([None]) {
+        let logical = match line {
+            // End of the file: a continued line ends there.
+            None => pending.take(),
+            Some(line) => {
+                let line = line.trim_start_matches(BLANK);
+                let continued = pending.take();
+                if continued.is_none()
+                    && (line.is_empty() || line.starts_with('#') || line.starts_with('!'))
+                {
+                    continue;
+                }
+                let mut logical = continued.unwrap_or_default();
+                let backslashes = line.chars().rev().take_while(|&c| c == '\\').count();
+                if backslashes % 2 == 1 {
+                    logical.push_str(line.strip_suffix('\\').unwrap_or(line));
+                    pending = Some(logical);
+                    continue;
+                }
+                logical.push_str(line);
+                Some(logical)
+            }
+        };
+        if let Some((key, value)) = logical.as_deref().map(property) {
+            if key == "broker.id" {
+                found = Some(value);
+            }
+        }
+    }
+    found
+}
+
+/// Whitespace in Java properties.
+const BLANK: [char; 3] = [' ', '\t', '\x0c'];
+
+/// A logical properties line's key and value (Java's `Properties.load0`).
+fn property(line: &str) -> (String, String) {
+    let chars: Vec<char> = line.chars().collect();
+    let (mut key_end, mut value_start) = (chars.len(), chars.len());
+    let mut separator = false;
+    let mut escaped = false;
+    for (i, &c) in chars.iter().enumerate() {
+        if !escaped && (c == '=' || c == ':' || BLANK.contains(&c)) {
+            separator = c == '=' || c == ':';
+            (key_end, value_start) = (i, i + 1);
+            break;
+        }
+        escaped = c == '\\' && !escaped;
+    }
+    let mut rest = chars.get(value_start..).unwrap_or_default();
+    while let Some((&c, after)) = rest.split_first() {
+        if BLANK.contains(&c) || (!separator && (c == '=' || c == ':')) {
+            separator |= c == '=' || c == ':';
+            rest = after;
+        } else {
+            break;
+        }
+    }
+    let key = chars.get(..key_end).unwrap_or_default();
+    (unescape(key), unescape(rest))
+}
+
+/// Java properties escapes: `\t \n \r \f`, `\uXXXX`, and `\x` for any
+/// other `x`.
+fn unescape(chars: &[char]) -> String {
+    let mut out = String::new();
+    let mut rest = chars.iter();
+    while let Some(&c) = rest.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match rest.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('f') => out.push('\x0c'),
+            Some('u') => {
+                let hex: String = rest.clone().take(4).collect();
+                let code = (hex.len() == 4 && hex.chars().all(|h| h.is_ascii_hexdigit()))
+                    .then(|| u32::from_str_radix(&hex, 16).ok())
+                    .flatten();
+                match code {
+                    Some(code) => {
+                        out.push(char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER));
+                        rest.nth(3);
+                    }
+                    // Java refuses the file ("Malformed \uxxxx encoding");
+                    // nothing here matches broker.id then.
+                    None => out.push(char::REPLACEMENT_CHARACTER),
+                }
+            }
+            Some(&other) => out.push(other),
+            None => {}
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -361,7 +554,7 @@ mod tests {
         .unwrap();
         assert_eq!(reg.endpoints.len(), 2);
         assert_eq!(reg.endpoints[1].addr.host, "::1");
-        assert_eq!(reg.timestamp_ms, Some(1_700_000_000_000));
+        assert_eq!(reg.timestamp.as_deref(), Some("1700000000000"));
         assert!(
             reg.describe(0x1234).contains("0x1234")
                 && reg.describe(1).contains("2023-11-14T22:13:20Z")
@@ -377,6 +570,7 @@ mod tests {
             b"[]",
             b"{\"endpoints\":[1]}",
             b"{\"endpoints\":[\"k:1\"]}",
+            b"{\"host\":\"k\",\"port\":99999999999999999999}",
             b"\xff",
         ] {
             assert!(
@@ -388,13 +582,145 @@ mod tests {
     }
 
     #[test]
-    fn properties() {
-        let text = "# broker.id=9\nlog.dirs=/x\n  broker.id = 3\nbroker.id=4\n";
-        assert_eq!(broker_id_from_properties(text).as_deref(), Some("3"));
+    fn registration_time_never_panics() {
+        let at = |t: &str| {
+            let data = format!(r#"{{"endpoints":["PLAINTEXT://k:1"],"timestamp":{t}}}"#);
+            Registration::parse(data.as_bytes()).unwrap().describe(1)
+        };
+        assert!(at(r#""1700000000000""#).ends_with("registered 2023-11-14T22:13:20Z"));
+        assert!(at("1700000000000").ends_with("registered 2023-11-14T22:13:20Z"));
+        // The last second humantime formats, and the first it does not.
+        assert!(at(r#""253402300799999""#).ends_with("registered 9999-12-31T23:59:59Z"));
+        for raw in [
+            "253402300800000",
+            "999999999999999999",
+            "18446744073709551615",
+            "99999999999999999999999",
+            "-1",
+            "-9223372036854775808",
+            "1e400",
+            "soon",
+        ] {
+            let line = at(&format!("\"{raw}\""));
+            assert!(
+                line.ends_with(&format!("registered at timestamp {raw}")),
+                "{line}"
+            );
+        }
+        assert!(at("null").ends_with("registered unknown"));
+    }
+
+    #[test]
+    fn znode_text_is_shown_on_one_bounded_line() {
+        assert_eq!(shown("PLAINTEXT://kafka:9092"), "PLAINTEXT://kafka:9092");
         assert_eq!(
-            broker_id_from_properties("broker.id:5").as_deref(),
-            Some("5")
+            shown("a\nkwait: forged\r\u{1b}[31m\t\u{2028}\"\\'é"),
+            "a\\nkwait: forged\\r\\u{1b}[31m\\t\\u{2028}\"\\'é"
         );
-        assert_eq!(broker_id_from_properties("x=1"), None);
+        let long = shown(&"x\n".repeat(1000));
+        assert!(long.ends_with('…'), "{long}");
+        assert!(long.chars().count() <= SHOWN + 1);
+        assert!(!long.contains('\n'));
+        // An escape is never cut in half.
+
+        let reg = Registration::parse(
+            format!(
+                r#"{{"endpoints":["EVIL\nkwait: removed stale /brokers/ids/9 {}://k:1"],"timestamp":"x\u001b"}}"#,
+                "y".repeat(5000)
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let line = reg.describe(1);
+        assert!(
+            !line.chars().any(char::is_control) && line.chars().count() < 3 * SHOWN,
+            "{line}"
+        );
+        assert!(line.contains("EVIL\\nkwait: removed") && line.contains("x\\u{1b}"));
+        // An error message quoting the znode is bounded too.
+        let bad = format!(r#"{{"endpoints":["{}\n"]}}"#, "z".repeat(5000));
+        let e = Registration::parse(bad.as_bytes()).unwrap_err();
+        assert!(!e.contains('\n') && e.chars().count() < 3 * SHOWN, "{e}");
+        let bad = format!(r#"{{"endpoints":["P://{}\n:1"]}}"#, "h".repeat(5000));
+        let e = Registration::parse(bad.as_bytes()).unwrap_err();
+        assert!(!e.contains('\n') && e.chars().count() < 3 * SHOWN, "{e}");
+    }
+
+    #[test]
+    fn endpoints_are_bounded() {
+        let listing = |n: usize| {
+            let eps: Vec<String> = (1..=n).map(|p| format!("\"PLAINTEXT://k:{p}\"")).collect();
+            format!(r#"{{"endpoints":[{}]}}"#, eps.join(","))
+        };
+        let reg = Registration::parse(listing(MAX_ENDPOINTS).as_bytes()).unwrap();
+        assert_eq!(reg.endpoints.len(), MAX_ENDPOINTS);
+        let e = Registration::parse(listing(MAX_ENDPOINTS + 1).as_bytes()).unwrap_err();
+        assert!(e.contains("17 endpoints, more than the 16"), "{e}");
+        let e = Registration::parse(listing(1000).as_bytes()).unwrap_err();
+        assert!(e.contains("1000 endpoints"), "{e}");
+    }
+
+    #[test]
+    fn properties() {
+        // Java's Properties: the last assignment wins.
+        let text = "# broker.id=9\nlog.dirs=/x\n  broker.id = 3\nbroker.id=4\n";
+        assert_eq!(broker_id_from_properties(text).as_deref(), Some("4"));
+        for (text, id) in [
+            ("broker.id:5", Some("5")),
+            ("broker.id 5", Some("5")),
+            ("broker.id\t\t5\n", Some("5")),
+            ("broker.id : 5", Some("5")),
+            ("  broker.id   =   5   ", Some("5   ")),
+            ("\x0cbroker.id=5", Some("5")),
+            ("broker.id=5\n#broker.id=6\n!broker.id=7\n", Some("5")),
+            ("broker.id=1\r\nbroker.id=2\r\n", Some("2")),
+            ("broker.id=1\rbroker.id=2", Some("2")),
+            // A continued line, its next line's leading blanks dropped.
+            ("broker.id=1\\\n   2\n", Some("12")),
+            ("broker.id=1\\\n", Some("1")),
+            // An even number of backslashes ends the line.
+            ("broker.id=1\\\\\nbroker.idx=2", Some("1\\")),
+            // A comment's trailing backslash continues nothing.
+            ("broker.id=1\n# note \\\nbroker.id=2", Some("2")),
+            // Escapes in keys and values.
+            ("broker\\.id=6", Some("6")),
+            ("broker.\\u0069d=\\u0037", Some("7")),
+            ("broker\\ id=8\nbroker.id=9", Some("9")),
+            ("broker.id\\=x=1", None),
+            ("broker.id", Some("")),
+            ("broker.idx=1\nx.broker.id=2", None),
+            ("x=1", None),
+            ("", None),
+        ] {
+            assert_eq!(broker_id_from_properties(text).as_deref(), id, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn server_properties_are_read_bounded() {
+        let dir = std::env::temp_dir().join(format!("kwait-props-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("server.properties");
+        let mut text = b"broker.id=\xe9 \n".to_vec();
+        text.resize(MAX_PROPERTIES as usize, b'#');
+        std::fs::write(&path, &text).unwrap();
+        assert!(read_server_properties(&path)
+            .unwrap()
+            .starts_with("broker.id=é"));
+        text.push(b'\n');
+        std::fs::write(&path, &text).unwrap();
+        let e = read_server_properties(&path).unwrap_err();
+        assert!(
+            e.starts_with(&format!(
+                "--server-properties {}: larger than 1 MiB",
+                path.display()
+            )) && !e.contains('\n'),
+            "{e}"
+        );
+        let e = read_server_properties(Path::new("/dev/zero")).unwrap_err();
+        assert!(e.contains("larger than 1 MiB"), "{e}");
+        let e = read_server_properties(&dir.join("missing")).unwrap_err();
+        assert!(e.contains("cannot read it"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

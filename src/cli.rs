@@ -9,7 +9,8 @@ use std::ffi::OsString;
 use std::time::Duration;
 
 use clap::builder::FalseyValueParser;
-use clap::{Args, Parser, Subcommand};
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::clean;
 use crate::log::{self, Level};
@@ -35,9 +36,11 @@ Examples:
 
 Targets:
   kafka://HOST:PORT[,HOST:PORT...][?min-brokers=N&topics=A,B&group=G]
+      security: tls, ca, cert, key, tls-verify, sasl, user, password-file,
+      config (a client.properties); the password in KWAIT_KAFKA_PASSWORD
   zk://HOST:PORT[,HOST:PORT...][/CHROOT]   a real session, and the chroot exists
   tcp://HOST:PORT          a connection is accepted
-  http://HOST[:PORT]/PATH  a GET answers 2xx
+  http[s]://HOST[:PORT]/PATH  a GET answers 2xx
 
 Exit codes: 0 ready, 124 timed out, 1 failed, 2 usage error,
   126/127 COMMAND not executable/not found, otherwise COMMAND's own status.";
@@ -212,41 +215,26 @@ pub enum Stop {
     ProbeUsage(String),
 }
 
-/// Options with an environment twin, so an error can say where a bad value
-/// came from when it was not on the command line.
-const TWINS: [(&str, &str); 13] = [
-    ("--timeout", "KWAIT_TIMEOUT"),
-    ("--attempt-timeout", "KWAIT_ATTEMPT_TIMEOUT"),
-    ("--exec", "KWAIT_EXEC"),
-    ("--quiet", "KWAIT_QUIET"),
-    ("--verbose", "KWAIT_VERBOSE"),
-    ("--grace", "KWAIT_GRACE"),
-    ("--drain-delay", "KWAIT_DRAIN_DELAY"),
-    ("--rewrite", "KWAIT_REWRITE"),
-    ("--group", "KWAIT_GROUP"),
-    ("--clean-stale-broker", "KWAIT_CLEAN_STALE_BROKER"),
-    ("--server-properties", "KWAIT_SERVER_PROPERTIES"),
-    ("--dry-run", "KWAIT_DRY_RUN"),
-    ("--timeout", "KWAIT_PROBE_TIMEOUT"),
-];
-
 /// Parses `argv`; `env` looks up the variables kwait reads besides its own
 /// option twins (`KWAIT_TARGETS`, `KAFKA_BROKER_ID`, `KAFKA_CFG_BROKER_ID`).
 pub fn parse<I: IntoIterator<Item = OsString>>(
     argv: I,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Plan, Stop> {
-    let argv: Vec<OsString> = argv.into_iter().collect();
-    if argv.get(1).is_some_and(|a| a == "probe") {
-        let cli = ProbeCli::try_parse_from(argv.iter().skip(1))
-            .map_err(|err| stop(&err, &argv, Stop::ProbeUsage))?;
+    let mut argv: Vec<OsString> = argv.into_iter().collect();
+    if let Some(at) = probe_at(&argv) {
+        // `kwait -q probe X` means `kwait probe -q X`.
+        let word = argv.remove(at);
+        argv.insert(1, word);
+        let cli =
+            ProbeCli::try_parse_from(argv.iter().skip(1)).map_err(|err| stop(&err, &argv, true))?;
         set_level(&cli.common);
         return Ok(Plan::Probe(Probe {
             targets: cli.args.targets,
             timeout: cli.args.timeout,
         }));
     }
-    let cli = Cli::try_parse_from(&argv).map_err(|err| stop(&err, &argv, Stop::Usage))?;
+    let cli = Cli::try_parse_from(&argv).map_err(|err| stop(&err, &argv, false))?;
     set_level(&cli.common);
     if let Some(Mode::Probe(args)) = cli.probe {
         return Ok(Plan::Probe(Probe {
@@ -330,30 +318,88 @@ fn set_level(common: &Common) {
     });
 }
 
+/// Where the word `probe` is, when only options `probe` also takes come
+/// before it (`kwait -q probe X`, `kwait -t 3s probe X`); 1 when it is first.
+fn probe_at(argv: &[OsString]) -> Option<usize> {
+    let mut i = 1;
+    while let Some(arg) = argv.get(i) {
+        match arg.to_str()? {
+            "probe" => return Some(i),
+            "-t" | "--timeout" => i += 1,
+            "-q" | "-v" | "--quiet" | "--verbose" => {}
+            a if a.starts_with("--timeout=") || a.starts_with("-t") => {}
+            _ => return None,
+        }
+        i += 1;
+    }
+    None
+}
+
 /// Turns a clap error into help text to print, or a one-line usage error
 /// that says where a bad value came from when it was not on the command line.
-fn stop(err: &clap::Error, argv: &[OsString], usage: fn(String) -> Stop) -> Stop {
-    use clap::error::ErrorKind;
+fn stop(err: &clap::Error, argv: &[OsString], probing: bool) -> Stop {
     if matches!(
         err.kind(),
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
     ) {
         return Stop::Print(err.to_string());
     }
+    // `kwait --grace 1s probe X` took `probe` for a target. A health check
+    // must not exit 2 (Docker reserves it), so this is probe's usage error.
+    if matches!(err.get(ContextKind::InvalidValue), Some(ContextValue::String(v)) if v == "probe") {
+        return Stop::ProbeUsage(
+            "'probe' must come first: kwait probe [OPTIONS] TARGET... (see kwait probe --help)"
+                .into(),
+        );
+    }
     let mut message = one_line(&err.to_string());
-    let probing = argv.get(1).is_some_and(|a| a == "probe");
-    for (flag, env) in TWINS {
-        if (env == "KWAIT_PROBE_TIMEOUT") != probing && flag == "--timeout" {
+    let cmd = if probing {
+        ProbeCli::command()
+    } else {
+        Cli::command()
+    };
+    for arg in cmd.get_arguments() {
+        let (Some(long), Some(env)) = (arg.get_long(), arg.get_env()) else {
             continue;
-        }
-        let on_argv = argv.iter().any(|a| a.to_string_lossy().starts_with(flag));
+        };
         let named =
-            message.contains(&format!("'{flag} ")) || message.contains(&format!("'{flag}'"));
-        if !on_argv && named && std::env::var_os(env).is_some() {
-            message.push_str(&format!(" (the value came from {env})"));
+            message.contains(&format!("'--{long} ")) || message.contains(&format!("'--{long}'"));
+        if named && !on_argv(argv, long, arg.get_short()) && std::env::var_os(env).is_some() {
+            message.push_str(&format!(" (the value came from {})", env.to_string_lossy()));
         }
     }
-    usage(message)
+    if probing {
+        Stop::ProbeUsage(message)
+    } else {
+        Stop::Usage(message)
+    }
+}
+
+/// Whether option `--long` (or `-s`) is on the command line before `--`, in
+/// any form clap takes: `--long V`, `--long=V`, `-s V`, `-sV`, `-qs V`.
+fn on_argv(argv: &[OsString], long: &str, short: Option<char>) -> bool {
+    argv.iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy())
+        .take_while(|a| a != "--")
+        .any(|a| {
+            if let Some(name) = a.strip_prefix("--") {
+                return name.split('=').next() == Some(long);
+            }
+            let Some(cluster) = a.strip_prefix('-') else {
+                return false;
+            };
+            // In `-qt5s` everything after `t` is its value.
+            for c in cluster.chars() {
+                if Some(c) == short {
+                    return true;
+                }
+                if c == 't' {
+                    break;
+                }
+            }
+            false
+        })
 }
 
 /// clap renders errors over several lines (usage, tips); kwait's contract is
@@ -372,12 +418,23 @@ fn one_line(rendered: &str) -> String {
     format!("{kept} (see kwait --help)")
 }
 
+/// The longest duration kwait takes (humantime's 100 years): far beyond any
+/// real deadline, and far enough below what `Instant + Duration` can hold
+/// that no deadline computed from it overflows (which would panic PID 1).
+const LONGEST: Duration = Duration::from_secs(100 * 31_557_600);
+
 fn duration(s: &str) -> Result<Duration, String> {
-    if s.trim() == "0" {
+    let s = s.trim();
+    if s == "0" {
         return Ok(Duration::ZERO);
     }
-    humantime::parse_duration(s.trim())
-        .map_err(|_| "not a duration; write e.g. 500ms, 30s or 1m30s".to_string())
+    match humantime::parse_duration(s) {
+        Ok(d) if d <= LONGEST => Ok(d),
+        Ok(_) | Err(humantime::DurationError::NumberOverflow) => {
+            Err("more than 100y, the longest kwait takes".into())
+        }
+        Err(_) => Err("not a duration; write e.g. 500ms, 30s or 1m30s".into()),
+    }
 }
 
 /// The broker id for `--clean-stale-broker ID|auto`.
@@ -590,6 +647,79 @@ mod tests {
         assert!(
             matches!(run(&["probe", "x://y"]), Err(Stop::ProbeUsage(m)) if m.contains("unknown scheme"))
         );
+    }
+
+    #[test]
+    fn durations_over_100_years_are_usage_errors() {
+        let huge = ["18446744073709551615s", "500000000000y", "101y"];
+        for flag in ["-t", "--attempt-timeout", "--grace", "--drain-delay"] {
+            for value in huge {
+                let msg = usage(&[flag, value, "tcp://a:1", "--", "x"]);
+                assert!(msg.contains(value) && msg.contains("100y"), "{msg}");
+            }
+        }
+        for value in huge {
+            let args = ["probe", "-t", value, "tcp://a:1"];
+            assert!(matches!(run(&args), Err(Stop::ProbeUsage(m)) if m.contains("100y")));
+        }
+        let Ok(Plan::Wait(w)) = run(&["-t", "100y", "--grace", "100y", "--", "x"]) else {
+            panic!()
+        };
+        assert_eq!(w.timeout, Some(LONGEST));
+        assert_eq!(w.supervise.grace, LONGEST);
+    }
+
+    #[test]
+    fn probe_after_options_it_takes() {
+        for (args, timeout) in [
+            (&["-q", "probe", "tcp://a:1"][..], 5),
+            (&["--verbose", "probe", "tcp://a:1"], 5),
+            (&["-t", "3s", "probe", "tcp://a:1"], 3),
+            (&["-t3s", "-q", "probe", "tcp://a:1"], 3),
+            (&["--timeout=3s", "probe", "tcp://a:1"], 3),
+        ] {
+            let Ok(Plan::Probe(p)) = run(args) else {
+                panic!("{args:?}: not a probe plan")
+            };
+            assert_eq!(p.targets.len(), 1, "{args:?}");
+            assert_eq!(p.timeout, Duration::from_secs(timeout), "{args:?}");
+        }
+        // Options probe does not take: it must come first, and a health
+        // check never exits 2.
+        for args in [
+            &["--grace", "1s", "probe", "tcp://a:1"][..],
+            &["tcp://b:1", "probe"],
+        ] {
+            assert!(
+                matches!(run(args), Err(Stop::ProbeUsage(m)) if m.contains("'probe' must come first")),
+                "{args:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn options_found_on_argv_in_every_form() {
+        let argv = |args: &[&str]| {
+            std::iter::once("kwait")
+                .chain(args.iter().copied())
+                .map(OsString::from)
+                .collect::<Vec<_>>()
+        };
+        let t = |args: &[&str]| on_argv(&argv(args), "timeout", Some('t'));
+        assert!(t(&["-t", "soon"]));
+        assert!(t(&["-tsoon"]));
+        assert!(t(&["-qt", "soon"]));
+        assert!(t(&["--timeout", "soon"]));
+        assert!(t(&["--timeout=soon"]));
+        assert!(!t(&["tcp://a:1"]));
+        assert!(!t(&["--timeouts"]));
+        assert!(!t(&["-q"]));
+        assert!(!t(&["--", "app", "-t", "1"]));
+        let q = |args: &[&str]| on_argv(&argv(args), "quiet", Some('q'));
+        assert!(q(&["-q"]) && q(&["-vq"]) && q(&["--quiet"]));
+        assert!(!q(&["-tq"]), "q is -t's value there");
+        let grace = |args: &[&str]| on_argv(&argv(args), "grace", None);
+        assert!(grace(&["--grace=soon"]) && !grace(&["-g"]));
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! Why not serde_json: measured in kwait's static build it adds about 90 KB
 //! (most of it float formatting), nearly all the headroom under the 1 MiB
 //! budget, to read a few fields. Input is untrusted (a znode's bytes):
-//! nesting is limited, every index is checked, and nothing panics.
+//! its size, nesting and number of values are limited, every index is
+//! checked, and nothing panics.
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -46,11 +47,25 @@ impl Value {
 
 /// Deepest nesting accepted; a registration is two levels deep.
 const MAX_DEPTH: usize = 32;
+/// Longest text accepted: ZooKeeper's default jute.maxbuffer, the most a
+/// znode holds. A registration is a few hundred bytes.
+const MAX_TEXT: usize = 1 << 20;
+/// Most values (every array item, member and scalar) in one document. A
+/// registration has a few dozen; without a bound a megabyte of `[0,0,...`
+/// would cost tens of megabytes of `Value`s in PID 1.
+const MAX_VALUES: usize = 4096;
 
 pub fn parse(text: &str) -> Result<Value, String> {
+    if text.len() > MAX_TEXT {
+        return Err(format!(
+            "{} bytes of JSON, more than the {MAX_TEXT} kwait reads",
+            text.len()
+        ));
+    }
     let mut p = Parser {
         s: text.as_bytes(),
         i: 0,
+        values: 0,
     };
     let value = p.value(0)?;
     p.ws();
@@ -66,6 +81,8 @@ pub fn parse(text: &str) -> Result<Value, String> {
 struct Parser<'a> {
     s: &'a [u8],
     i: usize,
+    /// Values started so far, against [`MAX_VALUES`].
+    values: usize,
 }
 
 impl Parser<'_> {
@@ -101,6 +118,10 @@ impl Parser<'_> {
     fn value(&mut self, depth: usize) -> Result<Value, String> {
         if depth > MAX_DEPTH {
             return Err("nested too deeply".into());
+        }
+        self.values += 1;
+        if self.values > MAX_VALUES {
+            return Err(format!("more than {MAX_VALUES} values"));
         }
         self.ws();
         match self.peek() {
@@ -204,9 +225,12 @@ impl Parser<'_> {
                         b'r' => out.push(b'\r'),
                         b't' => out.push(b'\t'),
                         b'u' => {
+                            // Four hex digits: from_str_radix alone would
+                            // also take a sign ("\\u+041").
                             let hex = self
                                 .s
                                 .get(self.i..self.i + 4)
+                                .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
                                 .and_then(|h| std::str::from_utf8(h).ok())
                                 .and_then(|h| u32::from_str_radix(h, 16).ok())
                                 .ok_or("bad \\u escape")?;
@@ -266,11 +290,19 @@ mod tests {
             "nul",
             "\"\\u12\"",
             "{1:2}",
+            "\"\\u+041\"",
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
         let deep = "[".repeat(10_000);
         assert!(parse(&deep).is_err());
+        // Many small values, or a huge text: refused before they cost memory.
+        let many = format!("[{}0]", "0,".repeat(MAX_VALUES));
+        assert!(parse(&many).unwrap_err().contains("values"));
+        let enough = format!("[{}0]", "0,".repeat(MAX_VALUES - 2));
+        assert!(parse(&enough).is_ok());
+        let huge = format!("\"{}\"", "x".repeat(MAX_TEXT));
+        assert!(parse(&huge).unwrap_err().contains("bytes"));
         for cut in 0..40 {
             let text = r#"{"endpoints":["PLAINTEXT://k:1"],"timestamp":"17"}"#;
             let _ = parse(&text[..cut.min(text.len())]);

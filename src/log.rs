@@ -35,6 +35,31 @@ pub fn line(level: Level, args: Arguments<'_>) {
     let _ = writeln!(err, "kwait: {args}");
 }
 
+/// Text from a peer (a host name, a znode's bytes) as it may go into a log
+/// line: control and other unprintable characters escaped as Rust's
+/// `escape_debug` writes them, so the line stays one line and forges no
+/// other, and at most `max` characters, then an ellipsis.
+pub fn shown(raw: &str, max: usize) -> String {
+    let mut out = String::new();
+    let mut len = 0;
+    for c in raw.chars() {
+        // Quotes and backslashes are printable: kept as they are.
+        let plain = matches!(c, '\\' | '"' | '\'');
+        let n = if plain { 1 } else { c.escape_debug().len() };
+        if len + n > max {
+            out.push('…');
+            break;
+        }
+        len += n;
+        if plain {
+            out.push(c);
+        } else {
+            out.extend(c.escape_debug());
+        }
+    }
+    out
+}
+
 macro_rules! error {
     ($($arg:tt)*) => { $crate::log::line($crate::log::Level::Error, format_args!($($arg)*)) };
 }
@@ -49,3 +74,17 @@ macro_rules! debug {
     ($($arg:tt)*) => { $crate::log::line($crate::log::Level::Debug, format_args!($($arg)*)) };
 }
 pub(crate) use {debug, error, info, warning};
+
+#[cfg(test)]
+mod tests {
+    use super::shown;
+
+    #[test]
+    fn peer_text_stays_on_one_bounded_line() {
+        assert_eq!(shown("broker-1", 100), "broker-1");
+        assert_eq!(shown("a\nb\u{1b}[31m\"c\"", 100), "a\\nb\\u{1b}[31m\"c\"");
+        assert_eq!(shown("ab\n", 3), "ab…");
+        assert_eq!(shown("ab\n", 4), "ab\\n");
+        assert_eq!(shown("ééé", 2), "éé…");
+    }
+}

@@ -2,13 +2,14 @@
 //! the target's parameters and a Java `client.properties` file (`config=`).
 //!
 //! Everything is read and checked when the target is parsed, so a missing
-//! file or a JKS store is a usage error (exit 2) before anything connects.
-//! Secrets come from the environment (`KWAIT_KAFKA_PASSWORD`) or files
-//! (`password-file=`, `config=`), never from argv; a password written into
-//! the URL is refused. [`Secret`] never prints its value.
+//! or oversized file, or a JKS store for a TLS connection, is a usage error
+//! (exit 2) before anything connects. Secrets come from the environment
+//! (`KWAIT_KAFKA_PASSWORD`) or files (`password-file=`, `config=`), never
+//! from argv; a password written into the URL is refused. [`Secret`] never
+//! prints its value.
 
 use std::fmt;
-use std::path::Path;
+use std::io::Read;
 
 use crate::log::warning;
 
@@ -16,21 +17,24 @@ use crate::log::warning;
 pub const PASSWORD_ENV: &str = "KWAIT_KAFKA_PASSWORD";
 
 /// `text` with anything that looks like a password replaced by `***`: a
-/// `password=` parameter's value, and the password of `user:password@`.
-/// For echoing what the user typed in an error message.
+/// `password=` parameter's value (in any case: `Password=`, `PASSWORD=`),
+/// and the password of `user:password@`. For echoing what the user typed in
+/// an error message.
 pub fn redact(text: &str) -> String {
+    // ASCII lowercasing keeps every byte offset, so `lower`'s indices are
+    // `text`'s.
+    let lower = text.to_ascii_lowercase();
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find("password=") {
-        let value = i + "password=".len();
-        out.push_str(&rest[..value]);
+    let mut done = 0;
+    while let Some(i) = lower[done..].find("password=") {
+        let value = done + i + "password=".len();
+        out.push_str(&text[done..value]);
         out.push_str("***");
-        let end = rest[value..]
+        done = text[value..]
             .find(['&', '\'', '"', ' '])
-            .map_or(rest.len(), |e| value + e);
-        rest = &rest[end..];
+            .map_or(text.len(), |e| value + e);
     }
-    out.push_str(rest);
+    out.push_str(&text[done..]);
     // user:secret@host
     if let Some(scheme) = out.find("://") {
         let auth_start = scheme + 3;
@@ -138,6 +142,9 @@ pub const PARAMS: [&str; 9] = [
 
 /// Builds a target's security from its URL parameters (which win) and the
 /// `config=` properties file.
+///
+/// Like the Java client, kwait reads the `ssl.*` keys only when TLS is on and
+/// the `sasl.*` keys only when SASL is; otherwise they are listed as ignored.
 pub fn resolve(params: &[(String, String)], what: &str) -> Result<Security, String> {
     let get = |key: &str| {
         params
@@ -148,28 +155,61 @@ pub fn resolve(params: &[(String, String)], what: &str) -> Result<Security, Stri
     };
     let mut props = Properties::default();
     if let Some(path) = get("config") {
-        props = Properties::load(Path::new(path), what)?;
+        props = Properties::load(path, what)?;
     }
 
     let protocol = props.get("security.protocol").map(str::to_ascii_uppercase);
-    let mut tls = match protocol.as_deref() {
-        None | Some("PLAINTEXT") | Some("SASL_PLAINTEXT") => false,
-        Some("SSL") | Some("SASL_SSL") => true,
+    let (protocol_tls, protocol_sasl) = match protocol.as_deref() {
+        None | Some("PLAINTEXT") => (false, false),
+        Some("SSL") => (true, false),
+        Some("SASL_PLAINTEXT") => (false, true),
+        Some("SASL_SSL") => (true, true),
         Some(other) => {
             return Err(format!(
                 "{what}: security.protocol={other} in config= is not PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
             ))
         }
     };
-    let mut sasl_on = matches!(
-        protocol.as_deref(),
-        Some("SASL_PLAINTEXT") | Some("SASL_SSL")
-    );
-    if let Some(v) = get("tls") {
-        tls = flag(v, "tls", what)?;
-    }
 
-    // TLS material: URL paths, else the properties' PEM stores.
+    // TLS: an explicit tls= wins over the file; ca=, cert=, key= and
+    // tls-verify= mean TLS, so tls=false beside one of them is a mistake.
+    let implied = ["ca", "cert", "key", "tls-verify"]
+        .into_iter()
+        .find(|k| get(k).is_some());
+    let tls_on = match get("tls") {
+        Some(v) => {
+            let on = flag(v, "tls", what)?;
+            if let (false, Some(key)) = (on, implied) {
+                return Err(format!(
+                    "{what}: tls=false contradicts {key}=, which is a TLS setting: drop tls=false to use TLS, or {key}= to connect without it"
+                ));
+            }
+            on
+        }
+        None => protocol_tls || implied.is_some(),
+    };
+    let tls = if tls_on {
+        Some(tls_config(&get, &props, what)?)
+    } else {
+        None
+    };
+
+    let sasl_on = protocol_sasl || get("sasl").is_some() || get("user").is_some();
+    let sasl = if sasl_on {
+        Some(sasl(&get, &props, protocol.as_deref(), what)?)
+    } else {
+        None
+    };
+    props.warn_ignored(what, tls_on, sasl_on);
+    Ok(Security { tls, sasl })
+}
+
+/// TLS settings: URL paths, else the properties' PEM stores.
+fn tls_config<'a>(
+    get: &impl Fn(&str) -> Option<&'a str>,
+    props: &Properties,
+    what: &str,
+) -> Result<crate::tls::Config, String> {
     let mut files = TlsFiles {
         verify: true,
         verify_name: true,
@@ -201,78 +241,110 @@ pub fn resolve(params: &[(String, String)], what: &str) -> Result<Security, Stri
     if let Some(v) = props.get("ssl.endpoint.identification.algorithm") {
         files.verify_name = !v.trim().is_empty();
     }
-    if !tls && (get("ca").is_some() || get("cert").is_some() || get("tls-verify").is_some()) {
-        tls = true;
+    if !files.verify {
+        warning!("{what}: tls-verify=false: the broker's certificate is not checked, anyone in the middle can read the traffic");
+    } else if !files.verify_name {
+        warning!(
+            "{what}: config={}: ssl.endpoint.identification.algorithm is empty: the broker's host name is not checked, \
+             any certificate from a trusted CA is accepted; set it to https",
+            props.path
+        );
     }
+    crate::tls::Config::build(&files).map_err(|e| format!("{what}: {e}"))
+}
 
-    // SASL: mechanism, user, password.
+/// SASL settings: mechanism, user and password.
+fn sasl<'a>(
+    get: &impl Fn(&str) -> Option<&'a str>,
+    props: &Properties,
+    protocol: Option<&str>,
+    what: &str,
+) -> Result<Sasl, String> {
+    let config = &props.path;
     let jaas = props
         .get("sasl.jaas.config")
         .map(Jaas::parse)
         .transpose()
-        .map_err(|e| format!("{what}: sasl.jaas.config in config=: {e}"))?;
+        .map_err(|e| format!("{what}: config={config}: sasl.jaas.config: {e}"))?;
     let mechanism = match get("sasl").or(props.get("sasl.mechanism")) {
-        Some(m) => Some(Mechanism::parse(m, what)?),
-        None if sasl_on => Some(Mechanism::Plain), // Kafka's default sasl.mechanism
-        None => None,
-    };
-    if get("sasl").is_some() || get("user").is_some() {
-        sasl_on = true;
-    }
-    let sasl = if sasl_on {
-        let mechanism = mechanism.unwrap_or(Mechanism::Plain);
-        if let Some(j) = &jaas {
-            if j.module_mechanism
-                .is_some_and(|m| (m == Mechanism::Plain) != (mechanism == Mechanism::Plain))
-            {
+        Some(m) => Mechanism::parse(m, what)?,
+        // Kafka's default sasl.mechanism is GSSAPI; a JAAS line names the
+        // mechanism family through its login module.
+        None => match jaas.as_ref().map(|j| j.module) {
+            Some(Module::Plain) => Mechanism::Plain,
+            Some(Module::Scram) => {
                 return Err(format!(
-                    "{what}: sasl.jaas.config's login module does not match sasl.mechanism={}",
-                    mechanism.name()
-                ));
+                    "{what}: config={config}: sasl.jaas.config uses ScramLoginModule, which does not say which SCRAM: \
+                     set sasl.mechanism=SCRAM-SHA-256 or sasl.mechanism=SCRAM-SHA-512"
+                ))
+            }
+            // kwait's own shorthand: user= alone means PLAIN.
+            None if get("user").is_some() => Mechanism::Plain,
+            None => {
+                return Err(format!(
+                    "{what}: config={config}: security.protocol={} without sasl.mechanism means GSSAPI (Kerberos), \
+                     which kwait does not support: set sasl.mechanism=PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
+                    protocol.unwrap_or("SASL_PLAINTEXT")
+                ))
+            }
+        },
+    };
+    if let Some(j) = &jaas {
+        if (j.module == Module::Plain) != (mechanism == Mechanism::Plain) {
+            return Err(format!(
+                "{what}: config={config}: sasl.jaas.config's {} does not match SASL mechanism {} (sasl= or sasl.mechanism)",
+                j.module.name(),
+                mechanism.name()
+            ));
+        }
+    }
+    let user = get("user")
+        .map(str::to_string)
+        .or_else(|| jaas.as_ref().and_then(|j| j.username.clone()))
+        .ok_or_else(|| {
+            format!("{what}: SASL needs a user: add user=NAME, or a sasl.jaas.config with username")
+        })?;
+    let from_jaas = jaas.and_then(|j| j.password);
+    // The target's own password-file= wins. Otherwise the password comes
+    // from exactly one place: the environment, which every target shares,
+    // or this target's config=; both set is ambiguous, so it is refused.
+    let password = if let Some(path) = get("password-file") {
+        let text = read(path, "password-file", what)?;
+        Secret(
+            String::from_utf8_lossy(&text)
+                .trim_end_matches(['\n', '\r'])
+                .to_string(),
+        )
+    } else {
+        let from_env = match std::env::var(PASSWORD_ENV) {
+            Ok(p) => Some(Secret(p)),
+            Err(std::env::VarError::NotPresent) => None,
+            Err(std::env::VarError::NotUnicode(_)) => {
+                return Err(format!(
+                    "{what}: {PASSWORD_ENV} is not UTF-8 text: use password-file=PATH"
+                ))
+            }
+        };
+        match (from_env, from_jaas) {
+            (Some(_), Some(_)) => {
+                return Err(format!(
+                    "{what}: a password is set both in {PASSWORD_ENV} and in config={config}'s sasl.jaas.config: \
+                     unset {PASSWORD_ENV}, or drop password= from the JAAS line"
+                ))
+            }
+            (Some(p), None) | (None, Some(p)) => p,
+            (None, None) => {
+                return Err(format!(
+                    "{what}: SASL user '{user}' needs a password: set {PASSWORD_ENV}, or password-file=PATH"
+                ))
             }
         }
-        let user = get("user")
-            .map(str::to_string)
-            .or_else(|| jaas.as_ref().and_then(|j| j.username.clone()))
-            .ok_or_else(|| {
-                format!(
-                    "{what}: SASL needs a user: add user=NAME, or a sasl.jaas.config with username"
-                )
-            })?;
-        let password = if let Some(path) = get("password-file") {
-            let text = read(path, "password-file", what)?;
-            Secret(
-                String::from_utf8_lossy(&text)
-                    .trim_end_matches(['\n', '\r'])
-                    .to_string(),
-            )
-        } else if let Ok(p) = std::env::var(PASSWORD_ENV) {
-            Secret(p)
-        } else if let Some(p) = jaas.as_ref().and_then(|j| j.password.clone()) {
-            p
-        } else {
-            return Err(format!(
-                "{what}: SASL user '{user}' needs a password: set {PASSWORD_ENV}, or password-file=PATH"
-            ));
-        };
-        Some(Sasl {
-            mechanism,
-            user,
-            password,
-        })
-    } else {
-        None
     };
-    if !files.verify && tls {
-        warning!("{what}: tls-verify=false: the broker's certificate is not checked, anyone in the middle can read the traffic");
-    }
-    let tls = if tls {
-        Some(crate::tls::Config::build(&files).map_err(|e| format!("{what}: {e}"))?)
-    } else {
-        None
-    };
-    props.warn_ignored(what);
-    Ok(Security { tls, sasl })
+    Ok(Sasl {
+        mechanism,
+        user,
+        password,
+    })
 }
 
 fn flag(v: &str, key: &str, what: &str) -> Result<bool, String> {
@@ -283,13 +355,28 @@ fn flag(v: &str, key: &str, what: &str) -> Result<bool, String> {
     }
 }
 
+/// The most kwait reads of a file the user names: PEM certificates and keys,
+/// a password, a client.properties are all far smaller. A bound, so that
+/// `ca=/dev/zero` is an error, not an allocation without end.
+const MAX_FILE: u64 = 1 << 20;
+
 fn read(path: &str, key: &str, what: &str) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| {
+    let cannot = |e: std::io::Error| {
         format!(
             "{what}: {key}={path}: cannot read it ({})",
             crate::probe::describe(&e)
         )
-    })
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_FILE + 1).read_to_end(&mut bytes))
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_FILE {
+        return Err(format!(
+            "{what}: {key}={path}: larger than 1 MiB, too large for what {key}= names (check the path)"
+        ));
+    }
+    Ok(bytes)
 }
 
 /// A Java properties file, as the Kafka tools and cub read it: `key=value`
@@ -319,14 +406,9 @@ const KNOWN: [&str; 13] = [
 ];
 
 impl Properties {
-    fn load(path: &Path, what: &str) -> Result<Properties, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            format!(
-                "{what}: config={}: cannot read it ({})",
-                path.display(),
-                crate::probe::describe(&e)
-            )
-        })?;
+    fn load(path: &str, what: &str) -> Result<Properties, String> {
+        let text = String::from_utf8(read(path, "config", what)?)
+            .map_err(|_| format!("{what}: config={path}: not UTF-8 text"))?;
         let mut entries = Vec::new();
         let mut pending = String::new();
         for raw in text.lines() {
@@ -350,7 +432,7 @@ impl Properties {
         Ok(Properties {
             entries,
             used: Default::default(),
-            path: path.display().to_string(),
+            path: path.to_string(),
         })
     }
 
@@ -424,20 +506,59 @@ impl Properties {
         Ok(())
     }
 
-    fn warn_ignored(&self, what: &str) {
+    /// Lists, in one warning, the keys kwait does not read: those it does
+    /// not know, and the `ssl.*` (`sasl.*`) keys when TLS (SASL) is off, as
+    /// the Java client ignores them then.
+    fn warn_ignored(&self, what: &str, tls: bool, sasl: bool) {
         let used = self.used.borrow();
-        let ignored = self
+        let unused = self
             .entries
             .iter()
             .map(|(k, _)| k.as_str())
-            .filter(|k| !KNOWN.contains(k) && !used.iter().any(|u| u == k))
-            .collect::<Vec<_>>();
-        if !ignored.is_empty() {
-            warning!(
-                "{what}: config={} keys kwait ignores: {}",
-                self.path,
-                ignored.join(", ")
-            );
+            .filter(|k| !used.iter().any(|u| u == k));
+        let mut unknown = Vec::new();
+        let mut off = Vec::new();
+        for key in unused {
+            let list = if !tls && key.starts_with("ssl.") || !sasl && key.starts_with("sasl.") {
+                &mut off
+            } else if !KNOWN.contains(&key) {
+                &mut unknown
+            } else {
+                continue;
+            };
+            if !list.contains(&key) {
+                list.push(key);
+            }
+        }
+        let off = match (off.is_empty(), tls, sasl) {
+            (true, _, _) => String::new(),
+            (false, false, false) => format!("TLS and SASL are off, so also {}", off.join(", ")),
+            (false, false, true) => format!("TLS is off, so also {}", off.join(", ")),
+            (false, _, _) => format!("SASL is off, so also {}", off.join(", ")),
+        };
+        let listed = match (unknown.is_empty(), off.is_empty()) {
+            (true, true) => return,
+            (false, true) => unknown.join(", "),
+            (true, false) => off,
+            (false, false) => format!("{}; {off}", unknown.join(", ")),
+        };
+        warning!("{what}: config={} keys kwait ignores: {listed}", self.path);
+    }
+}
+
+/// A JAAS login module kwait knows. ScramLoginModule serves both SCRAM
+/// mechanisms: `sasl.mechanism` says which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Module {
+    Plain,
+    Scram,
+}
+
+impl Module {
+    fn name(self) -> &'static str {
+        match self {
+            Module::Plain => "PlainLoginModule",
+            Module::Scram => "ScramLoginModule",
         }
     }
 }
@@ -447,7 +568,7 @@ impl Properties {
 /// username="u" password="p";`
 #[derive(Debug, PartialEq, Eq)]
 struct Jaas {
-    module_mechanism: Option<Mechanism>,
+    module: Module,
     username: Option<String>,
     password: Option<Secret>,
 }
@@ -456,10 +577,10 @@ impl Jaas {
     fn parse(text: &str) -> Result<Jaas, String> {
         let text = text.trim().trim_end_matches(';').trim();
         let (module, rest) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
-        let module_mechanism = if module.ends_with("PlainLoginModule") {
-            Some(Mechanism::Plain)
+        let module = if module.ends_with("PlainLoginModule") {
+            Module::Plain
         } else if module.ends_with("ScramLoginModule") {
-            Some(Mechanism::ScramSha256)
+            Module::Scram
         } else {
             return Err(format!(
                 "login module {module} is not supported (PlainLoginModule, ScramLoginModule)"
@@ -512,7 +633,7 @@ impl Jaas {
             rest = tail.trim_start();
         }
         Ok(Jaas {
-            module_mechanism,
+            module,
             username,
             password,
         })
@@ -531,7 +652,7 @@ mod tests {
         .unwrap();
         assert_eq!(j.username.as_deref(), Some("API_KEY"));
         assert_eq!(j.password.as_ref().map(Secret::expose), Some("se\"cret"));
-        assert_eq!(j.module_mechanism, Some(Mechanism::Plain));
+        assert_eq!(j.module, Module::Plain);
         let j = Jaas::parse("org.apache.kafka.common.security.scram.ScramLoginModule required username=alice password=x;").unwrap();
         assert_eq!(j.username.as_deref(), Some("alice"));
         let j = Jaas::parse("org.apache.kafka.common.security.plain.PlainLoginModule   required username='KEY'   password='SE\"CRET';").unwrap();
@@ -552,6 +673,37 @@ mod tests {
             "'kafka://u:***@k:1' for x"
         );
         assert_eq!(redact("kafka://k:1?topics=a"), "kafka://k:1?topics=a");
+        assert_eq!(
+            redact("kafka://b:1?Password=hunter2&x=1 and ?PASSWORD=hunter2"),
+            "kafka://b:1?Password=***&x=1 and ?PASSWORD=***"
+        );
+        assert_eq!(redact("ssl.key.PassWord=hunter2"), "ssl.key.PassWord=***");
+        // Lowercasing must not move offsets past non-ASCII text.
+        assert_eq!(redact("é?pAssword=hunter2ü"), "é?pAssword=***");
+    }
+
+    fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn tls_false_beside_a_tls_setting_is_refused() {
+        for key in ["ca", "cert", "key", "tls-verify"] {
+            let err = resolve(&params(&[("tls", "false"), (key, "x")]), "t").unwrap_err();
+            assert!(
+                err.contains("tls=false") && err.contains(&format!("{key}=")),
+                "{err}"
+            );
+            // In either order.
+            let err = resolve(&params(&[(key, "x"), ("tls", "0")]), "t").unwrap_err();
+            assert!(err.contains("contradicts"), "{err}");
+        }
+        // tls=false alone is plaintext.
+        let plain = resolve(&params(&[("tls", "false")]), "t").unwrap();
+        assert!(plain.tls.is_none());
     }
 
     #[test]

@@ -50,11 +50,13 @@ impl Signo {
         }
         if let Some(rest) = name.strip_prefix("RTMIN") {
             let offset = match rest.strip_prefix('+') {
-                Some(n) => n.parse::<i32>().ok()?,
+                // Unsigned and checked: `RTMIN+-100` and `RTMIN+2147483647`
+                // are not signals.
+                Some(n) => i32::try_from(n.parse::<u32>().ok()?).ok()?,
                 None if rest.is_empty() => 0,
                 None => return None,
             };
-            let n = libc::SIGRTMIN() + offset;
+            let n = libc::SIGRTMIN().checked_add(offset)?;
             return (n <= libc::SIGRTMAX()).then_some(Signo(n));
         }
         format!("SIG{name}")
@@ -152,6 +154,21 @@ mod tests {
         assert_eq!(Signo::parse("15"), Some(Signo::TERM));
         assert_eq!(Signo::parse("0"), Some(Signo(0)));
         assert_eq!(Signo::parse("RTMIN+1"), Some(Signo(libc::SIGRTMIN() + 1)));
+        let last = libc::SIGRTMAX() - libc::SIGRTMIN();
+        assert_eq!(
+            Signo::parse(&format!("RTMIN+{last}")),
+            Some(Signo(libc::SIGRTMAX()))
+        );
+        for bad in [
+            "RTMIN+-100",
+            "RTMIN+-1",
+            "RTMIN+2147483647",
+            "RTMIN+4294967295",
+            "RTMIN+99999999999",
+            &format!("RTMIN+{}", last + 1),
+        ] {
+            assert_eq!(Signo::parse(bad), None, "{bad}");
+        }
         assert_eq!(Signo::parse("NOPE"), None);
         assert_eq!(Signo::parse("999"), None);
         assert_eq!(Signo::TERM.to_string(), "SIGTERM");

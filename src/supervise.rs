@@ -98,7 +98,10 @@ pub fn run(command: &[OsString], opts: &Options, signals: &Signals) -> Exit {
     };
     let shown = program.to_string_lossy().into_owned();
     let mut cmd = Command::new(program);
-    cmd.args(args).process_group(0);
+    // The SASL password was for kwait's probes; the app has its own.
+    cmd.args(args)
+        .process_group(0)
+        .env_remove(crate::security::PASSWORD_ENV);
     let tty = nix::unistd::isatty(0).unwrap_or(false);
     // SAFETY: the closure runs in the forked child before exec and makes
     // only async-signal-safe calls, allocating nothing.

@@ -119,7 +119,7 @@ impl fmt::Display for Target {
     }
 }
 
-const SCHEMES: &str = "kafka://, zk://, tcp:// or http://";
+const SCHEMES: &str = "kafka://, zk://, tcp://, http:// or https://";
 
 impl FromStr for Target {
     type Err = String;
@@ -136,6 +136,7 @@ impl FromStr for Target {
         let kind = match scheme.to_ascii_lowercase().as_str() {
             "kafka" => Kind::Kafka(parse_kafka(s, rest)?),
             "tcp" => {
+                no_userinfo(s, rest)?;
                 let addr = rest.trim_end_matches('/');
                 if addr.contains(['/', '?']) {
                     return Err(format!("target '{s}': tcp:// takes only host:port"));
@@ -264,6 +265,7 @@ fn parse_zk(s: &str, rest: &str) -> Result<Zk, String> {
         Some(i) => rest.split_at(i),
         None => (rest, ""),
     };
+    no_userinfo(s, hosts)?;
     let hosts = hosts
         .split(',')
         .map(|hp| HostPort::parse(hp, &what))
@@ -284,15 +286,23 @@ fn parse_zk(s: &str, rest: &str) -> Result<Zk, String> {
     })
 }
 
+/// Refuses `user:secret@` in an authority before anything else reads it, so
+/// that no error can echo the secret (kafka:// says where credentials go).
+fn no_userinfo(s: &str, rest: &str) -> Result<(), String> {
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    if !rest[..end].contains('@') {
+        return Ok(());
+    }
+    Err(format!(
+        "target '{s}': credentials in the URL are not supported (they would show in ps and logs)"
+    ))
+}
+
 fn parse_http(s: &str, rest: &str, default_port: u16) -> Result<Http, String> {
     let what = format!("target '{s}'");
     let split = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(split);
-    if authority.contains('@') {
-        return Err(format!(
-            "{what}: credentials in the URL are not supported (they would show in ps and logs)"
-        ));
-    }
+    no_userinfo(s, authority)?;
     let addr = if authority.ends_with(']') || !authority.contains(':') {
         HostPort::parse(&format!("{authority}:{default_port}"), &what)?
     } else {
@@ -399,6 +409,10 @@ mod tests {
             ("tcp://x", "missing port"),
             ("tcp://:80", "missing host"),
             ("http://u:p@x/", "credentials"),
+            ("tcp://u:hunter2@x:1", "credentials in the URL"),
+            ("tcp://u:hunter2@[::1]:1/", "credentials in the URL"),
+            ("zk://u:hunter2@x:1/kafka", "credentials in the URL"),
+            ("zk://a:1,u:hunter2@x:1", "credentials in the URL"),
         ] {
             let err = input.parse::<Target>().unwrap_err();
             assert!(err.contains(needle), "{input}: {err}");

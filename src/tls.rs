@@ -4,9 +4,12 @@
 //! from the host name.
 //!
 //! Failures are sorted by whether waiting can fix them: a certificate that
-//! is not trusted or does not match the name, or a listener that does not
-//! speak TLS at all, is [`Failure::Fatal`] and reported at once; a refused
-//! or silent connection is not.
+//! is not trusted or does not match the name, or a listener that answers in
+//! something other than TLS, is [`Failure::Fatal`] and reported at once; a
+//! silent listener, or one that closes the connection without a word (a
+//! published port with nothing behind it yet, a restarting broker), is not.
+//! Telling a plaintext Kafka listener from those is the caller's job (it
+//! asks the same address in plaintext).
 
 use std::fmt;
 use std::sync::Arc;
@@ -30,21 +33,25 @@ use crate::security::TlsFiles;
 pub struct Config(Arc<ClientConfig>, Hints);
 
 /// How the user fixes what goes wrong: kafka:// takes `ca=` and `tls=`,
-/// https:// takes neither.
+/// https:// takes `SSL_CERT_FILE`.
 #[derive(Clone, Copy)]
 struct Hints {
     ca: &'static str,
     plaintext: &'static str,
+    /// After a handshake that got no answer (kafka:// checks for itself).
+    silent: &'static str,
 }
 
 const KAFKA_HINTS: Hints = Hints {
     ca: "give its CA with ca=PATH",
     plaintext: "is this a plaintext listener? then drop tls",
+    silent: "",
 };
 
 const HTTPS_HINTS: Hints = Hints {
-    ca: "https:// trusts the built-in public roots only",
+    ca: "give a private CA with SSL_CERT_FILE=PATH",
     plaintext: "a plain HTTP server? then use http://",
+    silent: " (a plain HTTP server? then use http://)",
 };
 
 impl fmt::Debug for Config {
@@ -72,13 +79,20 @@ impl Config {
         Config::build(&TlsFiles::default())
     }
 
-    /// The built-in roots, for https:// targets.
+    /// The built-in roots, for https:// targets, plus a private CA from
+    /// `SSL_CERT_FILE`, the variable OpenSSL-based tools read.
     pub fn default_roots() -> Result<Config, String> {
+        let ca = match std::env::var_os(CA_ENV) {
+            None => None,
+            Some(path) => Some(read_ca(std::path::Path::new(&path))?),
+        };
         let built = Config::build(&TlsFiles {
+            ca,
             verify: true,
             verify_name: true,
             ..TlsFiles::default()
-        })?;
+        })
+        .map_err(|e| format!("{CA_ENV}: {e}"))?;
         Ok(Config(built.0, HTTPS_HINTS))
     }
 
@@ -131,6 +145,32 @@ impl Config {
     }
 }
 
+/// Where https:// targets take a private CA from.
+const CA_ENV: &str = "SSL_CERT_FILE";
+
+/// A CA bundle is kilobytes; Mozilla's whole store is about 200 KB.
+const MAX_CA_FILE: u64 = 1 << 20;
+
+fn read_ca(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let shown = path.display();
+    let mut pem = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_CA_FILE + 1).read_to_end(&mut pem))
+        .map_err(|e| {
+            format!(
+                "{CA_ENV}={shown}: cannot read it ({})",
+                crate::probe::describe(&e)
+            )
+        })?;
+    if pem.len() as u64 > MAX_CA_FILE {
+        return Err(format!(
+            "{CA_ENV}={shown}: larger than 1 MiB, not a CA bundle"
+        ));
+    }
+    Ok(pem)
+}
+
 /// Why a TLS handshake failed.
 #[derive(Debug)]
 pub enum Failure {
@@ -153,11 +193,36 @@ pub async fn connect(
     let hints = config.1;
     match tokio::time::timeout_at(attempt.deadline, connector.connect(name, tcp)).await {
         Err(_) => Err(Failure::Retry(format!(
-            "no TLS handshake answer within {} ({})",
-            attempt.limit, hints.plaintext
+            "no TLS handshake answer within {}{}",
+            attempt.limit, hints.silent
         ))),
         Ok(Ok(stream)) => Ok(stream),
         Ok(Err(err)) => Err(classify(&err, hints)),
+    }
+}
+
+/// Whether a TLS server answers at the other end of `tcp`: the handshake
+/// completes, or the server's own TLS messages refuse it. Nothing secret is
+/// sent and no certificate is checked; this only names the mistake of a
+/// plaintext client at a TLS listener.
+pub async fn speaks_tls(host: &str, tcp: TcpStream, attempt: &Attempt) -> bool {
+    let Ok(config) = Config::unverified() else {
+        return false;
+    };
+    // An IP address or a name: either serves for SNI here, and neither is
+    // checked.
+    let Ok(name) = ServerName::try_from(host.to_string()) else {
+        return false;
+    };
+    let connector = TlsConnector::from(config.0);
+    match tokio::time::timeout_at(attempt.deadline, connector.connect(name, tcp)).await {
+        Ok(Ok(_)) => true,
+        Ok(Err(err)) => matches!(
+            err.get_ref()
+                .and_then(|e| e.downcast_ref::<rustls::Error>()),
+            Some(rustls::Error::AlertReceived(_) | rustls::Error::InvalidCertificate(_))
+        ),
+        Err(_) => false,
     }
 }
 
@@ -166,16 +231,13 @@ fn classify(err: &std::io::Error, hints: Hints) -> Failure {
         .get_ref()
         .and_then(|e| e.downcast_ref::<rustls::Error>())
     else {
-        return match err.kind() {
-            std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset => {
-                Failure::Fatal(format!(
-                    "the listener closed the connection during the TLS handshake ({}): {}",
-                    crate::probe::describe(err),
-                    hints.plaintext
-                ))
-            }
-            _ => Failure::Retry(format!("TLS handshake: {}", crate::probe::describe(err))),
-        };
+        return Failure::Retry(match err.kind() {
+            std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset => format!(
+                "the listener closed the connection during the TLS handshake ({})",
+                crate::probe::describe(err)
+            ),
+            _ => format!("TLS handshake: {}", crate::probe::describe(err)),
+        });
     };
     match inner {
         rustls::Error::InvalidCertificate(CertificateError::NotValidForName)

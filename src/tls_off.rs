@@ -35,3 +35,8 @@ pub enum Failure {
 pub async fn connect(_: &Config, _: &str, _: TcpStream, _: &Attempt) -> Result<TcpStream, Failure> {
     Err(Failure::Fatal(MISSING.into()))
 }
+
+/// Without TLS kwait cannot tell; the reason keeps its plain hint.
+pub async fn speaks_tls(_: &str, _: TcpStream, _: &Attempt) -> bool {
+    false
+}

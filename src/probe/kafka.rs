@@ -218,6 +218,9 @@ pub async fn presence(
     }
 }
 
+/// How many advertised-listener checks run at once.
+const ADVERTISED_AT_ONCE: usize = 16;
+
 /// Every broker the cluster lists must answer at its advertised address.
 /// Clients connect there after bootstrapping, so a broker that answers only
 /// at its bootstrap address is no use to them.
@@ -227,25 +230,32 @@ async fn advertised(
     attempt: &Attempt,
 ) -> Result<(), Outcome> {
     let mut checks = tokio::task::JoinSet::new();
-    for broker in &cluster.brokers {
-        let id = broker.id;
-        let shown = format!("{}:{}", broker.host, broker.port);
-        let addr = u16::try_from(broker.port)
-            .ok()
-            .filter(|p| *p != 0)
-            .and_then(|port| HostPort::parse(&format!("{}:{port}", broker.host), "").ok());
-        let attempt = attempt.clone();
-        let security = security.clone();
-        checks.spawn(async move {
-            let result = match addr {
-                None => Err(Outcome::NotReady("not a usable host:port".to_string())),
-                Some(addr) => open(&addr, &security, &attempt).await.map(|_| ()),
-            };
-            (id, shown, result)
-        });
-    }
+    let mut pending = cluster.brokers.iter();
     let mut failures = Vec::new();
-    while let Some(joined) = checks.join_next().await {
+    loop {
+        // A few connections at a time: a large cluster must not exhaust
+        // file descriptors or burst at a booting broker.
+        while checks.len() < ADVERTISED_AT_ONCE {
+            let Some(broker) = pending.next() else { break };
+            let id = broker.id;
+            let shown = format!("{}:{}", crate::log::shown(&broker.host, 100), broker.port);
+            let addr = u16::try_from(broker.port)
+                .ok()
+                .filter(|p| *p != 0)
+                .and_then(|port| HostPort::parse(&format!("{}:{port}", broker.host), "").ok());
+            let attempt = attempt.clone();
+            let security = security.clone();
+            checks.spawn(async move {
+                let result = match addr {
+                    None => Err(Outcome::NotReady("not a usable host:port".to_string())),
+                    Some(addr) => open(&addr, &security, &attempt).await.map(|_| ()),
+                };
+                (id, shown, result)
+            });
+        }
+        let Some(joined) = checks.join_next().await else {
+            break;
+        };
         match joined {
             Ok((_, _, Ok(()))) => {}
             // Wrong credentials or certificates are as wrong at every broker.
@@ -282,43 +292,96 @@ pub async fn open(
     let tcp = attempt.connect(addr).await?;
     let stream: Stream = match &security.tls {
         None => Box::new(tcp),
-        Some(config) => match crate::tls::connect(config, &addr.host, tcp, attempt).await {
-            Ok(tls) => Box::new(tls),
-            Err(crate::tls::Failure::Fatal(reason)) => {
-                return Err(Outcome::Fatal(format!("{addr}: {reason}")))
-            }
-            Err(crate::tls::Failure::Retry(reason)) => {
-                return Err(Outcome::NotReady(format!("{addr}: {reason}")))
-            }
-        },
+        Some(config) => handshake(config, addr, tcp, attempt).await?,
     };
     let mut conn = Conn::new(stream);
-    let versions = api_versions(&mut conn, attempt).await.map_err(|e| {
-        if security.tls.is_some() && e.contains("received fatal alert") {
+    let versions = match api_versions(&mut conn, attempt).await {
+        Ok(versions) => versions,
+        Err(e) if security.tls.is_some() && e.contains("received fatal alert") => {
             // Under TLS 1.3 a server refuses a client certificate (or its
             // absence) after the handshake, on the first read.
-            Outcome::Fatal(format!(
+            return Err(Outcome::Fatal(format!(
                 "{addr}: {e}: the broker refused this TLS client; does it require a client certificate (cert=, key=)?"
-            ))
-        } else if security.tls.is_none() && e.contains("TLS alert") {
+            )));
+        }
+        Err(e) if security.tls.is_none() && e.contains("TLS alert") => {
             // The listener answered in TLS: waiting will not change that.
-            Outcome::Fatal(format!("{addr}: {e}"))
-        } else if security.tls.is_none()
-            && (e.ends_with("connection reset") || e.ends_with("connection closed"))
+            return Err(Outcome::Fatal(format!("{addr}: {e}")));
+        }
+        Err(e)
+            if security.tls.is_none()
+                && (e.ends_with("connection reset") || e.ends_with("connection closed")) =>
         {
             // A TLS terminator drops a plaintext request this way; so does a
-            // broker shutting down, which is why this is not fatal.
-            Outcome::NotReady(format!(
-                "{addr}: {e} before answering (a TLS listener? then add tls=true)"
-            ))
-        } else {
-            Outcome::NotReady(format!("{addr}: {e}"))
+            // broker shutting down. A TLS handshake at the same address
+            // tells them apart.
+            let tcp = attempt.connect(addr).await?;
+            if crate::tls::speaks_tls(&addr.host, tcp, attempt).await {
+                return Err(Outcome::Fatal(format!(
+                    "{addr}: {e} before answering a plaintext request, and a TLS handshake there succeeds: \
+                     this is a TLS listener (add tls=true, or security.protocol=SSL in config=)"
+                )));
+            }
+            let hint = if cfg!(feature = "tls") {
+                ""
+            } else {
+                " (a TLS listener? then add tls=true)"
+            };
+            return Err(Outcome::NotReady(format!(
+                "{addr}: {e} before answering{hint}"
+            )));
         }
-    })?;
+        Err(e) => return Err(Outcome::NotReady(format!("{addr}: {e}"))),
+    };
     if let Some(sasl) = &security.sasl {
         authenticate(&mut conn, &versions, sasl, addr, attempt).await?;
     }
     Ok((conn, versions))
+}
+
+/// How long a TLS handshake may go unanswered before kwait asks the same
+/// address, on a second connection, whether a plaintext Kafka listener is
+/// there. The handshake itself keeps the whole attempt deadline.
+const PLAINTEXT_SUSPICION: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The TLS handshake of `open`. A plaintext Kafka listener reads a
+/// ClientHello as the start of a huge request and then waits for the rest
+/// (or closes, past `socket.request.max.bytes`), which looks like a slow or
+/// restarting TLS listener; a plaintext ApiVersions that gets its answer
+/// tells them apart, and that mistake is fatal: waiting will not add TLS.
+async fn handshake(
+    config: &crate::tls::Config,
+    addr: &HostPort,
+    tcp: tokio::net::TcpStream,
+    attempt: &Attempt,
+) -> Result<Stream, Outcome> {
+    let plaintext = |why: &str| {
+        Outcome::Fatal(format!(
+            "{addr}: {why}, but a plaintext Kafka request there is answered: \
+             this is a plaintext listener (drop tls=true, or use security.protocol=PLAINTEXT or SASL_PLAINTEXT)"
+        ))
+    };
+    let shake = crate::tls::connect(config, &addr.host, tcp, attempt);
+    tokio::pin!(shake);
+    let suspicion = async {
+        tokio::time::sleep(PLAINTEXT_SUSPICION).await;
+        presence(addr, None, attempt).await == Presence::Kafka
+    };
+    let result = tokio::select! {
+        result = &mut shake => result,
+        true = suspicion => return Err(plaintext("the TLS handshake gets no answer")),
+    };
+    match result {
+        Ok(tls) => Ok(Box::new(tls)),
+        Err(crate::tls::Failure::Fatal(reason)) => Err(Outcome::Fatal(format!("{addr}: {reason}"))),
+        Err(crate::tls::Failure::Retry(reason)) => {
+            if presence(addr, None, attempt).await == Presence::Kafka {
+                Err(plaintext(&reason))
+            } else {
+                Err(Outcome::NotReady(format!("{addr}: {reason}")))
+            }
+        }
+    }
 }
 
 /// SaslHandshake, then SaslAuthenticate rounds until the mechanism is done.

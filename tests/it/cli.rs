@@ -8,19 +8,18 @@
 //! doing.
 
 use std::ffi::OsStr;
-use std::io::Read;
 use std::mem::{size_of, zeroed};
 use std::net::{Ipv4Addr, TcpListener};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::peers::{kwait, poll_until, ChildGuard, Fake, TempDir};
+use crate::peers::{
+    self, assert_contains, clean_start_blocking, kwait, kwait_as_pid1, kwait_with, listener, need,
+    not_executable_script, pid1_kwait, poll_until, signal_mask, signal_pid1_from_inside, Done,
+    Fake, Running, TempDir,
+};
 
 /// The longest any single kwait run here may take before the test fails.
 const LIMIT: Duration = Duration::from_secs(15);
@@ -29,121 +28,9 @@ const LIMIT: Duration = Duration::from_secs(15);
 // Running kwait
 // ---------------------------------------------------------------------------
 
-/// A running kwait (or a wrapper around it) whose stdout and stderr are
-/// collected by reader threads, so a test can poll for a log line.
-struct Running {
-    child: ChildGuard,
-    stdout: Arc<Mutex<String>>,
-    stderr: Arc<Mutex<String>>,
-    readers: Vec<JoinHandle<()>>,
-    started: Instant,
-}
-
-/// How a run ended.
-#[derive(Debug)]
-struct Done {
-    /// The exit code; `None` when killed by a signal.
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-}
-
-fn collect(mut pipe: impl Read + Send + 'static, into: Arc<Mutex<String>>) -> JoinHandle<()> {
-    thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        loop {
-            match pipe.read(&mut buf) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => into
-                    .lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n])),
-            }
-        }
-    })
-}
-
-impl Running {
-    fn spawn(name: &str, cmd: &mut Command) -> Running {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let started = Instant::now();
-        let mut child = ChildGuard::spawn(name, cmd);
-        let stdout = Arc::new(Mutex::new(String::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let out = child.child_mut().stdout.take().expect("stdout pipe");
-        let err = child.child_mut().stderr.take().expect("stderr pipe");
-        let readers = vec![collect(out, stdout.clone()), collect(err, stderr.clone())];
-        Running {
-            child,
-            stdout,
-            stderr,
-            readers,
-            started,
-        }
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// Polls until stderr contains `needle`; panics with stderr after `timeout`.
-    fn wait_for_stderr(&self, needle: &str, timeout: Duration) {
-        let found = poll_until(timeout, || self.stderr.lock().unwrap().contains(needle));
-        assert!(
-            found,
-            "no {needle:?} on stderr within {timeout:?}; stderr so far:\n{}",
-            self.stderr()
-        );
-    }
-
-    /// Waits for the exit (panics after `limit`), then for the pipes' EOF.
-    fn finish(mut self, limit: Duration) -> Done {
-        let status = self.child.wait_exit(limit);
-        let elapsed = self.started.elapsed();
-        // The pipes close when the last holder exits; a stray grandchild
-        // could keep them open, so do not wait for ever.
-        poll_until(Duration::from_secs(5), || {
-            self.readers.iter().all(|r| r.is_finished())
-        });
-        let done = Done {
-            code: status.code(),
-            stdout: self.stdout.lock().unwrap().clone(),
-            stderr: self.stderr(),
-            elapsed,
-        };
-        eprintln!(
-            "exit {:?} after {:?}; stderr:\n{}",
-            done.code, done.elapsed, done.stderr
-        );
-        done
-    }
-}
-
-/// kwait with `args` and the given `KWAIT_*` variables (none inherited).
-fn kwait_with<S: AsRef<OsStr>>(args: &[S], env: &[(&str, &str)]) -> Command {
-    let mut cmd = kwait();
-    cmd.args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd
-}
-
 /// Runs kwait to completion (at most [`LIMIT`]).
 fn run<S: AsRef<OsStr>>(args: &[S], env: &[(&str, &str)]) -> Done {
-    Running::spawn("kwait", &mut kwait_with(args, env)).finish(LIMIT)
-}
-
-/// Asserts that nothing on stderr looks like a Rust panic.
-fn assert_no_panic(done: &Done) {
-    assert!(
-        !done.stderr.contains("panicked") && !done.stderr.contains("RUST_BACKTRACE"),
-        "kwait panicked:\n{}",
-        done.stderr
-    );
+    peers::run(&mut kwait_with(args, env), LIMIT)
 }
 
 /// The stderr lines that end waiting with a timeout.
@@ -171,7 +58,7 @@ fn usage_error(args: &[&str], env: &[(&str, &str)], needles: &[&str]) -> String 
     // errors are "not ready", 1.
     let want = if args.first() == Some(&"probe") { 1 } else { 2 };
     let done = run(args, env);
-    assert_no_panic(&done);
+    done.assert_no_panic();
     assert_eq!(done.code, Some(want), "{args:?} {env:?}: {done:?}");
     assert_eq!(
         done.stdout, "",
@@ -251,14 +138,6 @@ impl RefusedPort {
         assert_eq!(rc, 0, "listen: {}", std::io::Error::last_os_error());
         TcpListener::from(fd)
     }
-}
-
-/// A listening socket on a loopback port (the kernel completes handshakes
-/// from its backlog, so nobody needs to accept).
-fn listener() -> (TcpListener, String) {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind listener");
-    let target = format!("tcp://{}", l.local_addr().expect("local_addr"));
-    (l, target)
 }
 
 /// A path in `dir` that COMMAND creates when it runs.
@@ -365,20 +244,133 @@ fn https_to_a_plaintext_server_names_the_likely_cause() {
     let fake = Fake::http("HTTP/1.1 200 OK");
     let target = format!("https://{}/health", fake.addr());
     let done = run(&[&target, "-t", "1s", "--attempt-timeout", "300ms"], &[]);
-    assert_no_panic(&done);
+    done.assert_no_panic();
     assert_eq!(done.code, Some(124), "{done:?}");
     assert!(done.stderr.contains("no TLS handshake answer"), "{done:?}");
     assert!(done.stderr.contains("use http://"), "{done:?}");
 }
 
-/// zk:// is being added: whether it is "not supported yet" or parsed, a
-/// bad zk:// target is a usage error naming it.
+/// A bad zk:// target is a usage error naming it.
 #[test]
 fn usage_bad_zk_target() {
     usage_error(
         &["zk://zookeeper:2181?session=1"],
         &[],
         &["zk://zookeeper:2181?session=1"],
+    );
+}
+
+/// A duration too long for a deadline (`Instant + Duration` would
+/// overflow and panic PID 1) is a usage error naming the flag or variable
+/// and the value; for probe, exit 1.
+#[test]
+fn usage_durations_over_100_years() {
+    for value in ["18446744073709551615s", "500000000000y"] {
+        let quoted = format!("'{value}'");
+        for flag in ["-t", "--attempt-timeout", "--grace", "--drain-delay"] {
+            let args = [flag, value, "tcp://127.0.0.1:1", "--", "true"];
+            let line = usage_error(&args, &[], &[&quoted, "100y"]);
+            assert!(line.contains(flag.trim_start_matches('-')), "{line}");
+        }
+        usage_error(
+            &["probe", "-t", value, "tcp://127.0.0.1:1"],
+            &[],
+            &[&quoted, "--timeout", "100y"],
+        );
+        for var in [
+            "KWAIT_TIMEOUT",
+            "KWAIT_ATTEMPT_TIMEOUT",
+            "KWAIT_GRACE",
+            "KWAIT_DRAIN_DELAY",
+        ] {
+            usage_error(
+                &["tcp://127.0.0.1:1", "--", "true"],
+                &[(var, value)],
+                &[&quoted, var],
+            );
+        }
+        let line = usage_error(
+            &["probe", "tcp://127.0.0.1:1"],
+            &[("KWAIT_PROBE_TIMEOUT", value)],
+            &[&quoted, "KWAIT_PROBE_TIMEOUT"],
+        );
+        assert!(line.contains("100y"), "{line}");
+    }
+}
+
+/// Userinfo in a tcp:// or zk:// target is refused without echoing the
+/// password (it used to be quoted in "IPv6 address '...' needs brackets").
+#[test]
+fn usage_credentials_in_tcp_and_zk_targets_are_not_echoed() {
+    for target in ["tcp://u:hunter2@x:1", "zk://u:hunter2@x:1/kafka"] {
+        let line = usage_error(&[target], &[], &["credentials", "u:***@x:1"]);
+        assert!(!line.contains("hunter2"), "{line}");
+    }
+}
+
+/// A bad value given with -t, -tVALUE or --timeout=VALUE came from the
+/// command line, even when KWAIT_TIMEOUT is set too.
+#[test]
+fn usage_bad_duration_on_argv_is_not_blamed_on_the_env_twin() {
+    for args in [
+        &["-t", "soon", "tcp://a:1"][..],
+        &["-tsoon", "tcp://a:1"],
+        &["-qt", "soon", "tcp://a:1"],
+        &["--timeout=soon", "tcp://a:1"],
+    ] {
+        let line = usage_error(args, &[("KWAIT_TIMEOUT", "30s")], &["'soon'", "--timeout"]);
+        assert!(!line.contains("KWAIT_TIMEOUT"), "{args:?}: {line}");
+    }
+    let line = usage_error(
+        &["probe", "-t", "soon", "tcp://a:1"],
+        &[("KWAIT_PROBE_TIMEOUT", "3s")],
+        &["'soon'"],
+    );
+    assert!(!line.contains("KWAIT_PROBE_TIMEOUT"), "{line}");
+}
+
+#[test]
+fn usage_bad_rewrite_signal_numbers() {
+    for value in ["RTMIN+-100", "RTMIN+2147483647", "RTMIN+99"] {
+        let arg = format!("{value}:TERM");
+        usage_error(
+            &["--rewrite", &arg, "--", "true"],
+            &[],
+            &[value, "--rewrite"],
+        );
+    }
+}
+
+/// `kwait -q probe X` is probe mode with -q (probe takes -q, -v and -t too);
+/// an option probe does not take before it is a probe usage error, exit 1,
+/// never Docker's reserved 2.
+#[test]
+fn probe_after_options_probe_takes() {
+    let (_l, target) = listener();
+    let done = run(&["-q", "probe", target.as_str()], &[]);
+    done.expect(0, &[]);
+    assert_eq!(done.stderr, "", "-q prints errors only");
+    let refused = RefusedPort::new();
+    let down = refused.target("tcp");
+    for first in [&["-v"][..], &["--quiet"], &["-t", "2s"]] {
+        let mut args = first.to_vec();
+        args.extend(["probe", down.as_str()]);
+        let done = run(&args, &[]);
+        done.expect(1, &[]);
+        let line = probe_line(&done);
+        assert!(
+            line.contains(&format!("{down} not ready: connection refused")),
+            "{line}"
+        );
+    }
+    let done = run(&["-t", "2s", "probe", target.as_str()], &[]);
+    assert!(probe_line(done.expect(0, &[])).contains(" ready: "));
+    let done = run(&["--grace", "1s", "probe", target.as_str()], &[]);
+    done.expect(1, &[]);
+    assert!(
+        probe_line(&done).contains("'probe' must come first"),
+        "{}",
+        done.stderr
     );
 }
 
@@ -414,7 +406,7 @@ fn usage_unknown_option() {
 fn probe_ignores_a_bad_kwait_timeout_meant_for_waiting() {
     let (_l, target) = listener();
     let done = run(&["probe", target.as_str()], &[("KWAIT_TIMEOUT", "soon")]);
-    assert_no_panic(&done);
+    done.assert_no_panic();
     assert_eq!(done.code, Some(0), "{done:?}");
     assert!(probe_line(&done).contains(" ready: "), "{}", done.stderr);
 }
@@ -426,7 +418,7 @@ fn probe_ignores_a_bad_kwait_timeout_meant_for_waiting() {
 fn flag_env_twin_accepts_1() {
     let (_l, target) = listener();
     let done = run(&[target.as_str()], &[("KWAIT_QUIET", "1")]);
-    assert_no_panic(&done);
+    done.assert_no_panic();
     assert_eq!(done.code, Some(0), "{done:?}");
     assert_eq!(done.stderr, "", "-q via KWAIT_QUIET=1 prints errors only");
 }
@@ -439,20 +431,33 @@ fn flag_env_twin_accepts_1() {
 fn help_exits_0_and_shows_examples() {
     let done = run(&["--help"], &[]);
     assert_eq!(done.code, Some(0), "{done:?}");
-    for needle in [
-        "Usage: kwait [OPTIONS] [TARGET]... [-- COMMAND [ARG]...]",
-        "kwait probe",
-        "Examples:",
-        "kwait kafka://kafka:9092 -- python -m worker",
-        "KWAIT_TIMEOUT",
-        "124 timed out",
-    ] {
-        assert!(
-            done.stdout.contains(needle),
-            "{needle:?} not in --help:\n{}",
-            done.stdout
-        );
-    }
+    assert_contains(
+        &done.stdout,
+        &[
+            "Usage: kwait [OPTIONS] [TARGET]... [-- COMMAND [ARG]...]",
+            "kwait probe",
+            "Examples:",
+            "kwait kafka://kafka:9092 -- python -m worker",
+            "KWAIT_TIMEOUT",
+            "124 timed out",
+        ],
+    );
+}
+
+#[test]
+fn help_names_https_and_kafka_security() {
+    let done = run(&["--help"], &[]);
+    assert_eq!(done.code, Some(0), "{done:?}");
+    assert_contains(
+        &done.stdout,
+        &[
+            "http[s]://",
+            "tls, ca, cert, key, tls-verify, sasl, user, password-file",
+            "config",
+            "KWAIT_KAFKA_PASSWORD",
+        ],
+    );
+    usage_error(&["redis://x:1"], &[], &["https://"]);
 }
 
 #[test]
@@ -473,23 +478,13 @@ fn version_exits_0() {
 fn ready_without_command_exits_0() {
     let (_l, target) = listener();
     let done = run(&[target.as_str(), "-t", "10s"], &[]);
-    assert_eq!(done.code, Some(0), "{done:?}");
-    assert!(
-        done.stderr
-            .contains(&format!("kwait: waiting for {target} (timeout 10s)")),
-        "{}",
-        done.stderr
-    );
-    assert!(
-        done.stderr
-            .contains(&format!("kwait: {target} ready after ")),
-        "{}",
-        done.stderr
-    );
-    assert!(
-        done.stderr.contains("accepted a connection"),
-        "{}",
-        done.stderr
+    done.expect(
+        0,
+        &[
+            &format!("kwait: waiting for {target} (timeout 10s)"),
+            &format!("kwait: {target} ready after "),
+            "accepted a connection",
+        ],
     );
 }
 
@@ -498,12 +493,7 @@ fn several_targets_ready_exits_0() {
     let (_a, first) = listener();
     let (_b, second) = listener();
     let done = run(&[first.as_str(), second.as_str()], &[]);
-    assert_eq!(done.code, Some(0), "{done:?}");
-    assert!(
-        done.stderr.contains("all 2 targets ready after "),
-        "{}",
-        done.stderr
-    );
+    done.expect(0, &["all 2 targets ready after "]);
 }
 
 #[test]
@@ -549,12 +539,9 @@ fn env_timeout_applies_without_argv() {
     let refused = RefusedPort::new();
     let target = refused.target("tcp");
     let done = run(&[target.as_str()], &[("KWAIT_TIMEOUT", "300ms")]);
-    assert_eq!(done.code, Some(124), "{done:?}");
-    assert!(
-        done.stderr
-            .contains(&format!("kwait: waiting for {target} (timeout 300ms)")),
-        "{}",
-        done.stderr
+    done.expect(
+        124,
+        &[&format!("kwait: waiting for {target} (timeout 300ms)")],
     );
 }
 
@@ -571,7 +558,7 @@ fn timeout_exits_124_with_reason_and_command_never_runs() {
     let mut args: Vec<&OsStr> = vec!["-t".as_ref(), "1s".as_ref(), target.as_ref()];
     args.extend(["--".as_ref(), "touch".as_ref(), marker.as_os_str()]);
     let done = run(&args, &[]);
-    assert_no_panic(&done);
+    done.assert_no_panic();
     assert_eq!(done.code, Some(124), "{done:?}");
     let line = timed_out_line(&done);
     assert!(
@@ -583,6 +570,47 @@ fn timeout_exits_124_with_reason_and_command_never_runs() {
     assert!(line.contains("--timeout"), "{line}");
     assert!(done.elapsed >= Duration::from_secs(1), "{:?}", done.elapsed);
     assert_not_ran(&marker, &done);
+}
+
+/// While waiting, a "still waiting" line with the last reason every 5 s:
+/// once in a 6 s wait, about 5 s in.
+#[test]
+fn still_waiting_line_every_5s_with_the_reason() {
+    let refused = RefusedPort::new();
+    let target = refused.target("tcp");
+    let mut kw = Running::spawn(
+        "kwait",
+        &mut kwait_with(&["-t", "6s", target.as_str()], &[]),
+    );
+    let started = Instant::now();
+    kw.wait_for_stderr("still waiting", Duration::from_secs(10));
+    let seen = started.elapsed();
+    assert!(
+        (Duration::from_secs(5)..Duration::from_millis(5900)).contains(&seen),
+        "{seen:?}"
+    );
+    let done = kw.finish(LIMIT);
+    done.expect(124, &[]);
+    let lines: Vec<&str> = done
+        .stderr
+        .lines()
+        .filter(|l| l.contains("still waiting"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{}", done.stderr);
+    let reason = "connection refused";
+    assert!(
+        lines[0].starts_with(&format!("kwait: still waiting for {target} after 5."))
+            && lines[0].contains(&format!("s: {reason}")),
+        "{}",
+        lines[0]
+    );
+    let line = timed_out_line(&done);
+    assert!(
+        line.starts_with(&format!(
+            "kwait: timed out after 6s waiting for {target}: {reason}"
+        )),
+        "{line}"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -599,7 +627,7 @@ fn waits_for_a_late_listener_then_runs_command_with_its_exit_code() {
     let mut cmd = kwait_with(&["-v", "-t", "20s", target.as_str()], &[]);
     cmd.args(["--", "sh", "-c", "touch \"$0\"; exit 7"])
         .arg(&marker);
-    let kw = Running::spawn("kwait", &mut cmd);
+    let mut kw = Running::spawn("kwait", &mut cmd);
     // -v logs the first failed attempt's reason: kwait is waiting, not ready.
     kw.wait_for_stderr("connection refused", Duration::from_secs(10));
     assert!(!marker.exists(), "COMMAND ran before the target was ready");
@@ -624,175 +652,133 @@ fn waits_for_a_late_listener_then_runs_command_with_its_exit_code() {
 // 6. Signals while waiting: 128+N, at once, COMMAND never ran
 // ---------------------------------------------------------------------------
 
-fn signal_while_waiting(sig: i32, name: &str, code: i32) {
-    let dir = TempDir::new("signal");
-    let marker = marker(&dir);
-    let refused = RefusedPort::new();
-    let target = refused.target("kafka");
-    let mut cmd = kwait_with(&["-t", "30s", target.as_str()], &[]);
-    cmd.arg("--").arg("touch").arg(&marker);
-    let mut kw = Running::spawn("kwait", &mut cmd);
-    // The line comes after the signals are blocked (first thing in main).
-    kw.wait_for_stderr("kwait: waiting for", Duration::from_secs(10));
-    let sent = Instant::now();
-    kw.child.signal(sig);
-    let status = kw.child.wait_exit(Duration::from_secs(5));
-    let took = sent.elapsed();
-    eprintln!("{name}: kwait ended {took:?} after the signal");
-    let done = kw.finish(LIMIT);
-    assert_eq!(status.code(), Some(code), "{name}: {done:?}");
-    assert!(
-        done.stderr.contains(&format!(
-            "kwait: stopped by {name} while waiting; COMMAND not started"
-        )),
-        "{}",
-        done.stderr
-    );
-    assert!(took < Duration::from_secs(1), "{name}: took {took:?}");
-    assert_not_ran(&marker, &done);
+/// A kwait waiting (`-t 30s`) for a refused port, with `touch MARKER` as
+/// COMMAND; it has said it is waiting, so its signals are blocked (the
+/// first thing in main).
+struct Waiting {
+    kw: Running,
+    /// kwait's pid as seen here.
+    pid: u32,
+    marker: PathBuf,
+    _dir: TempDir,
+    _refused: RefusedPort,
 }
 
-#[test]
-fn sigterm_while_waiting_exits_143() {
-    signal_while_waiting(libc::SIGTERM, "SIGTERM", 143);
-}
-
-#[test]
-fn sigint_while_waiting_exits_130() {
-    signal_while_waiting(libc::SIGINT, "SIGINT", 130);
-}
-
-#[test]
-fn sighup_while_waiting_exits_129() {
-    signal_while_waiting(libc::SIGHUP, "SIGHUP", 129);
-}
-
-#[test]
-fn sigquit_while_waiting_exits_131() {
-    signal_while_waiting(libc::SIGQUIT, "SIGQUIT", 131);
-}
-
-/// `unshare` with kwait as PID 1 of a new PID namespace, waiting for a
-/// refused port; returns the runner and kwait's pid in this namespace.
-fn kwait_as_pid1(marker: &Path, refused: &RefusedPort) -> (Running, u32) {
-    for tool in ["unshare", "nsenter"] {
-        let ok = Command::new(tool)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "{tool} (util-linux) is missing: run scripts/setup");
+impl Waiting {
+    /// A plain child of the test, waiting for `scheme://` the refused port.
+    fn start(tag: &str, scheme: &str) -> Waiting {
+        Waiting::spawn(tag, "kwait", kwait(), scheme)
     }
-    let mut cmd = Command::new("unshare");
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("KWAIT_") {
-            cmd.env_remove(k);
+
+    /// kwait as PID 1 of a new PID namespace (through `unshare`),
+    /// waiting for `tcp://` the refused port.
+    fn start_as_pid1(tag: &str) -> Waiting {
+        need("nsenter");
+        let mut w = Waiting::spawn(tag, "unshare kwait", kwait_as_pid1(), "tcp");
+        let unshare = w.kw.child.pid();
+        w.pid = pid1_kwait(unshare, Duration::from_secs(5))
+            .unwrap_or_else(|| panic!("unshare ({unshare}) has no kwait child"));
+        w
+    }
+
+    fn spawn(tag: &str, name: &str, mut cmd: Command, scheme: &str) -> Waiting {
+        let dir = TempDir::new(tag);
+        let marker = marker(&dir);
+        let refused = RefusedPort::new();
+        cmd.args(["-t", "30s"])
+            .arg(refused.target(scheme))
+            .arg("--")
+            .arg("touch")
+            .arg(&marker);
+        let mut kw = Running::spawn(name, &mut cmd);
+        kw.wait_for_stderr("kwait: waiting for", Duration::from_secs(10));
+        let pid = kw.child.pid();
+        Waiting {
+            kw,
+            pid,
+            marker,
+            _dir: dir,
+            _refused: refused,
         }
     }
-    cmd.args(["--pid", "--fork", "--mount-proc", "--"])
-        .arg(env!("CARGO_BIN_EXE_kwait"))
-        .args(["-t", "30s"])
-        .arg(refused.target("tcp"))
-        .arg("--")
-        .arg("touch")
-        .arg(marker);
-    let kw = Running::spawn("unshare", &mut cmd);
-    kw.wait_for_stderr("kwait: waiting for", Duration::from_secs(10));
-    let unshare = kw.child.pid();
-    let mut pid = None;
-    poll_until(Duration::from_secs(5), || {
-        pid = children(unshare).into_iter().next();
-        pid.is_some()
-    });
-    let pid = pid.unwrap_or_else(|| panic!("unshare ({unshare}) has no child"));
-    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    assert_eq!(comm.trim(), "kwait", "unshare's child {pid} is not kwait");
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    let nspid = status
-        .lines()
-        .find(|l| l.starts_with("NSpid:"))
-        .unwrap_or_default()
-        .to_owned();
-    assert!(
-        nspid.split_whitespace().last() == Some("1"),
-        "kwait is not PID 1 of its namespace: {nspid:?}"
-    );
-    (kw, pid)
+
+    /// Asserts that kwait said `name` stopped it and that COMMAND never ran.
+    fn assert_stopped_by(&self, name: &str, done: &Done) {
+        assert!(
+            done.stderr.contains(&format!(
+                "kwait: stopped by {name} while waiting; COMMAND not started"
+            )),
+            "{}",
+            done.stderr
+        );
+        assert_not_ran(&self.marker, done);
+    }
 }
 
-/// The pids `/proc/<pid>/task/*/children` lists.
-fn children(pid: u32) -> Vec<u32> {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
-        .flat_map(|s| {
-            s.split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect::<Vec<u32>>()
-        })
-        .collect()
+fn signal_while_waiting(sig: i32, name: &str, code: i32) {
+    let mut w = Waiting::start("signal", "kafka");
+    let sent = Instant::now();
+    w.kw.child.signal(sig);
+    let status = w.kw.child.wait_exit(Duration::from_secs(5));
+    let took = sent.elapsed();
+    eprintln!("{name}: kwait ended {took:?} after the signal");
+    let done = w.kw.finish(LIMIT);
+    assert_eq!(status.code(), Some(code), "{name}: {done:?}");
+    w.assert_stopped_by(name, &done);
+    assert!(took < Duration::from_secs(1), "{name}: took {took:?}");
+}
+
+/// One test per stop signal: `NAME: SIG => CODE` runs
+/// `signal_while_waiting(SIG, "SIG", CODE)`.
+macro_rules! signal_tests {
+    ($($name:ident: $sig:ident => $code:literal;)*) => {$(
+        #[test]
+        fn $name() {
+            signal_while_waiting(libc::$sig, stringify!($sig), $code);
+        }
+    )*};
+}
+
+signal_tests! {
+    sigterm_while_waiting_exits_143: SIGTERM => 143;
+    sigint_while_waiting_exits_130: SIGINT => 130;
+    sighup_while_waiting_exits_129: SIGHUP => 129;
+    sigquit_while_waiting_exits_131: SIGQUIT => 131;
 }
 
 #[test]
 fn sigterm_to_kwait_as_pid1_of_a_pid_namespace_exits_143() {
-    let dir = TempDir::new("pid1");
-    let marker = marker(&dir);
-    let refused = RefusedPort::new();
-    let (kw, pid) = kwait_as_pid1(&marker, &refused);
+    let mut w = Waiting::start_as_pid1("pid1");
     let sent = Instant::now();
     // SAFETY: kill(2) with a pid read from /proc a moment ago; it is our
     // grandchild, held by unshare, which is still waiting for it.
-    let rc = unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
-    assert_eq!(rc, 0, "kill({pid}): {}", std::io::Error::last_os_error());
-    let done = kw.finish(LIMIT);
+    let rc = unsafe { libc::kill(w.pid as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(
+        rc,
+        0,
+        "kill({}): {}",
+        w.pid,
+        std::io::Error::last_os_error()
+    );
+    let done = w.kw.finish(LIMIT);
     eprintln!("PID 1 kwait ended {:?} after SIGTERM", sent.elapsed());
     assert_eq!(
         done.code,
         Some(143),
         "unshare passes kwait's status on: {done:?}"
     );
-    assert!(
-        done.stderr
-            .contains("kwait: stopped by SIGTERM while waiting; COMMAND not started"),
-        "{}",
-        done.stderr
-    );
-    assert_not_ran(&marker, &done);
+    w.assert_stopped_by("SIGTERM", &done);
 }
 
 /// From inside the namespace, where the kernel drops signals PID 1 has no
 /// handler for: kwait's blocked signals + signalfd must still see it.
 #[test]
 fn sigint_from_inside_the_namespace_to_pid1_exits_130() {
-    let dir = TempDir::new("pid1-inside");
-    let marker = marker(&dir);
-    let refused = RefusedPort::new();
-    let (kw, pid) = kwait_as_pid1(&marker, &refused);
-    let out = Command::new("nsenter")
-        .args(["-t", &pid.to_string(), "-p", "--", "kill", "-INT", "1"])
-        .output()
-        .expect("run nsenter");
-    // When PID 1 of a namespace exits, the kernel SIGKILLs every process
-    // left in it: `kill` may die that way if kwait ends before it does.
-    assert!(
-        out.status.success() || out.status.signal() == Some(libc::SIGKILL),
-        "nsenter kill -INT 1: {}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let done = kw.finish(LIMIT);
+    let mut w = Waiting::start_as_pid1("pid1-inside");
+    signal_pid1_from_inside(w.pid, libc::SIGINT);
+    let done = w.kw.finish(LIMIT);
     assert_eq!(done.code, Some(130), "{done:?}");
-    assert!(
-        done.stderr
-            .contains("kwait: stopped by SIGINT while waiting; COMMAND not started"),
-        "{}",
-        done.stderr
-    );
-    assert_not_ran(&marker, &done);
+    w.assert_stopped_by("SIGINT", &done);
 }
 
 // ---------------------------------------------------------------------------
@@ -802,7 +788,7 @@ fn sigint_from_inside_the_namespace_to_pid1_exits_130() {
 #[test]
 fn exec_command_not_found_exits_127() {
     let done = run(&["--exec", "--", "kwait-no-such-command-xyz", "arg"], &[]);
-    assert_no_panic(&done);
+    done.assert_no_panic();
     assert_eq!(done.code, Some(127), "{done:?}");
     let line = done.stderr.lines().last().unwrap_or_default();
     assert!(
@@ -816,32 +802,22 @@ fn exec_command_not_found_exits_127() {
 fn command_not_found_without_exec_exits_127() {
     let (_l, target) = listener();
     let done = run(&[target.as_str(), "--", "kwait-no-such-command-xyz"], &[]);
-    assert_eq!(done.code, Some(127), "{done:?}");
-    assert!(
-        done.stderr
-            .contains("cannot run 'kwait-no-such-command-xyz'"),
-        "{}",
-        done.stderr
-    );
+    done.expect(127, &["cannot run 'kwait-no-such-command-xyz'"]);
 }
 
 #[test]
 fn exec_command_not_executable_exits_126() {
     let dir = TempDir::new("noexec");
-    let script = dir.path().join("script.sh");
-    std::fs::write(&script, "#!/bin/sh\nexit 0\n").expect("write script");
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let script = not_executable_script(&dir);
     let args: Vec<&OsStr> = vec!["--exec".as_ref(), "--".as_ref(), script.as_os_str()];
     let done = run(&args, &[]);
-    assert_no_panic(&done);
-    assert_eq!(done.code, Some(126), "{done:?}");
-    assert!(
-        done.stderr
-            .contains(&format!("kwait: cannot run '{}'", script.display())),
-        "{}",
-        done.stderr
+    done.expect(
+        126,
+        &[
+            &format!("kwait: cannot run '{}'", script.display()),
+            "permission denied",
+        ],
     );
-    assert!(done.stderr.contains("permission denied"), "{}", done.stderr);
 }
 
 #[test]
@@ -863,65 +839,6 @@ fn exec_passes_command_exit_code() {
     assert!(done.stderr.contains("kwait: exec sh"), "{}", done.stderr);
 }
 
-/// The kernel's `struct sigaction` for a raw rt_sigaction(2).
-#[repr(C)]
-struct KernelSigaction {
-    handler: usize,
-    flags: u64,
-    restorer: usize,
-    mask: u64,
-}
-
-/// Makes kwait start with every signal at its default disposition and
-/// exactly `blocked` (signal numbers) blocked.
-///
-/// Needed because the test process is not a clean parent: glibc's
-/// posix_spawn (used by cargo, nextest and Rust's `Command`) leaves its
-/// internal signals 32 and 33 set to SIG_IGN in the child, and an ignored
-/// signal stays ignored across exec — kwait would (correctly) pass that on.
-/// Raw rt_sigaction, because glibc's sigaction refuses 32 and 33.
-fn start_with_signals(cmd: &mut Command, blocked: &[i32]) {
-    let blocked = blocked.to_vec();
-    let reset = move || {
-        let dfl = KernelSigaction {
-            handler: libc::SIG_DFL,
-            flags: 0,
-            restorer: 0,
-            mask: 0,
-        };
-        for sig in 1..=64 {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                // SAFETY: async-signal-safe syscall with a valid struct.
-                unsafe {
-                    libc::syscall(
-                        libc::SYS_rt_sigaction,
-                        sig,
-                        &dfl as *const KernelSigaction,
-                        std::ptr::null_mut::<KernelSigaction>(),
-                        8usize,
-                    )
-                };
-            }
-        }
-        // SAFETY: sigset operations on a local set, then sigprocmask; all
-        // async-signal-safe.
-        unsafe {
-            let mut set: libc::sigset_t = zeroed();
-            libc::sigemptyset(&mut set);
-            for &sig in &blocked {
-                libc::sigaddset(&mut set, sig);
-            }
-            if libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-        }
-        Ok(())
-    };
-    // SAFETY: the closure only makes async-signal-safe calls and allocates
-    // nothing (the Vec was built before fork).
-    unsafe { cmd.pre_exec(reset) };
-}
-
 /// The SigBlk and SigIgn masks COMMAND sees, as numbers, when kwait starts
 /// with clean dispositions and `blocked` blocked.
 fn command_signal_state(extra: &[&str], blocked: &[i32]) -> (u64, u64) {
@@ -935,19 +852,13 @@ fn command_signal_state(extra: &[&str], blocked: &[i32]) -> (u64, u64) {
         "exec grep -E '^Sig(Blk|Ign):' /proc/self/status",
     ]);
     let mut cmd = kwait_with(&args, &[]);
-    start_with_signals(&mut cmd, blocked);
-    let done = Running::spawn("kwait", &mut cmd).finish(LIMIT);
+    clean_start_blocking(&mut cmd, blocked);
+    let done = peers::run(&mut cmd, LIMIT);
     assert_eq!(done.code, Some(0), "{done:?}");
-    let field = |name: &str| {
-        let hex = done
-            .stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .unwrap_or_else(|| panic!("no {name} in {:?}", done.stdout))
-            .trim();
-        u64::from_str_radix(hex, 16).unwrap_or_else(|e| panic!("{name} {hex}: {e}"))
-    };
-    (field("SigBlk:"), field("SigIgn:"))
+    (
+        signal_mask(&done.stdout, "SigBlk:"),
+        signal_mask(&done.stdout, "SigIgn:"),
+    )
 }
 
 /// The /proc status bit of signal `sig`.
@@ -955,11 +866,11 @@ fn bit(sig: i32) -> u64 {
     1 << (sig - 1)
 }
 
-#[test]
-fn exec_command_gets_empty_signal_mask_and_default_sigpipe() {
-    let (blocked, ignored) = command_signal_state(&["--exec"], &[]);
-    // kwait blocks TERM, INT, HUP and QUIT and Rust ignores PIPE: none of
-    // that may reach COMMAND.
+/// Asserts COMMAND sees no signal blocked and none ignored when kwait runs
+/// with `extra` and starts with `blocked` blocked. kwait blocks TERM, INT,
+/// HUP and QUIT and Rust ignores PIPE: none of that may reach COMMAND.
+fn assert_command_signal_state_is_clean(extra: &[&str], blocked: &[i32]) {
+    let (blocked, ignored) = command_signal_state(extra, blocked);
     assert_eq!(blocked, 0, "SigBlk {blocked:016x}");
     assert_eq!(
         ignored,
@@ -970,15 +881,13 @@ fn exec_command_gets_empty_signal_mask_and_default_sigpipe() {
 }
 
 #[test]
+fn exec_command_gets_empty_signal_mask_and_default_sigpipe() {
+    assert_command_signal_state_is_clean(&["--exec"], &[]);
+}
+
+#[test]
 fn command_gets_empty_signal_mask_and_default_sigpipe() {
-    let (blocked, ignored) = command_signal_state(&[], &[]);
-    assert_eq!(blocked, 0, "SigBlk {blocked:016x}");
-    assert_eq!(
-        ignored,
-        0,
-        "SigIgn {ignored:016x} (SIGPIPE is {:x})",
-        bit(13)
-    );
+    assert_command_signal_state_is_clean(&[], &[]);
 }
 
 /// With --exec, kwait steps aside: COMMAND gets the mask kwait's parent set
@@ -998,37 +907,55 @@ fn exec_command_gets_the_signal_mask_kwait_inherited() {
 /// itself started with something blocked.
 #[test]
 fn supervised_command_gets_an_empty_mask_even_if_kwait_inherited_one() {
-    let (blocked, ignored) = command_signal_state(&[], &[libc::SIGUSR1]);
-    assert_eq!(blocked, 0, "SigBlk {blocked:016x}");
-    assert_eq!(ignored, 0, "SigIgn {ignored:016x}");
+    assert_command_signal_state_is_clean(&[], &[libc::SIGUSR1]);
 }
 
 // ---------------------------------------------------------------------------
 // 8. Hostile peers on a kafka:// target: wait mode and probe
 // ---------------------------------------------------------------------------
 
-fn probe(target: &str, timeout: &str) -> Done {
+/// `kwait probe -t TIMEOUT TARGET`: asserts exit `code`, no panic, and
+/// that the single line it printed holds every one of `needles`; returns
+/// the run and that line.
+fn probe(target: &str, timeout: &str, code: i32, needles: &[&str]) -> (Done, String) {
     let done = run(&["probe", "-t", timeout, target], &[]);
-    assert_no_panic(&done);
-    done
+    done.assert_no_panic();
+    assert_eq!(done.code, Some(code), "{done:?}");
+    let line = probe_line(&done);
+    assert_contains(&line, needles);
+    (done, line)
 }
 
-fn wait_for(target: &str, extra: &[&str]) -> Done {
+/// `kwait EXTRA TARGET`, which must time out: asserts exit 124, no panic,
+/// and that its 'timed out' line holds every one of `needles`; returns the
+/// run and that line.
+fn times_out(target: &str, extra: &[&str], needles: &[&str]) -> (Done, String) {
     let mut args = extra.to_vec();
     args.push(target);
     let done = run(&args, &[]);
-    assert_no_panic(&done);
-    done
+    done.assert_no_panic();
+    assert_eq!(done.code, Some(124), "{done:?}");
+    let line = timed_out_line(&done);
+    assert_contains(&line, needles);
+    (done, line)
+}
+
+/// `kafka://` the fake server.
+fn kafka(fake: &Fake) -> String {
+    format!("kafka://{}", fake.addr())
+}
+
+/// `http://` the fake server, then `path`.
+fn http(fake: &Fake, path: &str) -> String {
+    format!("http://{}{path}", fake.addr())
 }
 
 #[test]
 fn silent_peer_times_out_each_attempt_then_124() {
     let fake = Fake::silent();
-    let target = format!("kafka://{}", fake.addr());
-    let done = wait_for(&target, &["--attempt-timeout", "300ms", "-t", "2s"]);
-    assert_eq!(done.code, Some(124), "{done:?}");
-    let line = timed_out_line(&done);
-    assert!(line.contains(&target), "{line}");
+    let target = kafka(&fake);
+    let extra = ["--attempt-timeout", "300ms", "-t", "2s"];
+    let (done, line) = times_out(&target, &extra, &[&target]);
     assert!(
         line.contains("no answer") && (line.contains("deadline") || line.contains("within")),
         "{line}"
@@ -1045,114 +972,79 @@ fn silent_peer_times_out_each_attempt_then_124() {
 #[test]
 fn silent_peer_probe_exits_1_at_its_timeout() {
     let fake = Fake::silent();
-    let target = format!("kafka://{}", fake.addr());
-    let done = probe(&target, "1s");
-    assert_eq!(done.code, Some(1), "{done:?}");
-    let line = probe_line(&done);
+    let target = kafka(&fake);
+    let (done, line) = probe(&target, "1s", 1, &["no answer"]);
     assert!(
         line.starts_with(&format!("kwait: {target} not ready: ")),
         "{line}"
     );
-    assert!(line.contains("no answer"), "{line}");
     assert!(done.elapsed < Duration::from_secs(3), "{:?}", done.elapsed);
 }
 
 #[test]
 fn garbage_peer_probe_exits_1() {
     let fake = Fake::garbage();
-    let target = format!("kafka://{}", fake.addr());
-    let done = probe(&target, "2s");
-    assert_eq!(done.code, Some(1), "{done:?}");
-    let line = probe_line(&done);
+    let target = kafka(&fake);
+    let (_, line) = probe(&target, "2s", 1, &["ApiVersions"]);
     assert!(
         line.starts_with(&format!("kwait: {target} not ready: {}: ", fake.addr())),
         "{line}"
     );
-    assert!(line.contains("ApiVersions"), "{line}");
 }
 
 #[test]
 fn garbage_peer_wait_exits_124() {
     let fake = Fake::garbage();
-    let target = format!("kafka://{}", fake.addr());
-    let done = wait_for(&target, &["-t", "1s"]);
-    assert_eq!(done.code, Some(124), "{done:?}");
-    assert!(
-        timed_out_line(&done).contains("ApiVersions"),
-        "{}",
-        done.stderr
-    );
+    times_out(&kafka(&fake), &["-t", "1s"], &["ApiVersions"]);
 }
 
 #[test]
 fn huge_length_peer_probe_exits_1_not_kafka() {
     let fake = Fake::huge_length();
-    let target = format!("kafka://{}", fake.addr());
-    let done = probe(&target, "2s");
-    assert_eq!(done.code, Some(1), "{done:?}");
-    let line = probe_line(&done);
-    assert!(line.contains("frame length of 2147483647"), "{line}");
-    assert!(line.contains("not Kafka"), "{line}");
+    let needles = ["frame length of 2147483647", "not Kafka"];
+    let (done, _) = probe(&kafka(&fake), "2s", 1, &needles);
     assert!(done.elapsed < Duration::from_secs(2), "{:?}", done.elapsed);
 }
 
 #[test]
 fn huge_length_peer_wait_exits_124_not_kafka() {
     let fake = Fake::huge_length();
-    let target = format!("kafka://{}", fake.addr());
-    let done = wait_for(&target, &["-t", "1s"]);
-    assert_eq!(done.code, Some(124), "{done:?}");
-    assert!(
-        timed_out_line(&done).contains("not Kafka"),
-        "{}",
-        done.stderr
-    );
+    times_out(&kafka(&fake), &["-t", "1s"], &["not Kafka"]);
 }
 
 #[test]
 fn reset_mid_frame_peer_probe_exits_1() {
     let fake = Fake::reset_mid_frame();
-    let target = format!("kafka://{}", fake.addr());
-    let done = probe(&target, "2s");
-    assert_eq!(done.code, Some(1), "{done:?}");
-    let line = probe_line(&done);
-    assert!(
-        line.contains("reading the ApiVersions answer")
-            && (line.contains("reset") || line.contains("closed")),
-        "{line}"
-    );
+    let (_, line) = probe(&kafka(&fake), "2s", 1, &["reading the ApiVersions answer"]);
+    assert!(line.contains("reset") || line.contains("closed"), "{line}");
 }
 
 #[test]
 fn reset_mid_frame_peer_wait_exits_124() {
     let fake = Fake::reset_mid_frame();
-    let target = format!("kafka://{}", fake.addr());
-    let done = wait_for(&target, &["-t", "1s"]);
-    assert_eq!(done.code, Some(124), "{done:?}");
-    let line = timed_out_line(&done);
+    let (_, line) = times_out(&kafka(&fake), &["-t", "1s"], &[]);
     assert!(line.contains("reset") || line.contains("closed"), "{line}");
 }
 
 #[test]
 fn unresolvable_host_probe_exits_1() {
-    let done = probe("kafka://does-not-exist.invalid:9092", "3s");
-    assert_eq!(done.code, Some(1), "{done:?}");
-    let line = probe_line(&done);
-    assert!(
-        line.contains("cannot resolve 'does-not-exist.invalid'"),
-        "{line}"
+    let target = "kafka://does-not-exist.invalid:9092";
+    probe(
+        target,
+        "3s",
+        1,
+        &["cannot resolve 'does-not-exist.invalid'"],
     );
 }
 
+/// DNS failure is "not ready yet": a timeout, not a failure or usage error.
 #[test]
 fn unresolvable_host_is_not_ready_yet_in_wait_mode() {
-    let done = wait_for("kafka://does-not-exist.invalid:9092", &["-t", "1s"]);
-    // DNS failure is "not ready yet": a timeout, not a failure or usage error.
-    assert_eq!(done.code, Some(124), "{done:?}");
-    assert!(
-        timed_out_line(&done).contains("cannot resolve 'does-not-exist.invalid'"),
-        "{}",
-        done.stderr
+    let target = "kafka://does-not-exist.invalid:9092";
+    times_out(
+        target,
+        &["-t", "1s"],
+        &["cannot resolve 'does-not-exist.invalid'"],
     );
 }
 
@@ -1163,9 +1055,7 @@ fn unresolvable_host_is_not_ready_yet_in_wait_mode() {
 #[test]
 fn probe_tcp_listener_exits_0() {
     let (_l, target) = listener();
-    let done = probe(&target, "2s");
-    assert_eq!(done.code, Some(0), "{done:?}");
-    let line = probe_line(&done);
+    let (_, line) = probe(&target, "2s", 0, &[]);
     assert!(
         line.starts_with(&format!("kwait: {target} ready: accepted a connection")),
         "{line}"
@@ -1176,9 +1066,7 @@ fn probe_tcp_listener_exits_0() {
 fn probe_tcp_refused_exits_1() {
     let refused = RefusedPort::new();
     let target = refused.target("tcp");
-    let done = probe(&target, "2s");
-    assert_eq!(done.code, Some(1), "{done:?}");
-    let line = probe_line(&done);
+    let (_, line) = probe(&target, "2s", 1, &[]);
     assert!(
         line.starts_with(&format!("kwait: {target} not ready: connection refused")),
         "{line}"
@@ -1207,20 +1095,16 @@ fn probe_several_targets_one_line_each_and_1_if_any_not_ready() {
 #[test]
 fn probe_http_200_exits_0() {
     let fake = Fake::http("HTTP/1.1 200 OK");
-    let target = format!("http://{}/health", fake.addr());
-    let done = probe(&target, "2s");
-    assert_eq!(done.code, Some(0), "{done:?}");
-    let line = probe_line(&done);
+    let target = http(&fake, "/health");
+    let (_, line) = probe(&target, "2s", 0, &[]);
     assert_eq!(line, format!("kwait: {target} ready: answered 200 OK"));
 }
 
 #[test]
 fn probe_http_503_exits_1() {
     let fake = Fake::http("503 Service Unavailable");
-    let target = format!("http://{}/health", fake.addr());
-    let done = probe(&target, "2s");
-    assert_eq!(done.code, Some(1), "{done:?}");
-    let line = probe_line(&done);
+    let target = http(&fake, "/health");
+    let (_, line) = probe(&target, "2s", 1, &[]);
     assert_eq!(
         line,
         format!("kwait: {target} not ready: answered 503 Service Unavailable")
@@ -1230,37 +1114,23 @@ fn probe_http_503_exits_1() {
 #[test]
 fn probe_http_301_exits_1_and_says_redirects_are_not_followed() {
     let fake = Fake::http("301 Moved Permanently");
-    let target = format!("http://{}/", fake.addr());
-    let done = probe(&target, "2s");
-    assert_eq!(done.code, Some(1), "{done:?}");
-    let line = probe_line(&done);
-    assert!(line.contains("answered 301 Moved Permanently"), "{line}");
-    assert!(line.contains("redirects"), "{line}");
+    let needles = ["answered 301 Moved Permanently", "redirects"];
+    probe(&http(&fake, "/"), "2s", 1, &needles);
 }
 
 #[test]
 fn probe_http_silent_peer_exits_1() {
     let fake = Fake::silent();
-    let target = format!("http://{}/health", fake.addr());
-    let done = probe(&target, "1s");
-    assert_eq!(done.code, Some(1), "{done:?}");
-    let line = probe_line(&done);
-    assert!(line.contains("not ready: "), "{line}");
-    assert!(line.contains("no answer"), "{line}");
+    let needles = ["not ready: ", "no answer"];
+    let (done, _) = probe(&http(&fake, "/health"), "1s", 1, &needles);
     assert!(done.elapsed < Duration::from_secs(3), "{:?}", done.elapsed);
 }
 
 #[test]
 fn http_503_in_wait_mode_times_out_with_the_status() {
     let fake = Fake::http("503 Service Unavailable");
-    let target = format!("http://{}/health", fake.addr());
-    let done = wait_for(&target, &["-t", "1s"]);
-    assert_eq!(done.code, Some(124), "{done:?}");
-    assert!(
-        timed_out_line(&done).contains("answered 503 Service Unavailable"),
-        "{}",
-        done.stderr
-    );
+    let needles = ["answered 503 Service Unavailable"];
+    times_out(&http(&fake, "/health"), &["-t", "1s"], &needles);
 }
 
 // ---------------------------------------------------------------------------

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::peers::{tansu_path, ChildGuard, TempDir};
+use crate::peers::{collect, poll_every, tansu_path, ChildGuard, TempDir};
 
 /// How long a condition that needs a container start or a probe may take.
 const SHORT: Duration = Duration::from_secs(20);
@@ -324,17 +324,8 @@ fn docker_ok(args: &[&str]) -> String {
 }
 
 /// Polls `cond` every [`POLL`] until it is true or `timeout` passes.
-fn poll(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        thread::sleep(POLL);
-    }
+fn poll(timeout: Duration, cond: impl FnMut() -> bool) -> bool {
+    poll_every(POLL, timeout, cond)
 }
 
 /// Nanoseconds since the epoch, on the clock of the engine's timestamps.
@@ -538,6 +529,17 @@ impl Stack {
         name
     }
 
+    /// A container of the [`Stack::app_image`] (built now) named `<id>-app`:
+    /// `docker run -d DOCKER_ARGS <image> kwait KWAIT_ARGS -- sh -c SCRIPT`.
+    fn run_app(&mut self, docker_args: &[&str], kwait_args: &[&str], script: &str) -> String {
+        let img = self.app_image();
+        let mut args = docker_args.to_vec();
+        args.extend([img.as_str(), "kwait"]);
+        args.extend(kwait_args);
+        args.extend(["--", "sh", "-c", script]);
+        self.run("app", &args)
+    }
+
     /// `docker logs -t`: every line of stdout and stderr with the engine's
     /// timestamp, in time order.
     fn lines(&self, container: &str) -> Vec<(i128, String)> {
@@ -733,26 +735,13 @@ impl Drop for Stack {
 #[test]
 fn app_waits_for_broker_by_service_name() {
     let mut s = Stack::new();
-    let app_img = s.app_image();
     let broker_img = s.broker_image();
     let net = s.network();
 
-    let app = s.run(
-        "app",
-        &[
-            "--network",
-            &net,
-            &app_img,
-            "kwait",
-            "-v",
-            "--timeout",
-            "60s",
-            "kafka://broker:9092",
-            "--",
-            "sh",
-            "-c",
-            "echo 'app: started'",
-        ],
+    let app = s.run_app(
+        &["--network", &net],
+        &["-v", "--timeout", "60s", "kafka://broker:9092"],
+        "echo 'app: started'",
     );
     let created = Instant::now();
     s.wait_line(&app, "cannot resolve 'broker'", SHORT);
@@ -766,7 +755,9 @@ fn app_waits_for_broker_by_service_name() {
         "nc -ll -p 9092 -e cat & nc=$!\n\
          echo 'broker: port 9092 open, not Kafka yet'\n\
          until [ -e /tmp/go ]; do usleep 20000; done\n\
-         kill $nc; killall -q cat\n\
+         kill $nc; killall -q nc cat\n\
+         # nc's forked children may still hold the listening socket.\n\
+         while pidof nc cat >/dev/null; do usleep 10000; done\n\
          exec {}",
         tansu_broker("broker")
     );
@@ -827,23 +818,12 @@ fn app_waits_for_broker_by_service_name() {
 #[test]
 fn docker_stop_drains_the_app() {
     let mut s = Stack::new();
-    let img = s.app_image();
-    let app = s.run(
-        "app",
-        &[
-            &img,
-            "kwait",
-            "--drain-delay",
-            "1s",
-            "--grace",
-            "5s",
-            "--",
-            "sh",
-            "-c",
-            "trap 'echo \"app: got SIGTERM, draining\"; sleep 1; echo \"app: drained\"; exit 0' TERM\n\
-             echo 'app: started'\n\
-             sleep 1000000 & wait $!",
-        ],
+    let app = s.run_app(
+        &[],
+        &["--drain-delay", "1s", "--grace", "5s"],
+        "trap 'echo \"app: got SIGTERM, draining\"; sleep 1; echo \"app: drained\"; exit 0' TERM\n\
+         echo 'app: started'\n\
+         sleep 1000000 & wait $!",
     );
     s.wait_line(&app, "app: started", SHORT);
     let stop_ns = now_ns();
@@ -874,19 +854,10 @@ fn docker_stop_drains_the_app() {
 #[test]
 fn docker_stop_kills_a_term_ignoring_app_after_grace() {
     let mut s = Stack::new();
-    let img = s.app_image();
-    let app = s.run(
-        "app",
-        &[
-            &img,
-            "kwait",
-            "--grace",
-            "2s",
-            "--",
-            "sh",
-            "-c",
-            "trap '' TERM; echo 'app: started, ignoring SIGTERM'; while :; do sleep 1; done",
-        ],
+    let app = s.run_app(
+        &[],
+        &["--grace", "2s"],
+        "trap '' TERM; echo 'app: started, ignoring SIGTERM'; while :; do sleep 1; done",
     );
     s.wait_line(&app, "app: started", SHORT);
     let took = s.stop(&app, 10);
@@ -1074,18 +1045,11 @@ services:
 #[test]
 fn orphans_leave_no_zombies() {
     let mut s = Stack::new();
-    let img = s.app_image();
-    let app = s.run(
-        "app",
-        &[
-            &img,
-            "kwait",
-            "--",
-            "sh",
-            "-c",
-            "i=0; while [ $i -lt 20 ]; do (sleep 2 &); i=$((i+1)); done\n\
-             echo 'app: 20 orphans made'; exec sleep 1000000",
-        ],
+    let app = s.run_app(
+        &[],
+        &[],
+        "i=0; while [ $i -lt 20 ]; do (sleep 2 &); i=$((i+1)); done\n\
+         echo 'app: 20 orphans made'; exec sleep 1000000",
     );
     s.wait_line(&app, "app: 20 orphans made", SHORT);
     let ps = || docker_ok(&["exec", &app, "ps", "-o", "pid,ppid,stat,args"]);
@@ -1125,18 +1089,10 @@ fn orphans_leave_no_zombies() {
 #[test]
 fn tty_container_sigint_exits_130() {
     let mut s = Stack::new();
-    let img = s.app_image();
-    let app = s.run(
-        "app",
-        &[
-            "-t",
-            &img,
-            "kwait",
-            "--",
-            "sh",
-            "-c",
-            "echo \"app: started on $(tty)\"; exec sleep 1000000",
-        ],
+    let app = s.run_app(
+        &["-t"],
+        &[],
+        "echo \"app: started on $(tty)\"; exec sleep 1000000",
     );
     s.wait_line(&app, "app: started on /dev/pts/", SHORT);
     docker_ok(&["kill", "-s", "INT", &app]);
@@ -1164,19 +1120,10 @@ fn tty_ctrl_c_exits_130() {
             .stdout(Stdio::piped())
             .stderr(Stdio::null()),
     );
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let mut stdout = script.child_mut().stdout.take().expect("stdout");
-    let sink = Arc::clone(&seen);
-    thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock().unwrap().extend_from_slice(&buf[..n]);
-        }
-    });
-    let text = || String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+    let seen = Arc::new(Mutex::new(String::new()));
+    let stdout = script.child_mut().stdout.take().expect("stdout");
+    collect(stdout, Arc::clone(&seen));
+    let text = || seen.lock().unwrap().clone();
     assert!(
         poll(SHORT, || text().contains("app: started")),
         "no app output in the terminal: {:?}",
@@ -1313,4 +1260,128 @@ fn dockerfile_example_builds_and_runs() {
     );
     s.wait_line(&app, "app: drained", SHORT);
     assert!(took < Duration::from_secs(20), "stop took {took:?}");
+}
+
+/// The examples users copy: examples/compose.yml is valid for compose, and
+/// every kwait command line in it and in examples/k8s (entrypoints, commands,
+/// healthchecks and exec probes, with their KWAIT_*/KAFKA_* environment)
+/// parses with this kwait: a wait ends 124 at `-t 1ms` (0 with no target), a
+/// probe says "not ready" (nothing runs here), never a usage error.
+#[test]
+fn examples_parse_with_this_kwait() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let compose = root.join("examples/compose.yml");
+    let config = run(Command::new("docker-compose")
+        .arg("-f")
+        .arg(&compose)
+        .args(["config", "-q"])
+        .env("KWAIT_BIN", &tools().kwait));
+    assert!(
+        config.status.success(),
+        "docker-compose config: {}",
+        config.err()
+    );
+
+    // Every list whose program is kwait, with the environment beside it.
+    let extract = r#"
+import sys, yaml
+def env_of(node):
+    env = node.get("environment") or node.get("env") or {}
+    if isinstance(env, list):
+        env = {e["name"]: e.get("value", "") for e in env if isinstance(e, dict)}
+    return {k: str(v) for k, v in env.items()}
+def walk(node, where, env):
+    if isinstance(node, dict):
+        if "image" in node:
+            env = env_of(node)
+        for key, value in node.items():
+            if isinstance(value, list) and value and all(isinstance(v, (str, int)) for v in value):
+                argv = [str(v) for v in value]
+                if argv[0] == "CMD":
+                    argv = argv[1:]
+                if argv and argv[0] == "kwait":
+                    env_s = "\x1e".join(f"{k}={v}" for k, v in env.items())
+                    print(f"{where}/{key}\x1f" + "\x1e".join(argv[1:]) + "\x1f" + env_s)
+            walk(value, f"{where}/{key}", env)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            walk(value, f"{where}[{i}]", env)
+for path in sys.argv[1:]:
+    with open(path) as f:
+        for n, doc in enumerate(yaml.safe_load_all(f)):
+            walk(doc, f"{path.rsplit('/', 1)[-1]}#{n}", {})
+"#;
+    let mut files = vec![compose];
+    for entry in fs::read_dir(root.join("examples/k8s")).expect("examples/k8s") {
+        files.push(entry.expect("entry").path());
+    }
+    let found = run(Command::new("python3").arg("-c").arg(extract).args(&files));
+    assert!(
+        found.status.success(),
+        "reading the examples: {}",
+        found.err()
+    );
+    let listed = found.text();
+
+    let mut checked = 0;
+    for line in listed.lines() {
+        let mut fields = line.split('\x1f');
+        let (Some(place), Some(args), Some(env)) = (fields.next(), fields.next(), fields.next())
+        else {
+            panic!("unreadable extract line {line:?}");
+        };
+        let args: Vec<String> = args.split('\x1e').map(str::to_owned).collect();
+        let mut cmd = Command::new(&tools().kwait);
+        cmd.env_clear();
+        for pair in env.split('\x1e').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').expect("k=v");
+            cmd.env(k, v);
+        }
+        let probe = args.first().map(String::as_str) == Some("probe");
+        if probe {
+            cmd.args(&args);
+        } else {
+            // Options and targets as written, a 1 ms deadline, and `true`
+            // for the app.
+            let options = args.split(|a| a == "--").next().unwrap_or(&[]);
+            let mut timeout_given = false;
+            let mut next_is_timeout = false;
+            for arg in options {
+                if next_is_timeout {
+                    cmd.arg("1ms");
+                    next_is_timeout = false;
+                } else if arg == "-t" || arg == "--timeout" {
+                    cmd.arg(arg);
+                    next_is_timeout = true;
+                    timeout_given = true;
+                } else {
+                    cmd.arg(arg);
+                }
+            }
+            if !timeout_given {
+                cmd.args(["-t", "1ms"]);
+            }
+            if args.iter().any(|a| a == "--") {
+                cmd.args(["--", "true"]);
+            }
+        }
+        let out = run(&mut cmd);
+        let code = out.status.code();
+        let stderr = out.err();
+        let text = format!("{place}: kwait {args:?} -> {code:?}\n{stderr}");
+        assert!(!stderr.contains("kwait --help"), "a usage error: {text}");
+        if probe {
+            assert_eq!(code, Some(1), "{text}");
+            assert!(stderr.contains("not ready"), "{text}");
+        } else {
+            assert!(matches!(code, Some(0 | 124)), "{text}");
+        }
+        eprintln!("ok {place}: kwait {} -> {code:?}", args.join(" "));
+        checked += 1;
+    }
+    // compose: 2 entrypoints + 3 healthchecks; k8s: 4 commands + 3 probes.
+    assert!(
+        checked >= 12,
+        "only {checked} kwait command lines found:\n{listed}"
+    );
 }

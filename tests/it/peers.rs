@@ -1,6 +1,8 @@
-//! Peers for the integration tests: the kwait binary, a real tansu broker
-//! process, librdkafka's mock cluster, and fake TCP servers for the failure
-//! modes no real broker shows on demand.
+//! Peers for the integration tests: the kwait binary (plain or as PID 1 of
+//! a PID namespace) and the one way every test file runs it ([`Running`],
+//! [`Done`], [`run`]), a real tansu broker process, librdkafka's mock
+//! cluster, and fake TCP servers for the failure modes no real broker shows
+//! on demand.
 //!
 //! Everything started here is stopped by pid when its handle is dropped, also
 //! when the test panics. Waiting is always polling with a deadline.
@@ -38,10 +40,12 @@
 
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -61,16 +65,365 @@ pub use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 /// How often polling loops look again.
 const POLL: Duration = Duration::from_millis(5);
 
+// ---------------------------------------------------------------------------
+// Running kwait
+// ---------------------------------------------------------------------------
+
 /// The kwait binary under test, without any `KWAIT_*` variables inherited
 /// from the developer's shell (tests set the ones they mean).
 pub fn kwait() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kwait"));
+    without_kwait_env(Command::new(env!("CARGO_BIN_EXE_kwait")))
+}
+
+/// [`kwait`] with `args` and the given `KWAIT_*` variables.
+pub fn kwait_with<S: AsRef<OsStr>>(args: &[S], env: &[(&str, &str)]) -> Command {
+    let mut cmd = kwait();
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// `unshare --pid --fork --mount-proc -- kwait`: kwait as PID 1 of a fresh
+/// PID namespace, where the kernel's init rules apply (signals without a
+/// handler are dropped, orphans come to it, its exit SIGKILLs what is left).
+/// No `KWAIT_*` variable inherited. [`pid1_kwait`] finds its pid.
+pub fn kwait_as_pid1() -> Command {
+    need("unshare");
+    let mut cmd = without_kwait_env(Command::new("unshare"));
+    cmd.args(["--pid", "--fork", "--mount-proc", "--"])
+        .arg(env!("CARGO_BIN_EXE_kwait"));
+    cmd
+}
+
+fn without_kwait_env(mut cmd: Command) -> Command {
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("KWAIT_") {
             cmd.env_remove(k);
         }
     }
     cmd
+}
+
+/// The pid, as seen here, of the kwait that `unshare` (pid `unshare`,
+/// started from [`kwait_as_pid1`]) runs: polls /proc until unshare's child
+/// has exec'd kwait, `None` after `timeout`. Asserts it is PID 1 of its
+/// namespace.
+pub fn pid1_kwait(unshare: u32, timeout: Duration) -> Option<u32> {
+    let mut found = None;
+    poll_until(timeout, || {
+        found = children(unshare).into_iter().find(|&c| comm(c) == "kwait");
+        found.is_some()
+    });
+    let pid = found?;
+    let nspid = status_field(pid, "NSpid:").unwrap_or_default();
+    assert_eq!(
+        nspid.split_whitespace().last(),
+        Some("1"),
+        "kwait is not PID 1 of its namespace: NSpid {nspid:?}"
+    );
+    Some(pid)
+}
+
+/// Sends `sig` to PID 1 of the namespace of `pid` (a kwait from
+/// [`kwait_as_pid1`]) from inside: a shell there runs `kill -SIG 1`, which
+/// the kernel drops unless PID 1 handles or blocks that signal.
+pub fn signal_pid1_from_inside(pid: u32, sig: i32) {
+    need("nsenter");
+    let out = Command::new("nsenter")
+        .args(["-t", &pid.to_string(), "-p", "--", "sh", "-c"])
+        .arg(format!("kill -{sig} 1"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run nsenter");
+    // When the signal ends kwait, the kernel SIGKILLs what is left in its
+    // namespace, which may still include that shell.
+    use std::os::unix::process::ExitStatusExt;
+    assert!(
+        out.status.success() || out.status.signal() == Some(libc::SIGKILL),
+        "nsenter ... kill -{sig} 1: {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Fails (never skips) when a tool the tests need is missing: `tool
+/// --version` must succeed. Checked once per tool and process.
+pub fn need(tool: &str) {
+    static CHECKED: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
+    let checked = CHECKED.get_or_init(|| Mutex::new(Vec::new()));
+    if checked.lock().unwrap().iter().any(|t| t == tool) {
+        return;
+    }
+    let ok = Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "{tool} is missing: run scripts/setup");
+    checked.lock().unwrap().push(tool.to_owned());
+}
+
+/// Runs `cmd` (kwait, usually from [`kwait_with`]) to completion; panics
+/// after `limit`.
+pub fn run(cmd: &mut Command, limit: Duration) -> Done {
+    Running::spawn("kwait", cmd).finish(limit)
+}
+
+/// A running process (kwait, or a wrapper around it) whose piped stdout and
+/// stderr are collected by reader threads, so a test can poll for a line.
+/// Stopped by pid when dropped (see [`ChildGuard`]).
+pub struct Running {
+    pub child: ChildGuard,
+    name: String,
+    args: Vec<String>,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+    readers: Vec<JoinHandle<()>>,
+    started: Instant,
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct Done {
+    /// The command line, for messages.
+    pub args: Vec<String>,
+    /// The exit code; `None` when killed by a signal.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    /// From spawn to exit.
+    pub elapsed: Duration,
+}
+
+/// Appends everything read from `pipe` to `into` until EOF, in a thread.
+pub fn collect(mut pipe: impl Read + Send + 'static, into: Arc<Mutex<String>>) -> JoinHandle<()> {
+    thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        loop {
+            match pipe.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => into
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+    })
+}
+
+impl Running {
+    /// Spawns `cmd` with stdin from /dev/null and stdout and stderr collected.
+    pub fn spawn(name: &str, cmd: &mut Command) -> Running {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        Running::start(name, cmd)
+    }
+
+    /// Spawns `cmd` with the stdio it was given; collects stdout and stderr
+    /// where they are pipes.
+    pub fn start(name: &str, cmd: &mut Command) -> Running {
+        let args = std::iter::once(cmd.get_program())
+            .chain(cmd.get_args())
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let started = Instant::now();
+        let mut child = ChildGuard::spawn(name, cmd);
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut readers = Vec::new();
+        if let Some(out) = child.child_mut().stdout.take() {
+            readers.push(collect(out, stdout.clone()));
+        }
+        if let Some(err) = child.child_mut().stderr.take() {
+            readers.push(collect(err, stderr.clone()));
+        }
+        Running {
+            child,
+            name: name.to_owned(),
+            args,
+            stdout,
+            stderr,
+            readers,
+            started,
+        }
+    }
+
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Whether it has not exited yet.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().is_none()
+    }
+
+    /// Polls until stderr contains `needle`; panics with stderr after `timeout`.
+    pub fn wait_for_stderr(&mut self, needle: &str, timeout: Duration) {
+        let found = poll_until(timeout, || self.stderr.lock().unwrap().contains(needle));
+        assert!(
+            found,
+            "{} never said {needle:?} on stderr within {timeout:?} (exited: {:?}); \
+             stderr so far:\n{}",
+            self.name,
+            self.child.try_wait(),
+            self.stderr()
+        );
+    }
+
+    /// Polls until stdout contains `needle`; panics after `timeout`.
+    pub fn wait_for_stdout(&self, needle: &str, timeout: Duration) {
+        let found = poll_until(timeout, || self.stdout.lock().unwrap().contains(needle));
+        assert!(
+            found,
+            "no {needle:?} on stdout within {timeout:?}; stdout {:?}, stderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+    }
+
+    /// Waits for the exit (panics with stderr after `limit`), then for the
+    /// pipes' EOF.
+    pub fn finish(&mut self, limit: Duration) -> Done {
+        let status = self.child.wait_timeout(limit).unwrap_or_else(|| {
+            panic!(
+                "{} (pid {}) still running after {limit:?}; stderr so far:\n{}",
+                self.name,
+                self.child.pid(),
+                self.stderr()
+            )
+        });
+        let elapsed = self.started.elapsed();
+        // The pipes close when the last holder exits; a stray grandchild
+        // could keep them open, so do not wait for ever.
+        poll_until(Duration::from_secs(5), || {
+            self.readers.iter().all(|r| r.is_finished())
+        });
+        let done = Done {
+            args: self.args.clone(),
+            code: status.code(),
+            stdout: self.stdout(),
+            stderr: self.stderr(),
+            elapsed,
+        };
+        eprintln!(
+            "{} exit {:?} after {:?}; stderr:\n{}",
+            self.name, done.code, done.elapsed, done.stderr
+        );
+        done
+    }
+}
+
+impl Done {
+    /// Asserts the exit code, that stderr holds every one of `needles`, and
+    /// that nothing looks like a Rust panic.
+    #[track_caller]
+    pub fn expect(&self, code: i32, needles: &[&str]) -> &Done {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "{:?} (took {:?}): exit code; stderr:\n{}stdout:\n{}",
+            self.args,
+            self.elapsed,
+            self.stderr,
+            self.stdout
+        );
+        assert_contains(&self.stderr, needles);
+        self.assert_no_panic();
+        self
+    }
+
+    /// Asserts that nothing kwait printed looks like a Rust panic.
+    #[track_caller]
+    pub fn assert_no_panic(&self) {
+        assert!(
+            !self.stderr.contains("panicked")
+                && !self.stderr.contains("RUST_BACKTRACE")
+                && !self.stdout.contains("panicked"),
+            "kwait panicked:\n{}",
+            self.stderr
+        );
+    }
+}
+
+/// Asserts that `text` holds every one of `needles`.
+#[track_caller]
+pub fn assert_contains(text: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(text.contains(needle), "{needle:?} not in:\n{text}");
+    }
+}
+
+/// A listening socket on a loopback port, and `tcp://` its address (the
+/// kernel completes handshakes from its backlog, so nobody needs to accept).
+pub fn listener() -> (TcpListener, String) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind listener");
+    let target = format!("tcp://{}", l.local_addr().expect("local_addr"));
+    (l, target)
+}
+
+/// A COMMAND that leaves a marker file when it runs:
+/// `sh -c 'touch M; echo COMMAND started >&2'`.
+pub struct Marker(PathBuf);
+
+impl Marker {
+    pub fn new(dir: &TempDir, name: &str) -> Marker {
+        Marker(dir.path().join(name))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// The words after `--`.
+    pub fn command(&self) -> Vec<String> {
+        vec![
+            "sh".into(),
+            "-c".into(),
+            format!("touch '{}'; echo COMMAND started >&2", self.0.display()),
+        ]
+    }
+
+    pub fn ran(&self) -> bool {
+        self.0.exists()
+    }
+}
+
+/// `dir/script.sh`, a shell script without execute permission.
+pub fn not_executable_script(dir: &TempDir) -> PathBuf {
+    let script = dir.path().join("script.sh");
+    std::fs::write(&script, "#!/bin/sh\nexit 0\n").expect("write script");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    script
+}
+
+// ---------------------------------------------------------------------------
+// Ports, files, polling, processes
+// ---------------------------------------------------------------------------
+
+/// Runs `cmd` (stdin /dev/null) to completion and returns its output;
+/// panics naming `what` (and `hint` after the error) with its output if it
+/// cannot start or fails.
+fn succeed(cmd: &mut Command, what: &str, hint: &str) -> std::process::Output {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {what} ({e}){hint}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}){hint}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 /// A loopback port that was free a moment ago.
@@ -105,7 +458,12 @@ pub fn wait_port(addr: &str, timeout: Duration) -> Result<Duration, String> {
 }
 
 /// Polls `cond` until it is true or `timeout` passes; returns whether it became true.
-pub fn poll_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+pub fn poll_until(timeout: Duration, cond: impl FnMut() -> bool) -> bool {
+    poll_every(POLL, timeout, cond)
+}
+
+/// [`poll_until`], looking again every `interval`.
+pub fn poll_every(interval: Duration, timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
         if cond() {
@@ -114,7 +472,7 @@ pub fn poll_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
         if Instant::now() >= deadline {
             return false;
         }
-        thread::sleep(POLL);
+        thread::sleep(interval);
     }
 }
 
@@ -289,13 +647,144 @@ impl Drop for ChildGuard {
     }
 }
 
+/// A peer process listening on 127.0.0.1:`port`, its stdout and stderr (or
+/// only its stderr) in a log file. Stopped by pid when dropped, its log
+/// printed first if the test panicked. [`Tansu`], [`ZooKeeper`],
+/// [`ZkEnsemble`], [`Stunnel`] and [`SaslFront`] are one each (they deref to
+/// it).
+pub struct Peer {
+    child: ChildGuard,
+    /// What it is, for messages ("tansu", "stunnel", ...).
+    name: &'static str,
+    port: u16,
+    log: PathBuf,
+    /// Print only the log's last lines on a panic (ZooKeeper's is long).
+    tail: Option<usize>,
+    /// Its own directory (data, config, the log), if it has one; else the
+    /// log is a file of its own, removed on drop.
+    dir: Option<TempDir>,
+}
+
+impl Peer {
+    fn new(name: &'static str, port: u16, child: ChildGuard, log: PathBuf) -> Peer {
+        Peer {
+            child,
+            name,
+            port,
+            log,
+            tail: None,
+            dir: None,
+        }
+    }
+
+    /// Keeps `dir` until the peer is dropped (after its log is printed).
+    fn in_dir(mut self, dir: TempDir) -> Peer {
+        self.dir = Some(dir);
+        self
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// "127.0.0.1:PORT".
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.pid()
+    }
+
+    /// Everything it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_else(|e| format!("(no log: {e})"))
+    }
+
+    /// SIGTERM and wait (SIGKILL after 10 s).
+    pub fn stop(&mut self) -> ExitStatus {
+        self.child.stop(Duration::from_secs(10))
+    }
+
+    /// SIGKILL and wait.
+    pub fn kill(&mut self) -> ExitStatus {
+        self.child.kill()
+    }
+
+    /// Polls until it accepts TCP connections. Panics with its log if it
+    /// exits first (`hint` says what to check then) or after `timeout`.
+    fn wait_listening(&mut self, timeout: Duration, hint: &str) {
+        let addr = self.addr();
+        let up = poll_until(timeout, || {
+            self.child.try_wait().is_some() || accepts(&addr, Duration::from_millis(200))
+        });
+        if let Some(status) = self.child.try_wait() {
+            panic!(
+                "{} on {addr} exited ({status}) before accepting{hint}\n{}",
+                self.name,
+                self.log()
+            );
+        }
+        assert!(
+            up,
+            "{} on {addr} not accepting after {timeout:?}:\n{}",
+            self.name,
+            self.log()
+        );
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        if self.child.try_wait().is_none() {
+            self.child.kill();
+        }
+        if thread::panicking() {
+            let log = self.log();
+            let (what, log) = match self.tail {
+                Some(n) => ("log tail", tail(&log, n)),
+                None => ("log", log),
+            };
+            match &self.dir {
+                Some(dir) => eprintln!(
+                    "{} on port {} (files in {}), {what}:\n{log}",
+                    self.name,
+                    self.port,
+                    dir.path().display()
+                ),
+                None => eprintln!("{} on port {}, {what}:\n{log}", self.name, self.port),
+            }
+        }
+        if self.dir.is_none() {
+            let _ = std::fs::remove_file(&self.log);
+        }
+    }
+}
+
+/// Lets a peer type use [`Peer`]'s methods.
+macro_rules! peer_deref {
+    ($t:ty, $($field:tt)+) => {
+        impl std::ops::Deref for $t {
+            type Target = Peer;
+            fn deref(&self) -> &Peer {
+                &self.$($field)+
+            }
+        }
+        impl std::ops::DerefMut for $t {
+            fn deref_mut(&mut self) -> &mut Peer {
+                &mut self.$($field)+
+            }
+        }
+    };
+}
+
 /// A real tansu broker process with in-memory storage.
 pub struct Tansu {
-    child: ChildGuard,
-    port: u16,
+    peer: Peer,
     advertised: String,
-    log: PathBuf,
 }
+
+peer_deref!(Tansu, peer);
 
 impl Tansu {
     /// Listens on and advertises 127.0.0.1:`port`. Does not wait for it.
@@ -321,11 +810,10 @@ impl Tansu {
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err);
+        let child = ChildGuard::spawn("tansu", &mut cmd);
         Tansu {
-            child: ChildGuard::spawn("tansu", &mut cmd),
-            port: listen_port,
+            peer: Peer::new("tansu", listen_port, child, log),
             advertised: advertised.to_owned(),
-            log,
         }
     }
 
@@ -336,22 +824,9 @@ impl Tansu {
         tansu
     }
 
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// "127.0.0.1:PORT", the listening address.
-    pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
     /// The advertised "host:port".
     pub fn advertised(&self) -> &str {
         &self.advertised
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.pid()
     }
 
     /// Polls TCP connect until tansu accepts; returns how long that took.
@@ -415,49 +890,13 @@ impl Tansu {
     /// Creates `name` with `partitions` partitions using tansu's own CLI
     /// (a CreateTopics request). Panics if that fails, e.g. when it exists.
     pub fn create_topic(&self, name: &str, partitions: i32) {
-        let out = Command::new(tansu_path())
-            .args(["topic", "create", name, "--partitions"])
+        let mut cmd = Command::new(tansu_path());
+        cmd.args(["topic", "create", name, "--partitions"])
             .arg(partitions.to_string())
             .arg("--broker")
             .arg(format!("tcp://{}", self.addr()))
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run tansu topic create");
-        assert!(
-            out.status.success(),
-            "tansu topic create {name} failed ({}): {}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// SIGTERM and wait (SIGKILL after 10 s).
-    pub fn stop(&mut self) -> ExitStatus {
-        self.child.stop(Duration::from_secs(10))
-    }
-
-    /// SIGKILL and wait.
-    pub fn kill(&mut self) -> ExitStatus {
-        self.child.kill()
-    }
-
-    /// Everything tansu wrote to stdout and stderr so far.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_else(|e| format!("(no log: {e})"))
-    }
-}
-
-impl Drop for Tansu {
-    fn drop(&mut self) {
-        if self.child.try_wait().is_none() {
-            self.child.kill();
-        }
-        if thread::panicking() {
-            eprintln!("tansu on port {} log:\n{}", self.port, self.log());
-        }
-        let _ = std::fs::remove_file(&self.log);
+            .env("RUST_LOG", "warn");
+        succeed(&mut cmd, &format!("tansu topic create {name}"), "");
     }
 }
 
@@ -610,6 +1049,7 @@ enum Behaviour {
     HugeLength,
     ResetMidFrame,
     Http(String),
+    Close,
 }
 
 /// A fake TCP server on 127.0.0.1:0 serving until dropped.
@@ -648,6 +1088,12 @@ impl Fake {
         Fake::start(Behaviour::Http(status.to_owned()))
     }
 
+    /// Accepts, reads the first bytes, closes: Docker's published port
+    /// with nothing listening behind it, a load balancer with no backend.
+    pub fn closing() -> Fake {
+        Fake::start(Behaviour::Close)
+    }
+
     /// "127.0.0.1:PORT".
     pub fn addr(&self) -> String {
         self.addr.to_string()
@@ -675,7 +1121,10 @@ impl Fake {
                     accepted.fetch_add(1, Ordering::SeqCst);
                     // Keep a handle to end long-lived connections on drop;
                     // not for ResetMidFrame, whose close must be the last fd.
-                    if !matches!(behaviour, Behaviour::ResetMidFrame | Behaviour::Http(_)) {
+                    if !matches!(
+                        behaviour,
+                        Behaviour::ResetMidFrame | Behaviour::Http(_) | Behaviour::Close
+                    ) {
                         if let Ok(clone) = stream.try_clone() {
                             conns.lock().unwrap().push(clone);
                         }
@@ -719,6 +1168,7 @@ fn serve(mut s: TcpStream, behaviour: &Behaviour) {
             Ok(n) => n,
         };
         let reply = match behaviour {
+            Behaviour::Close => return,
             Behaviour::Silent => continue,
             Behaviour::Garbage => {
                 let len = 16 + (rng.next() % 48) as usize;
@@ -821,7 +1271,22 @@ struct RawSigaction {
 /// test runner may hand down fds of its own. Raw rt_sigaction, because
 /// glibc's sigaction refuses 32 and 33.
 pub fn clean_start(cmd: &mut Command) {
-    let reset = || {
+    clean_start_blocking(cmd, &[]);
+}
+
+/// [`clean_start`], but with exactly `blocked` (signal numbers) blocked.
+pub fn clean_start_blocking(cmd: &mut Command, blocked: &[i32]) {
+    // Built before fork: the closure below must not allocate.
+    // SAFETY: sigset operations on a local, zero-initialised set.
+    let mask = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for &sig in blocked {
+            libc::sigaddset(&mut set, sig);
+        }
+        set
+    };
+    let reset = move || {
         let dfl = RawSigaction {
             handler: libc::SIG_DFL,
             flags: 0,
@@ -842,12 +1307,10 @@ pub fn clean_start(cmd: &mut Command) {
                 };
             }
         }
-        // SAFETY: sigset operations on a local set, sigprocmask, fcntl and
-        // close_range: all async-signal-safe, nothing allocated.
+        // SAFETY: sigprocmask, fcntl and close_range: all
+        // async-signal-safe, nothing allocated.
         unsafe {
-            let mut none: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut none);
-            if libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut()) != 0 {
+            if libc::sigprocmask(libc::SIG_SETMASK, &mask, std::ptr::null_mut()) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             // CLOSE_RANGE_CLOEXEC (Linux 5.11); the loop is the fallback.
@@ -883,6 +1346,33 @@ pub fn children(pid: u32) -> Vec<u32> {
                 .collect::<Vec<u32>>()
         })
         .collect()
+}
+
+/// The command name of `pid` (`/proc/<pid>/comm`), empty once it is gone.
+pub fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// The signal mask in field `name` (`"SigBlk:"`, `"SigIgn:"`, ...) of
+/// `status`, a copy of some `/proc/<pid>/status`; panics if it is missing.
+pub fn signal_mask(status: &str, name: &str) -> u64 {
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .unwrap_or_else(|| panic!("no {name} in {status:?}"))
+        .trim();
+    u64::from_str_radix(hex, 16).unwrap_or_else(|e| panic!("{name} {hex}: {e}"))
+}
+
+/// The value of field `name` (e.g. `"NSpid:"`) in `/proc/<pid>/status`.
+pub fn status_field(pid: u32, name: &str) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .map(|v| v.trim().to_owned())
 }
 
 // ---------------------------------------------------------------------------
@@ -973,77 +1463,128 @@ pub fn four_letter(addr: &str, word: &str, timeout: Duration) -> Result<String, 
 /// holds the port.)
 const ZK_BOUND: &str = "Snapshot loaded";
 
-/// A standalone ZooKeeper server on 127.0.0.1 with its own data directory.
-pub struct ZooKeeper {
-    child: ChildGuard,
+/// Starts `main_class` with a `zoo.cfg` of `config` (`dataDir` and the
+/// common lines added) in a fresh directory, as the peer `name` on
+/// 127.0.0.1:`port`. `myid`: the server id file, for an ensemble member.
+fn zk_start(
+    name: &'static str,
+    main_class: &str,
     port: u16,
-    log: PathBuf,
-    dir: TempDir,
+    myid: Option<&str>,
+    config: &str,
+) -> Peer {
+    let dir = TempDir::new(&format!("zk-{port}"));
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("create zookeeper data dir");
+    if let Some(id) = myid {
+        std::fs::write(data.join("myid"), format!("{id}\n")).expect("write myid");
+    }
+    let path = dir.path().join("zoo.cfg");
+    std::fs::write(
+        &path,
+        format!(
+            "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
+             4lw.commands.whitelist=ruok,srvr\nadmin.enableServer=false\n{config}",
+            data.display()
+        ),
+    )
+    .expect("write zoo.cfg");
+    let log = dir.path().join("zookeeper.log");
+    let child = zk_java(main_class, &path, &log);
+    let mut peer = Peer::new(name, port, child, log).in_dir(dir);
+    peer.tail = Some(60);
+    peer
 }
+
+/// Polls until `peer` bound its port and the four-letter `word` gets an
+/// answer `good` accepts; returns how long that took. Errs with the log's
+/// tail if it exits or the deadline passes.
+fn zk_wait(
+    peer: &mut Peer,
+    word: &str,
+    good: impl Fn(&str) -> bool,
+    timeout: Duration,
+) -> Result<Duration, String> {
+    let start = Instant::now();
+    let deadline = start + timeout;
+    let addr = peer.addr();
+    let mut last = String::from("not tried");
+    loop {
+        if let Some(status) = peer.child.try_wait() {
+            return Err(format!(
+                "{} on {addr} exited ({status}) before it answered {word}:\n{}",
+                peer.name,
+                tail(&peer.log(), 40)
+            ));
+        }
+        if peer.log().contains(ZK_BOUND) {
+            match four_letter(&addr, word, Duration::from_secs(2)) {
+                Ok(answer) if good(&answer) => return Ok(start.elapsed()),
+                Ok(answer) => last = answer,
+                Err(e) => last = e,
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "{} on {addr}: no good answer to {word} after {timeout:?} (last: {last}):\n{}",
+                peer.name,
+                tail(&peer.log(), 40)
+            ));
+        }
+        thread::sleep(POLL);
+    }
+}
+
+/// Starts a server with `start` (on a free port) and waits with `wait`,
+/// on another port if the free one was taken meanwhile.
+fn zk_start_ready<T: std::ops::DerefMut<Target = Peer>>(
+    start: impl Fn() -> T,
+    wait: impl Fn(&mut T) -> Result<Duration, String>,
+) -> T {
+    let mut last = String::new();
+    for _ in 0..5 {
+        let mut zk = start();
+        match wait(&mut zk) {
+            Ok(took) => {
+                eprintln!(
+                    "{} pid {} on {} ready after {took:?}",
+                    zk.name,
+                    zk.pid(),
+                    zk.addr()
+                );
+                return zk;
+            }
+            Err(e) if e.contains("Address already in use") => last = e,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    panic!("no free port for zookeeper after 5 tries: {last}");
+}
+
+/// A standalone ZooKeeper server on 127.0.0.1 with its own data directory.
+pub struct ZooKeeper(Peer);
+
+peer_deref!(ZooKeeper, 0);
 
 impl ZooKeeper {
     /// Starts on 127.0.0.1:`port`. Does not wait for it.
     pub fn start(port: u16) -> ZooKeeper {
-        let dir = TempDir::new(&format!("zk-{port}"));
-        let data = dir.path().join("data");
-        std::fs::create_dir_all(&data).expect("create zookeeper data dir");
-        let config = dir.path().join("zoo.cfg");
-        std::fs::write(
-            &config,
-            format!(
-                "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
-                 4lw.commands.whitelist=ruok,srvr\nadmin.enableServer=false\n",
-                data.display()
-            ),
-        )
-        .expect("write zoo.cfg");
-        let log = dir.path().join("zookeeper.log");
-        let child = zk_java(
+        ZooKeeper(zk_start(
+            "zookeeper",
             "org.apache.zookeeper.server.ZooKeeperServerMain",
-            &config,
-            &log,
-        );
-        ZooKeeper {
-            child,
             port,
-            log,
-            dir,
-        }
+            None,
+            "",
+        ))
     }
 
     /// Starts on a free port and waits until it serves (another port if
     /// the free one was taken meanwhile).
     pub fn start_ready() -> ZooKeeper {
-        let mut last = String::new();
-        for _ in 0..5 {
-            let mut zk = ZooKeeper::start(free_port());
-            match zk.try_wait_serving(Duration::from_secs(30)) {
-                Ok(took) => {
-                    eprintln!(
-                        "zookeeper pid {} on {} serving after {took:?}",
-                        zk.pid(),
-                        zk.addr()
-                    );
-                    return zk;
-                }
-                Err(e) if e.contains("Address already in use") => last = e,
-                Err(e) => panic!("{e}"),
-            }
-        }
-        panic!("no free port for zookeeper after 5 tries: {last}");
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// "127.0.0.1:PORT", also the connect string for kazoo.
-    pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.pid()
+        zk_start_ready(
+            || ZooKeeper::start(free_port()),
+            |zk| zk.try_wait_serving(Duration::from_secs(30)),
+        )
     }
 
     /// Polls until this server bound its port and `srvr` answers with a
@@ -1055,190 +1596,43 @@ impl ZooKeeper {
     }
 
     fn try_wait_serving(&mut self, timeout: Duration) -> Result<Duration, String> {
-        let start = Instant::now();
-        let deadline = start + timeout;
-        let addr = self.addr();
-        let mut last = String::from("not tried");
-        loop {
-            if let Some(status) = self.child.try_wait() {
-                return Err(format!(
-                    "zookeeper on {addr} exited ({status}) before serving:\n{}",
-                    tail(&self.log(), 40)
-                ));
-            }
-            if self.log().contains(ZK_BOUND) {
-                match four_letter(&addr, "srvr", Duration::from_secs(2)) {
-                    Ok(answer) if answer.contains("Mode:") => return Ok(start.elapsed()),
-                    Ok(answer) => last = answer,
-                    Err(e) => last = e,
-                }
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "zookeeper on {addr} not serving after {timeout:?} (srvr: {last}):\n{}",
-                    tail(&self.log(), 40)
-                ));
-            }
-            thread::sleep(POLL);
-        }
-    }
-
-    /// SIGTERM and wait (SIGKILL after 10 s).
-    pub fn stop(&mut self) -> ExitStatus {
-        self.child.stop(Duration::from_secs(10))
-    }
-
-    /// SIGKILL and wait.
-    pub fn kill(&mut self) -> ExitStatus {
-        self.child.kill()
-    }
-
-    /// Everything the server logged so far.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_else(|e| format!("(no log: {e})"))
-    }
-}
-
-impl Drop for ZooKeeper {
-    fn drop(&mut self) {
-        if self.child.try_wait().is_none() {
-            self.child.kill();
-        }
-        if thread::panicking() {
-            eprintln!(
-                "zookeeper on port {} (data in {}), log tail:\n{}",
-                self.port,
-                self.dir.path().display(),
-                tail(&self.log(), 60)
-            );
-        }
+        zk_wait(self, "srvr", |a| a.contains("Mode:"), timeout)
     }
 }
 
 /// Member 1 of a three-server ensemble whose other two members are never
 /// started: its client port accepts and `ruok` answers `imok`, but it has
 /// no quorum, so it serves no session.
-pub struct ZkEnsemble {
-    child: ChildGuard,
-    port: u16,
-    log: PathBuf,
-    dir: TempDir,
-}
+pub struct ZkEnsemble(Peer);
+
+peer_deref!(ZkEnsemble, 0);
 
 impl ZkEnsemble {
     /// Starts member 1 (QuorumPeerMain) on free ports and waits until its
     /// client port answers `ruok` with `imok`.
     pub fn start_one_of_three() -> ZkEnsemble {
-        let mut last = String::new();
-        for _ in 0..5 {
-            let mut member = ZkEnsemble::start_member();
-            match member.try_wait_imok(Duration::from_secs(30)) {
-                Ok(took) => {
-                    eprintln!(
-                        "zookeeper member 1 of 3, pid {} on {}: imok after {took:?}",
-                        member.pid(),
-                        member.addr()
-                    );
-                    return member;
-                }
-                Err(e) if e.contains("Address already in use") => last = e,
-                Err(e) => panic!("{e}"),
-            }
-        }
-        panic!("no free ports for the zookeeper member after 5 tries: {last}");
+        zk_start_ready(ZkEnsemble::start_member, |member| {
+            zk_wait(member, "ruok", |a| a == "imok", Duration::from_secs(30))
+        })
     }
 
     fn start_member() -> ZkEnsemble {
         let port = free_port();
-        let dir = TempDir::new(&format!("zk-ensemble-{port}"));
-        let data = dir.path().join("data");
-        std::fs::create_dir_all(&data).expect("create zookeeper data dir");
-        std::fs::write(data.join("myid"), "1\n").expect("write myid");
-        let mut config = format!(
-            "tickTime=2000\ninitLimit=5\nsyncLimit=2\ndataDir={}\nclientPort={port}\n\
-             clientPortAddress=127.0.0.1\n4lw.commands.whitelist=ruok,srvr\n\
-             admin.enableServer=false\n",
-            data.display()
-        );
+        let mut servers = "initLimit=5\nsyncLimit=2\n".to_owned();
         for id in 1..=3 {
-            config.push_str(&format!(
+            servers.push_str(&format!(
                 "server.{id}=127.0.0.1:{}:{}\n",
                 free_port(),
                 free_port()
             ));
         }
-        let path = dir.path().join("zoo.cfg");
-        std::fs::write(&path, config).expect("write zoo.cfg");
-        let log = dir.path().join("zookeeper.log");
-        let child = zk_java(
+        ZkEnsemble(zk_start(
+            "zookeeper member",
             "org.apache.zookeeper.server.quorum.QuorumPeerMain",
-            &path,
-            &log,
-        );
-        ZkEnsemble {
-            child,
             port,
-            log,
-            dir,
-        }
-    }
-
-    fn try_wait_imok(&mut self, timeout: Duration) -> Result<Duration, String> {
-        let start = Instant::now();
-        let deadline = start + timeout;
-        let addr = self.addr();
-        let mut last = String::from("not tried");
-        loop {
-            if let Some(status) = self.child.try_wait() {
-                return Err(format!(
-                    "zookeeper member on {addr} exited ({status}):\n{}",
-                    tail(&self.log(), 40)
-                ));
-            }
-            if self.log().contains(ZK_BOUND) {
-                match four_letter(&addr, "ruok", Duration::from_secs(2)) {
-                    Ok(answer) if answer == "imok" => return Ok(start.elapsed()),
-                    Ok(answer) => last = answer,
-                    Err(e) => last = e,
-                }
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "zookeeper member on {addr}: no imok after {timeout:?} (last: {last}):\n{}",
-                    tail(&self.log(), 40)
-                ));
-            }
-            thread::sleep(POLL);
-        }
-    }
-
-    /// "127.0.0.1:PORT", member 1's client address.
-    pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.pid()
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_else(|e| format!("(no log: {e})"))
-    }
-}
-
-impl Drop for ZkEnsemble {
-    fn drop(&mut self) {
-        if self.child.try_wait().is_none() {
-            self.child.kill();
-        }
-        if thread::panicking() {
-            eprintln!(
-                "zookeeper member on port {} (data in {}), log tail:\n{}",
-                self.port,
-                self.dir.path().display(),
-                tail(&self.log(), 60)
-            );
-        }
+            Some("1"),
+            &servers,
+        ))
     }
 }
 
@@ -1341,20 +1735,10 @@ finally:
 "#;
 
 fn kazoo(hosts: &str, args: &[&str]) -> String {
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(KAZOO_OP)
-        .arg(hosts)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run python3");
-    assert!(
-        out.status.success(),
-        "kazoo {args:?} against {hosts} failed ({}); is kazoo installed (scripts/setup)?\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c").arg(KAZOO_OP).arg(hosts).args(args);
+    let what = format!("kazoo {args:?} against {hosts}");
+    let out = succeed(&mut cmd, &what, "; is kazoo installed (scripts/setup)?");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -1411,18 +1795,12 @@ pub fn zk_make_read_only(hosts: &str, path: &str) {
 /// Runs the `openssl` CLI in `dir`; panics with its output (and the setup
 /// script's name when it is missing) if that fails.
 fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run openssl ({e}); run scripts/setup"));
-    assert!(
-        out.status.success(),
-        "openssl {args:?} failed ({}): {}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let mut cmd = Command::new("openssl");
+    cmd.args(args).current_dir(dir);
+    succeed(
+        &mut cmd,
+        &format!("openssl {args:?}"),
+        "; run scripts/setup",
     );
 }
 
@@ -1578,11 +1956,9 @@ impl Certs {
 /// stunnel (Debian's `stunnel4`, OpenSSL) terminating TLS on
 /// 127.0.0.1:`port` and relaying in plaintext to 127.0.0.1:`backend`.
 /// Foreground, its log in its temp dir; SIGKILLed on drop.
-pub struct Stunnel {
-    child: ChildGuard,
-    port: u16,
-    dir: TempDir,
-}
+pub struct Stunnel(Peer);
+
+peer_deref!(Stunnel, 0);
 
 /// How a [`Stunnel`] listener is set up.
 pub struct StunnelConfig<'a> {
@@ -1614,64 +1990,21 @@ impl Stunnel {
         }
         let conf_path = dir.path().join("stunnel.conf");
         std::fs::write(&conf_path, conf).expect("write stunnel.conf");
-        let log = File::create(dir.path().join("stunnel.log")).expect("create stunnel log");
-        let err = log.try_clone().expect("clone log fd");
+        let log = dir.path().join("stunnel.log");
+        let out = File::create(&log).expect("create stunnel log");
+        let err = out.try_clone().expect("clone log fd");
         let mut cmd = Command::new("stunnel");
         cmd.arg(&conf_path)
             .stdin(Stdio::null())
-            .stdout(log)
+            .stdout(out)
             .stderr(err);
         let child = match cmd.spawn() {
             Ok(c) => ChildGuard::new("stunnel", c),
             Err(e) => panic!("cannot run stunnel ({e}); run scripts/setup (Debian stunnel4)"),
         };
-        let mut stunnel = Stunnel { child, port, dir };
-        let addr = stunnel.addr();
-        let up = poll_until(Duration::from_secs(10), || {
-            stunnel.child.try_wait().is_some() || accepts(&addr, Duration::from_millis(200))
-        });
-        if let Some(status) = stunnel.child.try_wait() {
-            panic!(
-                "stunnel on {addr} exited ({status}) before accepting:\n{}",
-                stunnel.log()
-            );
-        }
-        assert!(
-            up,
-            "stunnel on {addr} not accepting after 10s:\n{}",
-            stunnel.log()
-        );
-        stunnel
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// "127.0.0.1:PORT", the TLS listener.
-    pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.pid()
-    }
-
-    /// Everything stunnel logged so far.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("stunnel.log"))
-            .unwrap_or_else(|e| format!("(no log: {e})"))
-    }
-}
-
-impl Drop for Stunnel {
-    fn drop(&mut self) {
-        if self.child.try_wait().is_none() {
-            self.child.kill();
-        }
-        if thread::panicking() {
-            eprintln!("stunnel on port {} log:\n{}", self.port, self.log());
-        }
+        let mut peer = Peer::new("stunnel", port, child, log).in_dir(dir);
+        peer.wait_listening(Duration::from_secs(10), ":");
+        Stunnel(peer)
     }
 }
 
@@ -1683,12 +2016,12 @@ fn sasl_front_script() -> PathBuf {
 /// tests/helpers/sasl_front.py on 127.0.0.1:`port`: answers SaslHandshake
 /// and SaslAuthenticate itself (PLAIN; SCRAM through the `scramp` library)
 /// and relays everything else to the broker at `broker` once the client
-/// authenticated. SIGKILLed on drop.
-pub struct SaslFront {
-    child: ChildGuard,
-    port: u16,
-    log: PathBuf,
-}
+/// authenticated. Its log, [`Peer::log`], is its stderr: one line per
+/// authentication outcome ("SCRAM-SHA-256 authenticated 'alice'", "PLAIN
+/// failed for 'bob': ..."). SIGKILLed on drop.
+pub struct SaslFront(Peer);
+
+peer_deref!(SaslFront, 0);
 
 impl SaslFront {
     /// Starts the front for `users` ("name", "password") offering
@@ -1722,58 +2055,12 @@ impl SaslFront {
         for (user, password) in users {
             cmd.arg("--user").arg(format!("{user}:{password}"));
         }
-        let mut front = SaslFront {
-            child: ChildGuard::spawn("sasl_front.py", &mut cmd),
-            port,
-            log,
-        };
-        let addr = front.addr();
-        let up = poll_until(Duration::from_secs(20), || {
-            front.child.try_wait().is_some() || accepts(&addr, Duration::from_millis(200))
-        });
-        if let Some(status) = front.child.try_wait() {
-            panic!(
-                "sasl_front.py on {addr} exited ({status}) before accepting; \
-                 is scramp installed (scripts/setup)?\n{}",
-                front.log()
-            );
-        }
-        assert!(
-            up,
-            "sasl_front.py on {addr} not accepting after 20s:\n{}",
-            front.log()
+        let child = ChildGuard::spawn("sasl_front.py", &mut cmd);
+        let mut peer = Peer::new("sasl_front.py", port, child, log);
+        peer.wait_listening(
+            Duration::from_secs(20),
+            "; is scramp installed (scripts/setup)?",
         );
-        front
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// "127.0.0.1:PORT".
-    pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.pid()
-    }
-
-    /// The front's stderr: one line per authentication outcome
-    /// ("SCRAM-SHA-256 authenticated 'alice'", "PLAIN failed for 'bob': ...").
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_else(|e| format!("(no log: {e})"))
-    }
-}
-
-impl Drop for SaslFront {
-    fn drop(&mut self) {
-        if self.child.try_wait().is_none() {
-            self.child.kill();
-        }
-        if thread::panicking() {
-            eprintln!("sasl_front on port {} log:\n{}", self.port, self.log());
-        }
-        let _ = std::fs::remove_file(&self.log);
+        SaslFront(peer)
     }
 }

@@ -10,12 +10,12 @@
 //! mode with exit 1 at once, never 124 after the whole -t.
 
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
 use crate::peers::{
-    free_port, kwait, poll_until, Certs, ChildGuard, SaslFront, Stunnel, StunnelConfig, Tansu,
-    TempDir,
+    self, free_port, kwait_with, Certs, ChildGuard, Done, Fake, Running, SaslFront, Stunnel,
+    StunnelConfig, Tansu, TempDir,
 };
 
 const LONG: Duration = Duration::from_secs(30);
@@ -25,70 +25,39 @@ const USER: &str = "alice";
 /// Distinctive, so that finding it in output means a leak.
 const PASSWORD: &str = "Pw-alice-7f3e9c";
 const ALL_MECHANISMS: &str = "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512";
+/// What `probe` says of tansu, ready.
+const READY: &str = "ready: 1 broker (111), controller 111";
 
-/// A finished kwait run.
-struct Run {
-    args: Vec<String>,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    took: Duration,
+/// Far beyond every -t these tests give kwait.
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// `kwait ARGS`, finished.
+fn run(args: &[&str], env: &[(&str, &str)]) -> Done {
+    peers::run(&mut kwait_with(args, env), LIMIT)
 }
 
-impl Run {
-    fn new(args: &[&str], env: &[(&str, &str)]) -> Run {
-        let mut cmd = kwait();
-        cmd.args(args).stdin(Stdio::null());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let start = Instant::now();
-        let out: Output = cmd.output().expect("run kwait");
-        Run {
-            args: args.iter().map(|a| a.to_string()).collect(),
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            took: start.elapsed(),
-        }
-    }
-
-    /// Asserts the exit code and that stderr holds every needle.
-    fn expect(&self, code: i32, needles: &[&str]) -> &Run {
-        assert_eq!(
-            self.code,
-            Some(code),
-            "kwait {:?} (took {:?}):\n{}",
-            self.args,
-            self.took,
-            self.stderr
-        );
-        for needle in needles {
-            assert!(
-                self.stderr.contains(needle),
-                "kwait {:?}: missing '{needle}' in:\n{}",
-                self.args,
-                self.stderr
-            );
-        }
-        assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
-        self
-    }
-
+/// What these tests check of a finished run besides [`Done::expect`].
+trait Checks {
     /// Wait mode ended with exit 1 long before its -t of 30 s.
-    fn expect_fatal(&self, needles: &[&str]) -> &Run {
+    fn expect_fatal(&self, needles: &[&str]) -> &Self;
+    /// Neither stdout nor stderr holds `secret`.
+    fn expect_no_secret(&self, secret: &str) -> &Self;
+}
+
+impl Checks for Done {
+    fn expect_fatal(&self, needles: &[&str]) -> &Done {
         self.expect(1, needles);
         assert!(
-            self.took < FAST,
+            self.elapsed < FAST,
             "kwait {:?} took {:?} to give up:\n{}",
             self.args,
-            self.took,
+            self.elapsed,
             self.stderr
         );
         self
     }
 
-    fn expect_no_secret(&self, secret: &str) -> &Run {
+    fn expect_no_secret(&self, secret: &str) -> &Done {
         assert!(
             !self.stdout.contains(secret) && !self.stderr.contains(secret),
             "kwait {:?} printed the secret:\nstdout: {}\nstderr: {}",
@@ -100,64 +69,44 @@ impl Run {
     }
 }
 
+/// `kwait probe TARGET` with `env`: ready, and alice's password printed
+/// nowhere.
+fn probe_ready_as_alice(target: &str, env: &[(&str, &str)]) {
+    probe(&[target], env)
+        .expect(0, &[READY])
+        .expect_no_secret(PASSWORD);
+}
+
+/// A setting waiting cannot fix: `probe` exits 1 and wait mode gives up
+/// fast ([`Checks::expect_fatal`]), both with every one of `needles` on
+/// stderr. Returns both runs.
+fn fails_fast(target: &str, env: &[(&str, &str)], needles: &[&str]) -> [Done; 2] {
+    let probed = probe(&[target], env);
+    probed.expect(1, needles);
+    let waited = wait(target, env);
+    waited.expect_fatal(needles);
+    [probed, waited]
+}
+
 /// `kwait probe ARGS`.
-fn probe(args: &[&str], env: &[(&str, &str)]) -> Run {
+fn probe(args: &[&str], env: &[(&str, &str)]) -> Done {
     let mut all = vec!["probe"];
     all.extend(args);
-    Run::new(&all, env)
+    run(&all, env)
 }
 
 /// `kwait TARGET -t 30s` (no COMMAND): what a failing setting must end fast.
-fn wait(target: &str, env: &[(&str, &str)]) -> Run {
-    Run::new(&[target, "-t", "30s"], env)
+fn wait(target: &str, env: &[(&str, &str)]) -> Done {
+    run(&[target, "-t", "30s"], env)
 }
 
 fn password_env() -> [(&'static str, &'static str); 1] {
     [("KWAIT_KAFKA_PASSWORD", PASSWORD)]
 }
 
-/// A kwait in wait mode in the background, stdout and stderr in files.
-struct Background {
-    child: ChildGuard,
-    dir: TempDir,
-}
-
-impl Background {
-    fn start(args: &[&str], env: &[(&str, &str)]) -> Background {
-        let dir = TempDir::new("security-wait");
-        let mut cmd = kwait();
-        cmd.args(args)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(dir.path().join("stdout")).expect("stdout file"))
-            .stderr(std::fs::File::create(dir.path().join("stderr")).expect("stderr file"));
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        Background {
-            child: ChildGuard::spawn("kwait", &mut cmd),
-            dir,
-        }
-    }
-
-    fn read(&self, name: &str) -> String {
-        std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
-    }
-
-    fn stderr(&self) -> String {
-        self.read("stderr")
-    }
-
-    fn expect_log(&self, needle: &str) {
-        assert!(
-            poll_until(LONG, || self.stderr().contains(needle)),
-            "kwait never logged '{needle}':\n{}",
-            self.stderr()
-        );
-    }
-
-    fn finish(&mut self) -> i32 {
-        self.child.wait_exit(LONG).code().unwrap_or(-1)
-    }
+/// A kwait in wait mode in the background.
+fn background(args: &[&str], env: &[(&str, &str)]) -> Running {
+    Running::spawn("kwait", &mut kwait_with(args, env))
 }
 
 fn path(p: &Path) -> String {
@@ -170,8 +119,16 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     p
 }
 
-fn server_stunnel(certs: &Certs, port: u16, backend: u16, client_ca: Option<&Path>) -> Stunnel {
-    let (cert, key) = certs.server();
+/// stunnel on `port` relaying to `backend`, with `leaf`'s (certificate,
+/// key): e.g. `certs.server()`.
+fn stunnel(
+    leaf: (PathBuf, PathBuf),
+    port: u16,
+    backend: u16,
+    client_ca: Option<&Path>,
+    extra: &[&str],
+) -> Stunnel {
+    let (cert, key) = leaf;
     Stunnel::start(
         port,
         backend,
@@ -179,27 +136,29 @@ fn server_stunnel(certs: &Certs, port: u16, backend: u16, client_ca: Option<&Pat
             cert: &cert,
             key: &key,
             client_ca,
-            extra: &[],
+            extra,
         },
     )
 }
 
-/// tansu behind stunnel, advertising `localhost:<TLS port>`.
-fn tls_broker(certs: &Certs, client_ca: Option<&Path>, extra: &[&str]) -> (Tansu, Stunnel) {
-    let (tansu_port, tls_port) = (free_port(), free_port());
-    let tansu = Tansu::start_advertising(tansu_port, &format!("localhost:{tls_port}"));
+/// tansu on `port`, advertising `localhost:<front>` (the TLS or SASL front
+/// to start before it), and accepting.
+fn tansu_behind(port: u16, front: u16) -> Tansu {
+    let tansu = Tansu::start_advertising(port, &format!("localhost:{front}"));
     tansu.wait_accepting(LONG);
-    let (cert, key) = certs.server();
-    let tls = Stunnel::start(
-        tls_port,
-        tansu_port,
-        &StunnelConfig {
-            cert: &cert,
-            key: &key,
-            client_ca,
-            extra,
-        },
-    );
+    tansu
+}
+
+/// tansu behind stunnel with `leaf`'s certificate, advertising
+/// `localhost:<TLS port>`.
+fn tls_broker(
+    leaf: (PathBuf, PathBuf),
+    client_ca: Option<&Path>,
+    extra: &[&str],
+) -> (Tansu, Stunnel) {
+    let (tansu_port, tls_port) = (free_port(), free_port());
+    let tansu = tansu_behind(tansu_port, tls_port);
+    let tls = stunnel(leaf, tls_port, tansu_port, client_ca, extra);
     (tansu, tls)
 }
 
@@ -207,8 +166,7 @@ fn tls_broker(certs: &Certs, client_ca: Option<&Path>, extra: &[&str]) -> (Tansu
 /// alice's password is [`PASSWORD`].
 fn sasl_broker(mechanisms: &str, extra: &[&str]) -> (Tansu, SaslFront) {
     let (tansu_port, front_port) = (free_port(), free_port());
-    let tansu = Tansu::start_advertising(tansu_port, &format!("localhost:{front_port}"));
-    tansu.wait_accepting(LONG);
+    let tansu = tansu_behind(tansu_port, front_port);
     let front = SaslFront::start_with(
         front_port,
         &tansu.addr(),
@@ -223,24 +181,37 @@ fn sasl_broker(mechanisms: &str, extra: &[&str]) -> (Tansu, SaslFront) {
 /// `localhost:<TLS port>`.
 fn sasl_ssl_broker(certs: &Certs) -> (Tansu, SaslFront, Stunnel) {
     let (tansu_port, front_port, tls_port) = (free_port(), free_port(), free_port());
-    let tansu = Tansu::start_advertising(tansu_port, &format!("localhost:{tls_port}"));
-    tansu.wait_accepting(LONG);
+    let tansu = tansu_behind(tansu_port, tls_port);
     let front = SaslFront::start(
         front_port,
         &tansu.addr(),
         &[(USER, PASSWORD)],
         ALL_MECHANISMS,
     );
-    let tls = server_stunnel(certs, tls_port, front_port, None);
+    let tls = stunnel(certs.server(), tls_port, front_port, None, &[]);
     (tansu, front, tls)
 }
 
-/// How many connections the front authenticated with `mechanism` as alice.
-fn authenticated(front: &SaslFront, mechanism: &str) -> usize {
-    front
-        .log()
+/// Asserts the front authenticated at least `n` connections with
+/// `mechanism` as alice.
+#[track_caller]
+fn assert_authenticated(front: &SaslFront, mechanism: &str, n: usize) {
+    let log = front.log();
+    let got = log
         .matches(&format!("{mechanism} authenticated '{USER}'"))
-        .count()
+        .count();
+    assert!(got >= n, "{log}");
+}
+
+/// Asserts kwait listed the keys it ignores exactly once.
+#[track_caller]
+fn assert_ignored_keys_listed_once(run: &Done) {
+    assert_eq!(
+        run.stderr.matches("kwait ignores").count(),
+        1,
+        "{}",
+        run.stderr
+    );
 }
 
 // ---------------------------------------------------------------- TLS
@@ -248,14 +219,14 @@ fn authenticated(front: &SaslFront, mechanism: &str) -> usize {
 #[test]
 fn tls_with_a_private_ca_by_name_and_by_address() {
     let certs = Certs::new();
-    let (_tansu, tls) = tls_broker(&certs, None, &[]);
+    let (_tansu, tls) = tls_broker(certs.server(), None, &[]);
     let ca = path(&certs.ca());
     // The certificate has SAN DNS:localhost and IP:127.0.0.1; tansu
     // advertises localhost:<TLS port>, so the advertised-listener check
     // is a verified TLS connection too.
     for host in ["localhost", "127.0.0.1"] {
         let target = format!("kafka://{host}:{}?tls=true&ca={ca}", tls.port());
-        probe(&[&target], &[]).expect(0, &["ready: 1 broker (111), controller 111"]);
+        probe(&[&target], &[]).expect(0, &[READY]);
     }
     // ca= alone implies TLS.
     let target = format!("kafka://localhost:{}?ca={ca}", tls.port());
@@ -268,28 +239,27 @@ fn tls_waits_for_the_broker_behind_the_terminator() {
     let (tansu_port, tls_port) = (free_port(), free_port());
     // The terminator is up, the broker behind it is not: TLS handshakes
     // succeed and the Kafka request then finds nothing. Not fatal.
-    let _tls = server_stunnel(&certs, tls_port, tansu_port, None);
+    let _tls = stunnel(certs.server(), tls_port, tansu_port, None, &[]);
     let target = format!(
         "kafka://localhost:{tls_port}?tls=true&ca={}",
         path(&certs.ca())
     );
-    let mut waiting = Background::start(&[&target, "-t", "30s", "-v"], &[]);
+    let mut waiting = background(&[&target, "-t", "30s", "-v"], &[]);
     // An attempt failed at the Kafka request, after the TLS handshake.
-    waiting.expect_log("ApiVersions");
+    waiting.wait_for_stderr("ApiVersions", LONG);
     assert!(
-        waiting.child.try_wait().is_none(),
+        waiting.running(),
         "kwait gave up while the broker was merely down:\n{}",
         waiting.stderr()
     );
-    let tansu = Tansu::start_advertising(tansu_port, &format!("localhost:{tls_port}"));
-    tansu.wait_accepting(LONG);
-    let code = waiting.finish();
-    assert_eq!(code, 0, "{}", waiting.stderr());
+    let _tansu = tansu_behind(tansu_port, tls_port);
+    let done = waiting.finish(LONG);
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
     assert!(
-        waiting.stderr().contains("ready after")
-            && waiting.stderr().contains("1 broker (111), controller 111"),
+        done.stderr.contains("ready after")
+            && done.stderr.contains("1 broker (111), controller 111"),
         "{}",
-        waiting.stderr()
+        done.stderr
     );
 }
 
@@ -299,34 +269,22 @@ fn tls_advertised_listener_check_verifies_the_certificate_too() {
     let (tansu_port, good_port, wrong_port) = (free_port(), free_port(), free_port());
     // Bootstrap through a good certificate; the broker advertises a
     // listener whose certificate names another host.
-    let tansu = Tansu::start_advertising(tansu_port, &format!("localhost:{wrong_port}"));
-    tansu.wait_accepting(LONG);
-    let _good = server_stunnel(&certs, good_port, tansu_port, None);
-    let (cert, key) = certs.wrong_name();
-    let _wrong = Stunnel::start(
-        wrong_port,
-        tansu_port,
-        &StunnelConfig {
-            cert: &cert,
-            key: &key,
-            client_ca: None,
-            extra: &[],
-        },
-    );
+    let _tansu = tansu_behind(tansu_port, wrong_port);
+    let _good = stunnel(certs.server(), good_port, tansu_port, None, &[]);
+    let _wrong = stunnel(certs.wrong_name(), wrong_port, tansu_port, None, &[]);
     let target = format!(
         "kafka://localhost:{good_port}?tls=true&ca={}",
         path(&certs.ca())
     );
     let advertised = format!("localhost:{wrong_port}");
-    probe(&[&target], &[]).expect(1, &[&advertised, "does not match its host name"]);
-    wait(&target, &[]).expect_fatal(&[&advertised, "does not match its host name"]);
+    fails_fast(&target, &[], &[&advertised, "does not match its host name"]);
 }
 
 #[test]
 fn mtls_with_a_client_certificate() {
     let certs = Certs::new();
     let ca = certs.ca();
-    let (_tansu, tls) = tls_broker(&certs, Some(&ca), &[]);
+    let (_tansu, tls) = tls_broker(certs.server(), Some(&ca), &[]);
     let (cert, key) = certs.client();
     let target = format!(
         "kafka://localhost:{}?tls=true&ca={}&cert={}&key={}",
@@ -335,40 +293,39 @@ fn mtls_with_a_client_certificate() {
         path(&cert),
         path(&key)
     );
-    probe(&[&target], &[]).expect(0, &["ready: 1 broker (111), controller 111"]);
+    probe(&[&target], &[]).expect(0, &[READY]);
     // cert= without key= is a usage error.
     let half = format!("kafka://localhost:{}?cert={}", tls.port(), path(&cert));
-    Run::new(&[&half, "-t", "1s"], &[]).expect(2, &["cert= and key= go together"]);
+    run(&[&half, "-t", "1s"], &[]).expect(2, &["cert= and key= go together"]);
 }
 
-/// stunnel requires a client certificate and kwait has none. With TLS 1.3
-/// the server's refusal (alert certificate_required) arrives after the
-/// client finished its handshake, on the first read.
-#[test]
-fn mtls_without_a_client_certificate_tls13() {
+/// stunnel requires a client certificate (with `version`, a
+/// `sslVersionMin`/`Max` line) and kwait has none.
+fn mtls_without_a_client_certificate(version: &str) {
     let certs = Certs::new();
     let ca = certs.ca();
-    let (_tansu, tls) = tls_broker(&certs, Some(&ca), &["sslVersionMin = TLSv1.3"]);
+    let (_tansu, tls) = tls_broker(certs.server(), Some(&ca), &[version]);
     let target = format!("kafka://localhost:{}?tls=true&ca={}", tls.port(), path(&ca));
-    probe(&[&target], &[]).expect(1, &["client certificate", "cert="]);
-    wait(&target, &[]).expect_fatal(&["client certificate", "cert="]);
+    fails_fast(&target, &[], &["client certificate", "cert="]);
+}
+
+/// With TLS 1.3 the server's refusal (alert certificate_required) arrives
+/// after the client finished its handshake, on the first read.
+#[test]
+fn mtls_without_a_client_certificate_tls13() {
+    mtls_without_a_client_certificate("sslVersionMin = TLSv1.3");
 }
 
 /// The same over TLS 1.2, where the refusal ends the handshake itself.
 #[test]
 fn mtls_without_a_client_certificate_tls12() {
-    let certs = Certs::new();
-    let ca = certs.ca();
-    let (_tansu, tls) = tls_broker(&certs, Some(&ca), &["sslVersionMax = TLSv1.2"]);
-    let target = format!("kafka://localhost:{}?tls=true&ca={}", tls.port(), path(&ca));
-    probe(&[&target], &[]).expect(1, &["client certificate", "cert="]);
-    wait(&target, &[]).expect_fatal(&["client certificate", "cert="]);
+    mtls_without_a_client_certificate("sslVersionMax = TLSv1.2");
 }
 
 #[test]
 fn untrusted_ca_fails_fast() {
     let certs = Certs::new();
-    let (_tansu, tls) = tls_broker(&certs, None, &[]);
+    let (_tansu, tls) = tls_broker(certs.server(), None, &[]);
     let port = tls.port();
     for target in [
         // Only the built-in roots.
@@ -380,33 +337,18 @@ fn untrusted_ca_fails_fast() {
         ),
     ] {
         let needles = ["not signed by a trusted CA", "ca=PATH"];
-        probe(&[&target], &[]).expect(1, &needles);
-        wait(&target, &[]).expect_fatal(&needles);
+        fails_fast(&target, &[], &needles);
     }
 }
 
 #[test]
 fn wrong_host_name_fails_fast_unless_name_checks_are_off() {
     let certs = Certs::new();
-    let (tansu_port, tls_port) = (free_port(), free_port());
-    let tansu = Tansu::start_advertising(tansu_port, &format!("localhost:{tls_port}"));
-    tansu.wait_accepting(LONG);
-    let (cert, key) = certs.wrong_name();
-    let _tls = Stunnel::start(
-        tls_port,
-        tansu_port,
-        &StunnelConfig {
-            cert: &cert,
-            key: &key,
-            client_ca: None,
-            extra: &[],
-        },
-    );
-    let ca = path(&certs.ca());
+    let (_tansu, tls) = tls_broker(certs.wrong_name(), None, &[]);
+    let (tls_port, ca) = (tls.port(), path(&certs.ca()));
     let target = format!("kafka://localhost:{tls_port}?tls=true&ca={ca}");
     let needles = ["does not match its host name"];
-    probe(&[&target], &[]).expect(1, &needles);
-    wait(&target, &[]).expect_fatal(&needles);
+    fails_fast(&target, &[], &needles);
 
     // Java's opt-out, ssl.endpoint.identification.algorithm empty: the chain
     // is still checked, the name is not.
@@ -420,7 +362,15 @@ fn wrong_host_name_fails_fast_unless_name_checks_are_off() {
         ),
     );
     let target = format!("kafka://localhost:{tls_port}?config={}", path(&props));
-    probe(&[&target], &[]).expect(0, &["ready: 1 broker (111)"]);
+    let warned = [
+        "ssl.endpoint.identification.algorithm is empty",
+        "host name is not checked",
+    ];
+    probe(&[&target], &[])
+        .expect(0, &["ready: 1 broker (111)"])
+        .expect(0, &warned);
+    // Every time, as tls-verify=false: wait mode too.
+    run(&[&target, "-t", "30s"], &[]).expect(0, &warned);
 
     // tls-verify=false checks nothing, and says so.
     let target = format!("kafka://localhost:{tls_port}?tls=true&tls-verify=false");
@@ -428,21 +378,63 @@ fn wrong_host_name_fails_fast_unless_name_checks_are_off() {
 }
 
 #[test]
-fn tls_to_a_plaintext_port_is_named() {
+fn tls_to_a_plaintext_port_fails_fast() {
+    // tansu reads the ClientHello as the start of a huge request and waits
+    // for the rest; a plaintext ApiVersions at the same address proves what
+    // it is.
     let tansu = Tansu::start_ready();
     let target = format!("kafka://{}?tls=true", tansu.addr());
-    probe(&[&target, "-t", "2s"], &[]).expect(1, &["no TLS handshake answer", "plaintext"]);
-    // Not fatal: a slow TLS listener looks the same for a while.
-    Run::new(&[&target, "-t", "2s"], &[]).expect(124, &["no TLS handshake answer"]);
+    fails_fast(
+        &target,
+        &[],
+        &["this is a plaintext listener", "drop tls=true"],
+    );
 }
 
 #[test]
-fn plaintext_to_a_tls_port_is_named() {
+fn plaintext_to_a_tls_port_fails_fast() {
     let certs = Certs::new();
-    let (_tansu, tls) = tls_broker(&certs, None, &[]);
+    let (_tansu, tls) = tls_broker(certs.server(), None, &[]);
     let target = format!("kafka://localhost:{}", tls.port());
-    probe(&[&target], &[]).expect(1, &["(a TLS listener? then add tls=true)"]);
-    Run::new(&[&target, "-t", "2s"], &[]).expect(124, &["a TLS listener? then add tls=true"]);
+    fails_fast(&target, &[], &["this is a TLS listener", "add tls=true"]);
+}
+
+/// A listener that accepts and closes at once (a published port with nothing
+/// behind it yet, a load balancer without a healthy backend) is "not ready",
+/// with TLS as without, and never fatal.
+#[test]
+fn accept_then_close_is_waited_for_with_and_without_tls() {
+    let fake = Fake::closing();
+    let addr = fake.addr();
+    for (target, reason) in [
+        (
+            format!("kafka://{addr}?tls=true"),
+            "closed the connection during the TLS handshake",
+        ),
+        (
+            format!("kafka://{addr}"),
+            "connection closed before answering",
+        ),
+        (
+            format!("https://{addr}/health"),
+            "closed the connection during the TLS handshake",
+        ),
+    ] {
+        probe(&[&target], &[]).expect(1, &[reason]);
+        let waited = run(&[&target, "-t", "2s"], &[]);
+        waited.expect(124, &[reason]);
+        assert!(
+            !waited.stderr.contains("is a plaintext listener")
+                && !waited.stderr.contains("is a TLS listener"),
+            "{target}: a closing port was taken for a wrong-protocol listener:\n{}",
+            waited.stderr
+        );
+    }
+    assert!(
+        fake.connections() > 6,
+        "kwait kept trying: {}",
+        fake.connections()
+    );
 }
 
 // ---------------------------------------------------------------- SASL
@@ -453,15 +445,14 @@ fn sasl_plain() {
     let port = front.port();
     for target in [
         format!("kafka://localhost:{port}?sasl=PLAIN&user={USER}"),
-        // user= alone means PLAIN, Kafka's default mechanism.
+        // user= alone means PLAIN: kwait's shorthand (Kafka's default
+        // sasl.mechanism is GSSAPI).
         format!("kafka://localhost:{port}?user={USER}"),
     ] {
-        probe(&[&target], &password_env())
-            .expect(0, &["ready: 1 broker (111), controller 111"])
-            .expect_no_secret(PASSWORD);
+        probe_ready_as_alice(&target, &password_env());
     }
     // Bootstrap and advertised-listener connections both authenticated.
-    assert!(authenticated(&front, "PLAIN") >= 4, "{}", front.log());
+    assert_authenticated(&front, "PLAIN", 4);
 }
 
 #[test]
@@ -475,14 +466,8 @@ fn sasl_scram_sha_256_with_a_password_file() {
         front.port(),
         path(&file)
     );
-    probe(&[&target], &[])
-        .expect(0, &["ready: 1 broker (111), controller 111"])
-        .expect_no_secret(PASSWORD);
-    assert!(
-        authenticated(&front, "SCRAM-SHA-256") >= 2,
-        "{}",
-        front.log()
-    );
+    probe_ready_as_alice(&target, &[]);
+    assert_authenticated(&front, "SCRAM-SHA-256", 2);
 }
 
 #[test]
@@ -492,14 +477,8 @@ fn sasl_scram_sha_512() {
         "kafka://localhost:{}?sasl=scram-sha-512&user={USER}",
         front.port()
     );
-    probe(&[&target], &password_env())
-        .expect(0, &["ready: 1 broker (111), controller 111"])
-        .expect_no_secret(PASSWORD);
-    assert!(
-        authenticated(&front, "SCRAM-SHA-512") >= 2,
-        "{}",
-        front.log()
-    );
+    probe_ready_as_alice(&target, &password_env());
+    assert_authenticated(&front, "SCRAM-SHA-512", 2);
 }
 
 #[test]
@@ -511,14 +490,8 @@ fn sasl_ssl_scram() {
         tls.port(),
         path(&certs.ca())
     );
-    probe(&[&target], &password_env())
-        .expect(0, &["ready: 1 broker (111), controller 111"])
-        .expect_no_secret(PASSWORD);
-    assert!(
-        authenticated(&front, "SCRAM-SHA-512") >= 2,
-        "{}",
-        front.log()
-    );
+    probe_ready_as_alice(&target, &password_env());
+    assert_authenticated(&front, "SCRAM-SHA-512", 2);
     // Topic and group checks run on the authenticated TLS connection.
     tansu.create_topic("orders", 2);
     let checks = format!("{target}&topics=orders&group=billing");
@@ -534,7 +507,7 @@ fn sasl_ssl_scram() {
         "kafka://localhost:{}?sasl=SCRAM-SHA-512&user={USER}",
         tls.port()
     );
-    probe(&[&plain], &password_env()).expect(1, &["a TLS listener? then add tls=true"]);
+    probe(&[&plain], &password_env()).expect(1, &["this is a TLS listener", "add tls=true"]);
 }
 
 #[test]
@@ -551,12 +524,9 @@ fn sasl_wrong_password_fails_fast_naming_the_user() {
             &format!("SASL {mechanism} authentication failed for user '{USER}'")[..],
             "KWAIT_KAFKA_PASSWORD",
         ];
-        wait(&target, &env)
-            .expect_fatal(&needles)
-            .expect_no_secret(wrong);
-        probe(&[&target], &env)
-            .expect(1, &needles)
-            .expect_no_secret(wrong);
+        for run in fails_fast(&target, &env, &needles) {
+            run.expect_no_secret(wrong);
+        }
     }
     // An unknown user fails the same way (SCRAM fails it at the proof).
     let target = format!(
@@ -576,11 +546,10 @@ fn sasl_unsupported_mechanism_fails_fast_naming_the_offered_ones() {
         front.port()
     );
     let needles = ["does not offer SASL SCRAM-SHA-256", "it offers PLAIN"];
-    wait(&target, &password_env()).expect_fatal(&needles);
-    probe(&[&target], &password_env()).expect(1, &needles);
+    fails_fast(&target, &password_env(), &needles);
     // A mechanism kwait does not know is a usage error before connecting.
     let target = format!("kafka://localhost:{}?sasl=GSSAPI&user={USER}", front.port());
-    Run::new(&[&target, "-t", "1s"], &password_env())
+    run(&[&target, "-t", "1s"], &password_env())
         .expect(2, &["'GSSAPI' is not supported", "SCRAM-SHA-512"]);
 }
 
@@ -602,17 +571,25 @@ fn sasl_scram_broker_that_cannot_prove_the_password_is_refused() {
 
 // ---------------------------------------------------- client.properties
 
+/// SASL_SSL with PLAIN, all from a client.properties: `props(TLS port, CA
+/// file)` is its text.
+fn config_sasl_ssl_plain(props: impl Fn(u16, &str) -> String) {
+    let certs = Certs::new();
+    let (_tansu, front, tls) = sasl_ssl_broker(&certs);
+    let text = props(tls.port(), &path(&certs.ca()));
+    let props = write(certs.dir(), "client.properties", &text);
+    let target = format!("kafka://localhost:{}?config={}", tls.port(), path(&props));
+    probe_ready_as_alice(&target, &[]);
+    assert_authenticated(&front, "PLAIN", 2);
+}
+
 /// Confluent Cloud's "Java client" snippet, verbatim in shape: single
 /// quotes and runs of spaces in sasl.jaas.config, plus keys kwait ignores.
 /// The test CA is private, so a PEM truststore is added.
 #[test]
 fn config_sasl_ssl_plain_as_confluent_cloud_prints_it() {
-    let certs = Certs::new();
-    let (_tansu, front, tls) = sasl_ssl_broker(&certs);
-    let props = write(
-        certs.dir(),
-        "client.properties",
-        &format!(
+    config_sasl_ssl_plain(|port, ca| {
+        format!(
             "# Required connection configs for Kafka producer, consumer, and admin\n\
              bootstrap.servers=localhost:{port}\n\
              security.protocol=SASL_SSL\n\
@@ -628,41 +605,24 @@ fn config_sasl_ssl_plain_as_confluent_cloud_prints_it() {
              # Best practice for Kafka producer to prevent data loss\n\
              acks=all\n\
              ssl.truststore.type=PEM\n\
-             ssl.truststore.location={ca}\n",
-            port = tls.port(),
-            ca = path(&certs.ca()),
-        ),
-    );
-    let target = format!("kafka://localhost:{}?config={}", tls.port(), path(&props));
-    probe(&[&target], &[])
-        .expect(0, &["ready: 1 broker (111), controller 111"])
-        .expect_no_secret(PASSWORD);
-    assert!(authenticated(&front, "PLAIN") >= 2, "{}", front.log());
+             ssl.truststore.location={ca}\n"
+        )
+    });
 }
 
 /// The form Kafka's own documentation shows: double quotes, one line.
 #[test]
 fn config_sasl_ssl_plain_as_kafka_docs_show_it() {
-    let certs = Certs::new();
-    let (_tansu, front, tls) = sasl_ssl_broker(&certs);
-    let props = write(
-        certs.dir(),
-        "client.properties",
-        &format!(
+    config_sasl_ssl_plain(|_, ca| {
+        format!(
             "security.protocol=SASL_SSL\n\
              sasl.mechanism=PLAIN\n\
              sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required \
              username=\"{USER}\" password=\"{PASSWORD}\";\n\
              ssl.truststore.type=PEM\n\
-             ssl.truststore.location={ca}\n",
-            ca = path(&certs.ca()),
-        ),
-    );
-    let target = format!("kafka://localhost:{}?config={}", tls.port(), path(&props));
-    probe(&[&target], &[])
-        .expect(0, &["ready: 1 broker (111), controller 111"])
-        .expect_no_secret(PASSWORD);
-    assert!(authenticated(&front, "PLAIN") >= 2, "{}", front.log());
+             ssl.truststore.location={ca}\n"
+        )
+    });
 }
 
 #[test]
@@ -688,22 +648,13 @@ fn config_scram_and_ignored_keys_listed_once() {
     run.expect(
         0,
         &[
-            "ready: 1 broker (111), controller 111",
+            READY,
             "keys kwait ignores: bootstrap.servers, client.id, acks",
         ],
     )
     .expect_no_secret(PASSWORD);
-    assert_eq!(
-        run.stderr.matches("kwait ignores").count(),
-        1,
-        "{}",
-        run.stderr
-    );
-    assert!(
-        authenticated(&front, "SCRAM-SHA-512") >= 2,
-        "{}",
-        front.log()
-    );
+    assert_ignored_keys_listed_once(&run);
+    assert_authenticated(&front, "SCRAM-SHA-512", 2);
 
     // Wait mode makes several attempts, still one warning; URL parameters
     // win over the file.
@@ -714,24 +665,15 @@ fn config_scram_and_ignored_keys_listed_once() {
     );
     let run = wait(&target, &[]);
     run.expect(0, &["ready"]).expect_no_secret(PASSWORD);
-    assert_eq!(
-        run.stderr.matches("kwait ignores").count(),
-        1,
-        "{}",
-        run.stderr
-    );
-    assert!(
-        authenticated(&front, "SCRAM-SHA-256") >= 2,
-        "{}",
-        front.log()
-    );
+    assert_ignored_keys_listed_once(&run);
+    assert_authenticated(&front, "SCRAM-SHA-256", 2);
 }
 
 #[test]
 fn config_ssl_with_pem_files_for_mtls() {
     let certs = Certs::new();
     let ca = certs.ca();
-    let (_tansu, tls) = tls_broker(&certs, Some(&ca), &[]);
+    let (_tansu, tls) = tls_broker(certs.server(), Some(&ca), &[]);
     let props = write(
         certs.dir(),
         "client.properties",
@@ -746,7 +688,7 @@ fn config_ssl_with_pem_files_for_mtls() {
         ),
     );
     let target = format!("kafka://localhost:{}?config={}", tls.port(), path(&props));
-    probe(&[&target], &[]).expect(0, &["ready: 1 broker (111), controller 111"]);
+    probe(&[&target], &[]).expect(0, &[READY]);
 }
 
 #[test]
@@ -771,7 +713,7 @@ fn config_jks_and_pkcs12_stores_are_usage_errors_asking_for_pem() {
     ] {
         let props = write(dir.path(), "client.properties", &text);
         let target = format!("kafka://localhost:9?config={}", path(&props));
-        Run::new(&[&target, "-t", "1s"], &[]).expect(
+        run(&[&target, "-t", "1s"], &[]).expect(
             2,
             &[
                 &format!("is a {kind} store, which kwait cannot read")[..],
@@ -786,7 +728,7 @@ fn config_jks_and_pkcs12_stores_are_usage_errors_asking_for_pem() {
 #[test]
 fn password_in_the_url_is_a_usage_error_saying_where_it_goes() {
     let target = "kafka://localhost:9?user=alice&password=hunter2-in-url";
-    Run::new(&[target, "-t", "1s"], &[]).expect(
+    run(&[target, "-t", "1s"], &[]).expect(
         2,
         &[
             "a password does not go in the URL",
@@ -801,7 +743,7 @@ fn password_in_the_url_is_a_usage_error_saying_where_it_goes() {
 #[test]
 fn password_in_the_url_is_not_echoed() {
     let target = "kafka://localhost:9?user=alice&password=hunter2-in-url";
-    Run::new(&[target, "-t", "1s"], &[])
+    run(&[target, "-t", "1s"], &[])
         .expect(2, &["a password does not go in the URL"])
         .expect_no_secret("hunter2-in-url");
 }
@@ -813,11 +755,11 @@ fn secrets_stay_out_of_argv_and_output() {
     let target = format!("kafka://localhost:{front_port}?sasl=SCRAM-SHA-256&user={USER}");
     // Nothing there yet: kwait keeps trying, with the password in its
     // environment only.
-    let mut waiting = Background::start(
+    let mut waiting = background(
         &[&target, "-t", "30s", "-v"],
         &[("KWAIT_KAFKA_PASSWORD", wrong)],
     );
-    waiting.expect_log("connection refused");
+    waiting.wait_for_stderr("connection refused", LONG);
     let pid = waiting.child.pid();
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("read cmdline");
     let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("read environ");
@@ -834,17 +776,20 @@ fn secrets_stay_out_of_argv_and_output() {
 
     // The broker appears and refuses the password: exit 1, naming the user,
     // never the password.
-    let tansu = Tansu::start_advertising(tansu_port, &format!("localhost:{front_port}"));
-    tansu.wait_accepting(LONG);
+    let tansu = tansu_behind(tansu_port, front_port);
     let front = SaslFront::start(
         front_port,
         &tansu.addr(),
         &[(USER, PASSWORD)],
         ALL_MECHANISMS,
     );
-    let code = waiting.finish();
-    let (stdout, stderr) = (waiting.read("stdout"), waiting.stderr());
-    assert_eq!(code, 1, "{stderr}");
+    let Done {
+        code,
+        stdout,
+        stderr,
+        ..
+    } = waiting.finish(LONG);
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains(&format!("authentication failed for user '{USER}'")),
         "{stderr}"
@@ -870,10 +815,259 @@ fn secrets_stay_out_of_argv_and_output() {
         ),
     );
     let target = format!("kafka://localhost:{front_port}?config={}", path(&props));
-    Run::new(&[&target, "-t", "30s", "-v"], &[])
+    run(&[&target, "-t", "30s", "-v"], &[])
         .expect(0, &["ready"])
         .expect_no_secret(PASSWORD);
-    assert!(authenticated(&front, "PLAIN") >= 2, "{}", front.log());
+    assert_authenticated(&front, "PLAIN", 2);
+}
+
+/// Java reads the ssl.* keys only for SSL and SASL_SSL: a JKS truststore
+/// left in a SASL_PLAINTEXT or PLAINTEXT file is ignored, and listed so.
+#[test]
+fn config_without_tls_ignores_a_leftover_jks_store() {
+    let (_tansu, front) = sasl_broker(ALL_MECHANISMS, &[]);
+    let dir = TempDir::new("leftover-jks");
+    let store = write(dir.path(), "truststore.jks", "not really a JKS store");
+    let leftover = format!(
+        "ssl.truststore.location={}\nssl.truststore.password=changeit\n",
+        path(&store)
+    );
+    let props = write(
+        dir.path(),
+        "sasl.properties",
+        &format!(
+            "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-256\n\
+             sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required \
+             username=\"{USER}\" password=\"{PASSWORD}\";\n{leftover}acks=all\n"
+        ),
+    );
+    let target = format!("kafka://localhost:{}?config={}", front.port(), path(&props));
+    let ignored = "keys kwait ignores: acks; TLS is off, so also ssl.truststore.location, ssl.truststore.password";
+    let run = probe(&[&target], &[]);
+    run.expect(0, &[READY, ignored]).expect_no_secret(PASSWORD);
+    assert_ignored_keys_listed_once(&run);
+    assert!(!run.stderr.contains("changeit"), "{}", run.stderr);
+    assert_authenticated(&front, "SCRAM-SHA-256", 2);
+
+    // PLAINTEXT, and a JAAS line kwait could not use (Kerberos): SASL is off,
+    // so it is ignored as well.
+    let tansu = Tansu::start_ready();
+    let props = write(
+        dir.path(),
+        "plain.properties",
+        &format!(
+            "security.protocol=PLAINTEXT\n{leftover}ssl.truststore.type=PKCS12\n\
+             sasl.jaas.config=com.sun.security.auth.module.Krb5LoginModule required;\n"
+        ),
+    );
+    let target = format!("kafka://{}?config={}", tansu.addr(), path(&props));
+    probe(&[&target], &[]).expect(
+        0,
+        &[
+            "ready: 1 broker",
+            "TLS and SASL are off, so also ssl.truststore.location, ssl.truststore.password, \
+             ssl.truststore.type, sasl.jaas.config",
+        ],
+    );
+}
+
+#[test]
+fn tls_false_beside_a_tls_setting_is_a_usage_error_naming_both() {
+    let certs = Certs::new();
+    let (_tansu, tls) = tls_broker(certs.server(), None, &[]);
+    let ca = path(&certs.ca());
+    // The same target without tls=false is a working TLS target.
+    let target = format!("kafka://localhost:{}?ca={ca}", tls.port());
+    probe(&[&target], &[]).expect(0, &[READY]);
+    for (extra, key) in [
+        (format!("tls=false&ca={ca}"), "ca="),
+        (format!("ca={ca}&tls=false"), "ca="),
+        ("tls=false&tls-verify=false".to_string(), "tls-verify="),
+    ] {
+        let target = format!("kafka://localhost:{}?{extra}", tls.port());
+        let done = run(&[&target, "-t", "30s"], &[]);
+        done.expect(2, &["tls=false contradicts", key]);
+        assert_eq!(done.stderr.lines().count(), 1, "{}", done.stderr);
+    }
+}
+
+/// Kafka's default sasl.mechanism is GSSAPI: without one, kwait takes the
+/// mechanism from the JAAS login module when the module says it.
+#[test]
+fn config_without_sasl_mechanism_follows_the_jaas_module() {
+    let (_tansu, front) = sasl_broker(ALL_MECHANISMS, &[]);
+    let dir = TempDir::new("no-mechanism");
+    let jaas = |module: &str| {
+        format!(
+            "security.protocol=SASL_PLAINTEXT\n\
+             sasl.jaas.config=org.apache.kafka.common.security.{module} required \
+             username=\"{USER}\" password=\"{PASSWORD}\";\n"
+        )
+    };
+    let plain = write(
+        dir.path(),
+        "plain.properties",
+        &jaas("plain.PlainLoginModule"),
+    );
+    let target = format!("kafka://localhost:{}?config={}", front.port(), path(&plain));
+    probe_ready_as_alice(&target, &[]);
+    assert_authenticated(&front, "PLAIN", 2);
+
+    // ScramLoginModule serves SCRAM-SHA-256 and -512 alike.
+    let scram = write(
+        dir.path(),
+        "scram.properties",
+        &jaas("scram.ScramLoginModule"),
+    );
+    let target = format!("kafka://localhost:{}?config={}", front.port(), path(&scram));
+    run(&[&target, "-t", "30s"], &[])
+        .expect(
+            2,
+            &[
+                "ScramLoginModule",
+                "sasl.mechanism=SCRAM-SHA-256",
+                "sasl.mechanism=SCRAM-SHA-512",
+            ],
+        )
+        .expect_no_secret(PASSWORD);
+    // The URL's sasl= says which.
+    let target = format!("{target}&sasl=SCRAM-SHA-512");
+    probe_ready_as_alice(&target, &[]);
+    assert_authenticated(&front, "SCRAM-SHA-512", 2);
+
+    // No mechanism and no JAAS line: Kafka would use GSSAPI.
+    let bare = write(
+        dir.path(),
+        "bare.properties",
+        "security.protocol=SASL_PLAINTEXT\n",
+    );
+    let target = format!("kafka://localhost:{}?config={}", front.port(), path(&bare));
+    run(&[&target, "-t", "30s"], &password_env())
+        .expect(2, &["GSSAPI", "set sasl.mechanism=PLAIN"]);
+}
+
+/// Files the user names are read up to 1 MiB: a wrong path to a device or a
+/// huge file is a usage error naming the key, not an allocation without end.
+#[test]
+fn files_larger_than_a_mib_are_usage_errors_naming_the_key() {
+    let dir = TempDir::new("big-files");
+    let big = dir.path().join("big.pem");
+    std::fs::write(&big, vec![b'A'; (1 << 20) + 1]).expect("write big file");
+    let big = path(&big);
+    let pem_config = write(
+        dir.path(),
+        "pem.properties",
+        "security.protocol=SSL\nssl.truststore.type=PEM\nssl.truststore.location=/dev/zero\n",
+    );
+    let key = write(dir.path(), "client.key", "not a key");
+    for (params, key) in [
+        ("ca=/dev/zero".to_string(), "ca=/dev/zero"),
+        (format!("ca={big}"), &format!("ca={big}")[..]),
+        (
+            format!("cert=/dev/zero&key={}", path(&key)),
+            "cert=/dev/zero",
+        ),
+        (
+            format!("cert={}&key=/dev/zero", path(&key)),
+            "key=/dev/zero",
+        ),
+        (
+            format!("user={USER}&password-file=/dev/zero"),
+            "password-file=/dev/zero",
+        ),
+        ("config=/dev/zero".to_string(), "config=/dev/zero"),
+        (
+            format!("config={}", path(&pem_config)),
+            "ssl.truststore.location=/dev/zero",
+        ),
+    ] {
+        let target = format!("kafka://localhost:9?{params}");
+        let done = run(&[&target, "-t", "30s"], &[]);
+        done.expect(2, &[key, "larger than 1 MiB"]);
+        assert_eq!(done.stderr.lines().count(), 1, "{}", done.stderr);
+        assert!(done.elapsed < FAST, "{:?}", done.elapsed);
+    }
+    // A file of exactly 1 MiB is read (and then found not to be PEM).
+    let limit = dir.path().join("limit.pem");
+    std::fs::write(&limit, vec![b'A'; 1 << 20]).expect("write 1 MiB file");
+    let target = format!("kafka://localhost:9?ca={}", path(&limit));
+    let done = run(&[&target, "-t", "30s"], &[]);
+    assert_eq!(done.code, Some(2), "{}", done.stderr);
+    assert!(!done.stderr.contains("larger than"), "{}", done.stderr);
+}
+
+#[test]
+fn password_in_the_url_in_any_case_is_not_echoed() {
+    for key in ["Password", "PASSWORD", "pAsSwOrD"] {
+        let target = format!("kafka://localhost:9?user=alice&{key}=hunter2-in-url");
+        run(&[&target, "-t", "1s"], &[])
+            .expect(2, &[&format!("{key}=***")[..]])
+            .expect_no_secret("hunter2-in-url");
+    }
+}
+
+/// The app kwait starts (supervised or with --exec) does not inherit the
+/// password kwait used for its probes.
+#[test]
+fn the_app_does_not_get_the_password() {
+    let (_tansu, front) = sasl_broker(ALL_MECHANISMS, &[]);
+    let target = format!(
+        "kafka://localhost:{}?sasl=SCRAM-SHA-256&user={USER}",
+        front.port()
+    );
+    let env = [("KWAIT_KAFKA_PASSWORD", PASSWORD), ("APP_SETTING", "kept")];
+    for exec in [&[][..], &["--exec"][..]] {
+        let mut args = vec![&target[..], "-t", "30s"];
+        args.extend(exec);
+        args.extend(["--", "sh", "-c", "env"]);
+        let done = run(&args, &env);
+        done.expect(0, &["ready"]);
+        assert!(
+            done.stdout.contains("APP_SETTING=kept"),
+            "{exec:?}: the app's environment was not printed:\n{}",
+            done.stdout
+        );
+        assert!(
+            !done.stdout.contains("KWAIT_KAFKA_PASSWORD"),
+            "{exec:?}: the app got the password:\n{}",
+            done.stdout
+        );
+        done.expect_no_secret(PASSWORD);
+    }
+    // kwait itself used it: each run authenticated.
+    assert_authenticated(&front, "SCRAM-SHA-256", 4);
+}
+
+/// A password in KWAIT_KAFKA_PASSWORD and another in config='s JAAS line:
+/// which one is meant cannot be guessed, so neither is used.
+#[test]
+fn password_in_the_environment_and_in_the_config_is_a_usage_error() {
+    let (_tansu, front) = sasl_broker(ALL_MECHANISMS, &[]);
+    let dir = TempDir::new("two-passwords");
+    let props = write(
+        dir.path(),
+        "client.properties",
+        &format!(
+            "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n\
+             sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required \
+             username=\"{USER}\" password=\"{PASSWORD}\";\n"
+        ),
+    );
+    let target = format!("kafka://localhost:{}?config={}", front.port(), path(&props));
+    let other = "Env-pw-3c8d21";
+    let done = run(&[&target, "-t", "30s"], &[("KWAIT_KAFKA_PASSWORD", other)]);
+    done.expect(2, &["KWAIT_KAFKA_PASSWORD", "sasl.jaas.config", "config="])
+        .expect_no_secret(PASSWORD)
+        .expect_no_secret(other);
+    assert_eq!(done.stderr.lines().count(), 1, "{}", done.stderr);
+    // Either one alone works.
+    probe_ready_as_alice(&target, &[]);
+    let env_only = format!("kafka://localhost:{}?sasl=PLAIN&user={USER}", front.port());
+    probe_ready_as_alice(&env_only, &password_env());
+    // The target's own password-file= wins over both.
+    let file = write(dir.path(), "password", &format!("{PASSWORD}\n"));
+    let with_file = format!("{target}&password-file={}", path(&file));
+    probe_ready_as_alice(&with_file, &[("KWAIT_KAFKA_PASSWORD", other)]);
 }
 
 // ---------------------------------------------------------------- https
@@ -881,7 +1075,7 @@ fn secrets_stay_out_of_argv_and_output() {
 /// https:// uses the same TLS stack: a server whose certificate comes from a
 /// private CA is refused at once, naming the cause.
 #[test]
-fn https_with_a_private_ca_fails_fast() {
+fn https_with_a_private_ca() {
     let certs = Certs::new();
     let (http_port, tls_port) = (free_port(), free_port());
     let web = TempDir::new("https-root");
@@ -897,17 +1091,21 @@ fn https_with_a_private_ca_fails_fast() {
         .stderr(Stdio::null());
     let _server = ChildGuard::spawn("python3 -m http.server", &mut server);
     crate::peers::wait_port(&format!("127.0.0.1:{http_port}"), LONG).expect("http.server");
-    let _tls = server_stunnel(&certs, tls_port, http_port, None);
+    let _tls = stunnel(certs.server(), tls_port, http_port, None, &[]);
     // The plain server really serves the path.
     probe(&[&format!("http://127.0.0.1:{http_port}/health")], &[]).expect(0, &["ready"]);
 
+    // The built-in roots do not know the private CA: fatal, with the hint.
     let target = format!("https://localhost:{tls_port}/health");
-    let run = wait(&target, &[]);
-    run.expect_fatal(&["not signed by a trusted CA"]);
-    // The hint must be one the user can follow: if it says ca=PATH, an
-    // https:// target must take ca=PATH.
-    if run.stderr.contains("ca=PATH") {
-        let with_ca = format!("{target}?ca={}", path(&certs.ca()));
-        probe(&[&with_ca], &[]).expect(0, &["ready"]);
-    }
+    wait(&target, &[]).expect_fatal(&["not signed by a trusted CA", "SSL_CERT_FILE=PATH"]);
+
+    // SSL_CERT_FILE adds it: ready, through TLS, in probe and wait mode.
+    let ca = path(&certs.ca());
+    let env = [("SSL_CERT_FILE", ca.as_str())];
+    probe(&[&target], &env).expect(0, &["ready: answered 200 OK"]);
+    run(&[&target, "-t", "10s"], &env).expect(0, &["ready after"]);
+
+    // An unreadable SSL_CERT_FILE is a usage error naming it.
+    let env = [("SSL_CERT_FILE", "/nonexistent/ca.pem")];
+    run(&[&target], &env).expect(2, &["SSL_CERT_FILE=/nonexistent/ca.pem", "cannot read it"]);
 }

@@ -18,15 +18,18 @@ use std::ffi::{CStr, OsStr, OsString};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::peers::{children, clean_start, kwait, poll_until, ChildGuard, TempDir};
+use crate::peers::{
+    assert_contains, children, clean_start, collect, comm, kwait, kwait_as_pid1, listener, need,
+    not_executable_script, pid1_kwait, poll_until, signal_mask, signal_pid1_from_inside,
+    status_field, ChildGuard, Done, Running, TempDir,
+};
 
 /// The longest any single kwait run here may take before the test fails.
 const LIMIT: Duration = Duration::from_secs(20);
@@ -77,57 +80,10 @@ enum Io {
 struct Kw {
     mode: Mode,
     /// kwait itself, or the `unshare` holding it.
-    guard: ChildGuard,
+    run: Running,
     /// kwait's pid as the test sees it (host pid), once known.
     pid: Option<u32>,
     stdin: Option<ChildStdin>,
-    stdout: Arc<Mutex<String>>,
-    stderr: Arc<Mutex<String>>,
-    readers: Vec<JoinHandle<()>>,
-    started: Instant,
-}
-
-/// How a run ended.
-#[derive(Debug)]
-struct Done {
-    /// The exit code; `None` when killed by a signal.
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    /// From spawn to exit.
-    elapsed: Duration,
-}
-
-fn collect(mut pipe: impl Read + Send + 'static, into: Arc<Mutex<String>>) -> JoinHandle<()> {
-    thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        loop {
-            match pipe.read(&mut buf) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => into
-                    .lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n])),
-            }
-        }
-    })
-}
-
-/// Fails (never skips) when a tool these tests need is missing.
-fn need(tool: &str) {
-    static CHECKED: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
-    let checked = CHECKED.get_or_init(|| Mutex::new(Vec::new()));
-    if checked.lock().unwrap().iter().any(|t| t == tool) {
-        return;
-    }
-    let ok = Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "{tool} is missing: run scripts/setup");
-    checked.lock().unwrap().push(tool.to_owned());
 }
 
 /// The kwait command line for `mode`, with no `KWAIT_*` variable inherited
@@ -135,18 +91,7 @@ fn need(tool: &str) {
 fn command<S: AsRef<OsStr>>(mode: Mode, args: &[S]) -> Command {
     let mut cmd = match mode {
         Mode::Plain => kwait(),
-        Mode::Pid1 => {
-            need("unshare");
-            let mut cmd = Command::new("unshare");
-            for (k, _) in std::env::vars_os() {
-                if k.to_string_lossy().starts_with("KWAIT_") {
-                    cmd.env_remove(k);
-                }
-            }
-            cmd.args(["--pid", "--fork", "--mount-proc", "--"])
-                .arg(env!("CARGO_BIN_EXE_kwait"));
-            cmd
-        }
+        Mode::Pid1 => kwait_as_pid1(),
     };
     cmd.args(args);
     clean_start(&mut cmd);
@@ -160,7 +105,6 @@ impl Kw {
 
     fn spawn<S: AsRef<OsStr>>(mode: Mode, args: &[S], io: Io) -> Kw {
         let mut cmd = command(mode, args);
-        let tty = matches!(io, Io::Tty(_));
         match io {
             Io::Null | Io::Piped => {
                 cmd.stdin(if matches!(io, Io::Piped) {
@@ -193,28 +137,15 @@ impl Kw {
             Mode::Pid1 => "unshare kwait",
             Mode::Plain => "kwait",
         };
-        let started = Instant::now();
-        let mut guard = ChildGuard::spawn(name, &mut cmd);
-        let stdout = Arc::new(Mutex::new(String::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut readers = Vec::new();
-        if !tty {
-            let out = guard.child_mut().stdout.take().expect("stdout pipe");
-            let err = guard.child_mut().stderr.take().expect("stderr pipe");
-            readers.push(collect(out, stdout.clone()));
-            readers.push(collect(err, stderr.clone()));
-        }
-        let stdin = guard.child_mut().stdin.take();
-        let pid = (mode == Mode::Plain).then(|| guard.pid());
+        // Collects stdout and stderr unless they are the terminal.
+        let mut run = Running::start(name, &mut cmd);
+        let stdin = run.child.child_mut().stdin.take();
+        let pid = (mode == Mode::Plain).then(|| run.child.pid());
         Kw {
             mode,
-            guard,
+            run,
             pid,
             stdin,
-            stdout,
-            stderr,
-            readers,
-            started,
         }
     }
 
@@ -224,24 +155,13 @@ impl Kw {
         if let Some(pid) = self.pid {
             return pid;
         }
-        let unshare = self.guard.pid();
-        let mut found = None;
-        poll_until(SHORT, || {
-            found = children(unshare).into_iter().find(|&c| comm(c) == "kwait");
-            found.is_some()
-        });
-        let pid = found.unwrap_or_else(|| {
+        let unshare = self.run.child.pid();
+        let pid = pid1_kwait(unshare, SHORT).unwrap_or_else(|| {
             panic!(
                 "unshare ({unshare}) has no kwait child; stderr:\n{}",
-                self.stderr()
+                self.run.stderr()
             )
         });
-        let nspid = status_field(pid, "NSpid:").unwrap_or_default();
-        assert_eq!(
-            nspid.split_whitespace().last(),
-            Some("1"),
-            "kwait is not PID 1 of its namespace: NSpid {nspid:?}"
-        );
         self.pid = Some(pid);
         pid
     }
@@ -261,57 +181,10 @@ impl Kw {
         );
     }
 
-    /// Sends `sig` to kwait from inside its PID namespace: a process there
-    /// runs `kill -SIG 1`, which the kernel drops unless PID 1 handles or
-    /// blocks that signal. Only as PID 1.
+    /// Sends `sig` to kwait from inside its PID namespace. Only as PID 1.
     fn signal_inside(&mut self, sig: i32) {
         assert_eq!(self.mode, Mode::Pid1, "only PID 1 has an inside");
-        need("nsenter");
-        let pid = self.pid();
-        let out = Command::new("nsenter")
-            .args(["-t", &pid.to_string(), "-p", "--", "sh", "-c"])
-            .arg(format!("kill -{sig} 1"))
-            .stdin(Stdio::null())
-            .output()
-            .expect("run nsenter");
-        // When the signal ends kwait, the kernel SIGKILLs what is left in
-        // its namespace, which may still include that shell.
-        use std::os::unix::process::ExitStatusExt;
-        assert!(
-            out.status.success() || out.status.signal() == Some(libc::SIGKILL),
-            "nsenter ... kill -{sig} 1: {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    fn stdout(&self) -> String {
-        self.stdout.lock().unwrap().clone()
-    }
-
-    /// Polls until stderr contains `needle`; panics with stderr after `timeout`.
-    fn wait_stderr(&self, needle: &str, timeout: Duration) {
-        let found = poll_until(timeout, || self.stderr.lock().unwrap().contains(needle));
-        assert!(
-            found,
-            "no {needle:?} on kwait's stderr within {timeout:?}; stderr so far:\n{}",
-            self.stderr()
-        );
-    }
-
-    /// Polls until stdout contains `needle`; panics after `timeout`.
-    fn wait_stdout(&self, needle: &str, timeout: Duration) {
-        let found = poll_until(timeout, || self.stdout.lock().unwrap().contains(needle));
-        assert!(
-            found,
-            "no {needle:?} on stdout within {timeout:?}; stdout {:?}, stderr:\n{}",
-            self.stdout(),
-            self.stderr()
-        );
+        signal_pid1_from_inside(self.pid(), sig);
     }
 
     /// kwait's children (the app, orphans, unreaped zombies).
@@ -323,11 +196,11 @@ impl Kw {
     /// The app's pid as seen from the test: kwait's first child, once kwait
     /// has said it started it (after its exec).
     fn app(&mut self) -> u32 {
-        self.wait_stderr("kwait: started ", SHORT);
+        self.run.wait_for_stderr("kwait: started ", SHORT);
         let kids = self.children();
         *kids
             .first()
-            .unwrap_or_else(|| panic!("kwait has no child; stderr:\n{}", self.stderr()))
+            .unwrap_or_else(|| panic!("kwait has no child; stderr:\n{}", self.run.stderr()))
     }
 
     fn write_stdin(&mut self, text: &str) {
@@ -342,42 +215,20 @@ impl Kw {
     /// pipes' EOF.
     fn finish(&mut self, limit: Duration) -> Done {
         self.stdin.take();
-        let status = self.guard.wait_timeout(limit).unwrap_or_else(|| {
-            panic!(
-                "kwait ({:?}) still running after {limit:?}; stderr:\n{}",
-                self.mode,
-                self.stderr()
-            )
-        });
-        let elapsed = self.started.elapsed();
-        // A stray process could hold the pipes open: do not wait for ever.
-        poll_until(Duration::from_secs(5), || {
-            self.readers.iter().all(|r| r.is_finished())
-        });
-        let done = Done {
-            code: status.code(),
-            stdout: self.stdout(),
-            stderr: self.stderr(),
-            elapsed,
-        };
-        eprintln!(
-            "kwait ({:?}) exit {:?} after {:?}; stderr:\n{}",
-            self.mode, done.code, done.elapsed, done.stderr
-        );
-        done
+        self.run.finish(limit)
     }
 }
 
 impl Drop for Kw {
     fn drop(&mut self) {
-        if self.guard.try_wait().is_some() {
+        if !self.run.running() {
             return;
         }
         match self.mode {
             Mode::Pid1 => {
                 // SIGKILL to a namespace's init from outside kills the whole
                 // namespace. Only a kwait child of a still-unreaped unshare.
-                let unshare = self.guard.pid();
+                let unshare = self.run.child.pid();
                 for pid in children(unshare) {
                     // SAFETY: kill(2) of unshare's unreaped child.
                     unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
@@ -387,7 +238,7 @@ impl Drop for Kw {
                 // Everything below kwait first (as a subreaper it holds them
                 // all), leaves last, then kwait via the guard.
                 let mut all: Vec<u32> = Vec::new();
-                let mut next = vec![self.guard.pid()];
+                let mut next = vec![self.run.child.pid()];
                 while let Some(pid) = next.pop() {
                     let kids = children(pid);
                     all.extend(&kids);
@@ -407,13 +258,6 @@ impl Drop for Kw {
 // /proc, clocks, quoting
 // ---------------------------------------------------------------------------
 
-fn comm(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .unwrap_or_default()
-        .trim()
-        .to_owned()
-}
-
 /// The fields of /proc/<pid>/stat after the command name: index 0 is the
 /// state (field 3), 2 the process group (field 5), 5 tpgid (field 8).
 fn stat(pid: u32) -> Option<Vec<String>> {
@@ -424,13 +268,6 @@ fn stat(pid: u32) -> Option<Vec<String>> {
 
 fn state(pid: u32) -> Option<char> {
     stat(pid)?.first()?.chars().next()
-}
-
-fn status_field(pid: u32, name: &str) -> Option<String> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(name))
-        .map(|v| v.trim().to_owned())
 }
 
 /// Zombies among `pid`'s children.
@@ -522,13 +359,7 @@ fn python() -> &'static str {
         } else {
             "python3"
         };
-        let ok = Command::new(py)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "python3 is missing: run scripts/setup");
+        need(py);
         py
     })
 }
@@ -556,6 +387,17 @@ impl Scratch {
         let mut argv: Vec<OsString> = vec![python().into(), self.script.clone().into(), log.into()];
         argv.extend(opts.iter().map(OsString::from));
         argv
+    }
+
+    /// kwait with `flags`, then `--` and the helper logging to `log` with
+    /// `opts`; returns once the helper is ready.
+    fn start_helper(&self, mode: Mode, flags: &[&str], log: &Path, opts: &[&str]) -> Kw {
+        let mut argv: Vec<OsString> = flags.iter().map(OsString::from).collect();
+        argv.push("--".into());
+        argv.extend(self.helper(log, opts));
+        let kw = Kw::start(mode, &argv);
+        wait_ready(log, &kw);
+        kw
     }
 
     /// The same, as one quoted sh command line.
@@ -604,7 +446,7 @@ fn wait_ready(log: &Path, kw: &Kw) {
         ok,
         "helper ({}) not ready within {SHORT:?}; kwait's stderr:\n{}",
         log.display(),
-        kw.stderr()
+        kw.run.stderr()
     );
 }
 
@@ -615,7 +457,7 @@ fn wait_logged(log: &Path, sig: i32, kw: &Kw) {
         ok,
         "signal {sig} never reached the app (log {:?}); kwait's stderr:\n{}",
         lines(log),
-        kw.stderr()
+        kw.run.stderr()
     );
 }
 
@@ -629,26 +471,33 @@ fn exit_code(mode: Mode, code: u8) -> Option<i32> {
     kw.finish(LIMIT).code
 }
 
-#[test]
-fn exit_codes_0_to_255_pass_through() {
-    // Four threads of 64 runs: ~1 s on two cores.
-    let threads: Vec<_> = (0..4u8)
+/// Runs `exit CODE` in `mode` for each of `codes`, spread over `threads`
+/// threads; returns the (want, got) pairs that differ.
+fn wrong_exit_codes(mode: Mode, codes: &[u8], threads: usize) -> Vec<(u8, Option<i32>)> {
+    let handles: Vec<_> = (0..threads)
         .map(|t| {
+            let mine: Vec<u8> = codes.iter().copied().skip(t).step_by(threads).collect();
             thread::spawn(move || {
-                (0..=255u8)
-                    .filter(|c| c % 4 == t)
+                mine.into_iter()
                     .filter_map(|c| {
-                        let got = exit_code(Mode::Plain, c);
+                        let got = exit_code(mode, c);
                         (got != Some(i32::from(c))).then_some((c, got))
                     })
                     .collect::<Vec<_>>()
             })
         })
         .collect();
-    let wrong: Vec<_> = threads
+    handles
         .into_iter()
         .flat_map(|t| t.join().expect("thread"))
-        .collect();
+        .collect()
+}
+
+#[test]
+fn exit_codes_0_to_255_pass_through() {
+    // Four threads of 64 runs: ~1 s on two cores.
+    let all: Vec<u8> = (0..=255).collect();
+    let wrong = wrong_exit_codes(Mode::Plain, &all, 4);
     assert!(wrong.is_empty(), "(want, got): {wrong:?}");
 }
 
@@ -657,26 +506,7 @@ fn exit_codes_pass_through_as_pid1() {
     let sample = [
         0u8, 1, 2, 3, 42, 124, 125, 126, 127, 128, 129, 137, 143, 200, 254, 255,
     ];
-    let threads: Vec<_> = [0usize, 1]
-        .into_iter()
-        .map(|t| {
-            thread::spawn(move || {
-                sample
-                    .iter()
-                    .skip(t)
-                    .step_by(2)
-                    .filter_map(|&c| {
-                        let got = exit_code(Mode::Pid1, c);
-                        (got != Some(i32::from(c))).then_some((c, got))
-                    })
-                    .collect::<Vec<_>>()
-            })
-        })
-        .collect();
-    let wrong: Vec<_> = threads
-        .into_iter()
-        .flat_map(|t| t.join().expect("thread"))
-        .collect();
+    let wrong = wrong_exit_codes(Mode::Pid1, &sample, 2);
     assert!(wrong.is_empty(), "(want, got): {wrong:?}");
 }
 
@@ -751,12 +581,7 @@ fn forwarding(mode: Mode, from: Side) {
         .join(",");
 
     let log = s.log("term.log");
-    let argv = [OsString::from("--")]
-        .into_iter()
-        .chain(s.helper(&log, &["--log", &list, "--exit-on", "15:42"]))
-        .collect::<Vec<_>>();
-    let mut kw = Kw::start(mode, &argv);
-    wait_ready(&log, &kw);
+    let mut kw = s.start_helper(mode, &[], &log, &["--log", &list, "--exit-on", "15:42"]);
     for sig in others {
         send(&mut kw, from, sig);
         wait_logged(&log, sig, &kw);
@@ -767,37 +592,24 @@ fn forwarding(mode: Mode, from: Side) {
     want.push(libc::SIGTERM);
     assert_eq!(signals(&log), want, "log {:?}", lines(&log));
     assert_eq!(done.code, Some(42), "the app's own status: {done:?}");
-    for line in [
-        "kwait: forwarded SIGHUP to pid ",
-        "kwait: forwarded SIGQUIT to pid ",
-        "kwait: forwarded SIGUSR1 to pid ",
-        "kwait: forwarded SIGUSR2 to pid ",
-        "kwait: forwarded SIGRTMIN+1 to pid ",
-        "kwait: SIGTERM sent to pid ",
-    ] {
-        assert!(
-            done.stderr.contains(line),
-            "{line:?} missing:\n{}",
-            done.stderr
-        );
-    }
+    assert_contains(
+        &done.stderr,
+        &[
+            "kwait: forwarded SIGHUP to pid ",
+            "kwait: forwarded SIGQUIT to pid ",
+            "kwait: forwarded SIGUSR1 to pid ",
+            "kwait: forwarded SIGUSR2 to pid ",
+            "kwait: forwarded SIGRTMIN+1 to pid ",
+            "kwait: SIGTERM sent to pid ",
+        ],
+    );
 
     let log = s.log("int.log");
-    let argv = [OsString::from("--")]
-        .into_iter()
-        .chain(s.helper(&log, &["--exit-on", "2:43"]))
-        .collect::<Vec<_>>();
-    let mut kw = Kw::start(mode, &argv);
-    wait_ready(&log, &kw);
+    let mut kw = s.start_helper(mode, &[], &log, &["--exit-on", "2:43"]);
     send(&mut kw, from, libc::SIGINT);
     let done = kw.finish(LIMIT);
     assert_eq!(signals(&log), [libc::SIGINT], "log {:?}", lines(&log));
-    assert_eq!(done.code, Some(43), "{done:?}");
-    assert!(
-        done.stderr.contains("kwait: SIGINT sent to pid "),
-        "{}",
-        done.stderr
-    );
+    done.expect(43, &["kwait: SIGINT sent to pid "]);
 }
 
 mod forwarding {
@@ -874,19 +686,16 @@ both!(group_reaches_grandchild_behind_sh);
 fn rewrite_term_to_quit(mode: Mode) {
     let s = Scratch::new("rewrite");
     let log = s.log("app.log");
-    let mut argv: Vec<OsString> = vec!["--rewrite".into(), "TERM:QUIT".into(), "--".into()];
-    argv.extend(s.helper(&log, &["--log", "15", "--exit-on", "3:0"]));
-    let mut kw = Kw::start(mode, &argv);
-    wait_ready(&log, &kw);
+    let mut kw = s.start_helper(
+        mode,
+        &["--rewrite", "TERM:QUIT"],
+        &log,
+        &["--log", "15", "--exit-on", "3:0"],
+    );
     kw.signal(libc::SIGTERM);
     let done = kw.finish(LIMIT);
     assert_eq!(signals(&log), [libc::SIGQUIT], "log {:?}", lines(&log));
-    assert_eq!(done.code, Some(0), "{done:?}");
-    assert!(
-        done.stderr.contains("kwait: SIGQUIT sent to pid "),
-        "{}",
-        done.stderr
-    );
+    done.expect(0, &["kwait: SIGQUIT sent to pid "]);
 }
 both!(rewrite_term_to_quit);
 
@@ -906,13 +715,16 @@ fn pending(pid: u32, sig: i32) -> bool {
 fn dropped_signals_never_reach_the_app(mode: Mode) {
     let s = Scratch::new("drop");
     let log = s.log("app.log");
-    let mut argv: Vec<OsString> = vec!["--rewrite".into(), "HUP:0".into(), "--".into()];
     let list = format!("1,10,{},{}", libc::SIGTTIN, libc::SIGTTOU);
-    argv.extend(s.helper(&log, &["--log", &list, "--exit-on", "15:0"]));
-    let mut kw = Kw::start(mode, &argv);
-    wait_ready(&log, &kw);
+    let mut kw = s.start_helper(
+        mode,
+        &["--rewrite", "HUP:0"],
+        &log,
+        &["--log", &list, "--exit-on", "15:0"],
+    );
     kw.signal(libc::SIGHUP);
-    kw.wait_stderr("kwait: dropped SIGHUP (--rewrite)", SHORT);
+    kw.run
+        .wait_for_stderr("kwait: dropped SIGHUP (--rewrite)", SHORT);
     for sig in [libc::SIGTTIN, libc::SIGTTOU] {
         kw.signal(sig);
         let pid = kw.pid();
@@ -977,7 +789,7 @@ fn reaps_100_orphans(mode: Mode) {
     let script = "for i in $(seq 100); do (sleep 1000 &); done; echo spawned; read x; exit 7";
     let mut kw = Kw::spawn(mode, &["-v", "--", "sh", "-c", script], Io::Piped);
     let app = kw.app();
-    kw.wait_stdout("spawned", SHORT);
+    kw.run.wait_for_stdout("spawned", SHORT);
     let mut orphans = Vec::new();
     let ok = poll_until(SHORT, || {
         orphans = kw
@@ -1009,7 +821,7 @@ fn reaps_5000_orphans(mode: Mode) {
     let mut kw = Kw::spawn(mode, &["-v", "--", "sh", "-c", script], Io::Piped);
     let app = kw.app();
     let start = Instant::now();
-    kw.wait_stdout("spawned", LIMIT);
+    kw.run.wait_for_stdout("spawned", LIMIT);
     let took = wait_only_app_left(&mut kw, app, SHORT);
     eprintln!(
         "5000 orphans made in {:?}, the last reaped {took:?} after that",
@@ -1035,15 +847,15 @@ fn sigchld_hammer(mode: Mode) {
     let start = Instant::now();
     for round in 0..100 {
         let mut kw = Kw::start(mode, &["-q", "--", "bash", "-c", script]);
-        let status = kw.guard.wait_timeout(Duration::from_secs(5));
+        let status = kw.run.child.wait_timeout(Duration::from_secs(5));
         let Some(status) = status else {
             panic!(
                 "round {round}: kwait hung; children {:?}, stderr:\n{}",
                 kw.children(),
-                kw.stderr()
+                kw.run.stderr()
             );
         };
-        assert_eq!(status.code(), Some(0), "round {round}: {}", kw.stderr());
+        assert_eq!(status.code(), Some(0), "round {round}: {}", kw.run.stderr());
     }
     eprintln!("100 rounds in {:?}", start.elapsed());
 }
@@ -1053,18 +865,12 @@ both!(sigchld_hammer);
 // 5. The child's signal state, fds and stdin
 // ---------------------------------------------------------------------------
 
-/// A listening socket to wait for, so kwait has run its tokio runtime and
-/// probe sockets before COMMAND starts.
-fn listener() -> (std::net::TcpListener, String) {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let target = format!("tcp://{}", l.local_addr().expect("local_addr"));
-    (l, target)
-}
-
 /// tini's sigconf test: the app itself (grep, exec'd by kwait) reads its
 /// own SigBlk and SigIgn. kwait blocks every signal and Rust ignores
 /// SIGPIPE; none of that may reach the app.
 fn child_signal_state_is_clean(mode: Mode) {
+    // A target to wait for first, so kwait has run its tokio runtime and
+    // probe sockets before COMMAND starts.
     let (_l, target) = listener();
     let mut kw = Kw::start(
         mode,
@@ -1080,14 +886,8 @@ fn child_signal_state_is_clean(mode: Mode) {
     let done = kw.finish(LIMIT);
     assert_eq!(done.code, Some(0), "{done:?}");
     for name in ["SigBlk:", "SigIgn:"] {
-        let hex = done
-            .stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .unwrap_or_else(|| panic!("no {name} in {:?}", done.stdout))
-            .trim();
-        let mask = u64::from_str_radix(hex, 16).unwrap_or_else(|e| panic!("{name} {hex}: {e}"));
-        assert_eq!(mask, 0, "{name} {hex} (SIGPIPE is bit {:x})", 1u64 << 12);
+        let mask = signal_mask(&done.stdout, name);
+        assert_eq!(mask, 0, "{name} {mask:x} (SIGPIPE is bit {:x})", 1u64 << 12);
     }
 }
 both!(child_signal_state_is_clean);
@@ -1265,7 +1065,7 @@ fn orphan_adopted_after_the_sigkill_is_killed_too(mode: Mode) {
     });
     let t0 = Instant::now();
     kw.write_stdin("go\n");
-    kw.guard.wait_exit(LIMIT);
+    kw.run.child.wait_exit(LIMIT);
     let took = t0.elapsed();
     eprintln!("app exited; kwait exited {took:?} later");
     let survived = escaped.filter(|&p| comm(p).starts_with("python"));
@@ -1364,7 +1164,13 @@ fn term_ignoring_app_is_killed_after_grace(mode: Mode) {
     let done = kw.finish(LIMIT);
     let took = t0.elapsed();
     eprintln!("stop time with --grace 1s: {took:?}");
-    assert_eq!(done.code, Some(137), "{done:?}");
+    done.expect(
+        137,
+        &[
+            "SIGKILL to process group ",
+            "the app is still running after --grace 1s",
+        ],
+    );
     assert!(
         took >= Duration::from_millis(1000),
         "before --grace: {took:?}"
@@ -1374,14 +1180,6 @@ fn term_ignoring_app_is_killed_after_grace(mode: Mode) {
     assert!(
         took <= Duration::from_secs(2),
         "long after --grace: {took:?}"
-    );
-    assert!(
-        done.stderr.contains("SIGKILL to process group ")
-            && done
-                .stderr
-                .contains("the app is still running after --grace 1s"),
-        "{}",
-        done.stderr
     );
 }
 both!(term_ignoring_app_is_killed_after_grace);
@@ -1396,19 +1194,16 @@ fn second_term_during_grace_kills_at_once(mode: Mode) {
     );
     wait_term_ignoring_sleep(&mut kw);
     kw.signal(libc::SIGTERM);
-    kw.wait_stderr("kwait: SIGTERM sent to pid ", SHORT);
+    kw.run.wait_for_stderr("kwait: SIGTERM sent to pid ", SHORT);
     let t0 = Instant::now();
     kw.signal(libc::SIGTERM);
     let done = kw.finish(LIMIT);
     eprintln!("second SIGTERM to exit: {:?}", t0.elapsed());
-    assert_eq!(done.code, Some(137), "{done:?}");
-    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
-    assert!(
-        done.stderr
-            .contains("kwait: second SIGTERM during the drain: sending SIGKILL now"),
-        "{}",
-        done.stderr
+    done.expect(
+        137,
+        &["kwait: second SIGTERM during the drain: sending SIGKILL now"],
     );
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
 }
 both!(second_term_during_grace_kills_at_once);
 
@@ -1421,25 +1216,18 @@ both!(second_term_during_grace_kills_at_once);
 fn drain_delay_holds_the_signal(mode: Mode) {
     let s = Scratch::new("delay");
     let log = s.log("app.log");
-    let mut argv: Vec<OsString> = vec!["--drain-delay".into(), "1s".into(), "--".into()];
-    argv.extend(s.helper(&log, &["--exit-on", "15:0"]));
-    let mut kw = Kw::start(mode, &argv);
-    wait_ready(&log, &kw);
+    let mut kw = s.start_helper(mode, &["--drain-delay", "1s"], &log, &["--exit-on", "15:0"]);
     let t0 = monotonic();
     kw.signal(libc::SIGTERM);
     let done = kw.finish(LIMIT);
     let held = logged_at(&log, "15") - t0;
     eprintln!("the app saw SIGTERM {held:.3}s after kwait got it");
-    assert_eq!(done.code, Some(0), "{done:?}");
+    done.expect(
+        0,
+        &["kwait: SIGTERM received: draining, the app keeps running for --drain-delay 1s"],
+    );
     assert!(held >= 0.9, "held only {held:.3}s");
     assert!(held <= 2.5, "held {held:.3}s");
-    assert!(
-        done.stderr.contains(
-            "kwait: SIGTERM received: draining, the app keeps running for --drain-delay 1s"
-        ),
-        "{}",
-        done.stderr
-    );
 }
 both!(drain_delay_holds_the_signal);
 
@@ -1449,27 +1237,24 @@ both!(drain_delay_holds_the_signal);
 fn second_term_during_drain_delay_forwards_at_once(mode: Mode) {
     let s = Scratch::new("delay2");
     let log = s.log("app.log");
-    let mut argv: Vec<OsString> = vec!["--drain-delay".into(), "30s".into(), "--".into()];
-    argv.extend(s.helper(&log, &["--exit-on", "15:0"]));
-    let mut kw = Kw::start(mode, &argv);
-    wait_ready(&log, &kw);
+    let mut kw = s.start_helper(
+        mode,
+        &["--drain-delay", "30s"],
+        &log,
+        &["--exit-on", "15:0"],
+    );
     kw.signal(libc::SIGTERM);
-    kw.wait_stderr("the app keeps running for --drain-delay 30s", SHORT);
+    kw.run
+        .wait_for_stderr("the app keeps running for --drain-delay 30s", SHORT);
     assert!(signals(&log).is_empty(), "forwarded during the delay");
     let t1 = monotonic();
     kw.signal(libc::SIGTERM);
     let done = kw.finish(LIMIT);
     let after = logged_at(&log, "15") - t1;
     eprintln!("the app saw SIGTERM {after:.3}s after the second one");
-    assert_eq!(done.code, Some(0), "{done:?}");
+    done.expect(0, &["kwait: second SIGTERM: ending --drain-delay early"]);
     assert!(after < 2.0, "{after:.3}s");
     assert_eq!(signals(&log), [libc::SIGTERM]);
-    assert!(
-        done.stderr
-            .contains("kwait: second SIGTERM: ending --drain-delay early"),
-        "{}",
-        done.stderr
-    );
 }
 both!(second_term_during_drain_delay_forwards_at_once);
 
@@ -1560,29 +1345,22 @@ both!(ctrl_c_on_a_terminal_ends_the_app_with_130);
 fn exec_failures_are_127_and_126(mode: Mode) {
     let mut kw = Kw::start(mode, &["--", "kwait-no-such-command-xyz", "arg"]);
     let done = kw.finish(LIMIT);
-    assert_eq!(done.code, Some(127), "{done:?}");
-    assert!(
-        done.stderr
-            .contains("kwait: cannot run 'kwait-no-such-command-xyz': not found"),
-        "{}",
-        done.stderr
+    done.expect(
+        127,
+        &["kwait: cannot run 'kwait-no-such-command-xyz': not found"],
     );
 
     let dir = TempDir::new("noexec");
-    let script = dir.path().join("script.sh");
-    std::fs::write(&script, "#!/bin/sh\nexit 0\n").expect("write script");
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let script = not_executable_script(&dir);
     let args: Vec<&OsStr> = vec!["--".as_ref(), script.as_os_str()];
     let mut kw = Kw::start(mode, &args);
     let done = kw.finish(LIMIT);
-    assert_eq!(done.code, Some(126), "{done:?}");
-    assert!(
-        done.stderr.contains(&format!(
+    done.expect(
+        126,
+        &[&format!(
             "kwait: cannot run '{}': permission denied",
             script.display()
-        )),
-        "{}",
-        done.stderr
+        )],
     );
 }
 both!(exec_failures_are_127_and_126);

@@ -7,19 +7,15 @@
 //! nodes, outlive it by the 30 s session timeout. What is in ZooKeeper
 //! before and after kwait runs is read with kazoo, never with kwait.
 
-use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::peers::{
-    four_letter, free_port, kwait, poll_until, zk_broker, zk_broker_registered, zk_create,
-    zk_delete, zk_exists, zk_make_read_only, zk_stat, ChildGuard, Fake, Tansu, TempDir, ZkEnsemble,
-    ZooKeeper,
+    self, four_letter, free_port, kwait, poll_until, zk_broker, zk_broker_registered, zk_create,
+    zk_delete, zk_exists, zk_make_read_only, zk_stat, Certs, Done, Fake, Marker, Running, Stunnel,
+    StunnelConfig, Tansu, TempDir, ZkEnsemble, ZooKeeper,
 };
 
 /// The longest any single kwait run here may take before the test fails.
@@ -28,39 +24,6 @@ const LIMIT: Duration = Duration::from_secs(40);
 // ---------------------------------------------------------------------------
 // Running kwait
 // ---------------------------------------------------------------------------
-
-/// A kwait process whose stderr is collected by a reader thread.
-struct Kwait {
-    child: ChildGuard,
-    stderr: Arc<Mutex<String>>,
-    readers: Vec<JoinHandle<()>>,
-    started: Instant,
-}
-
-/// How a kwait run ended.
-#[derive(Debug)]
-struct Run {
-    /// `None` when killed by a signal.
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-}
-
-fn collect(mut pipe: impl Read + Send + 'static, into: Arc<Mutex<String>>) -> JoinHandle<()> {
-    thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        loop {
-            match pipe.read(&mut buf) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => into
-                    .lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n])),
-            }
-        }
-    })
-}
 
 /// kwait with `args`, without broker-id variables from the caller's
 /// environment (tests set the ones they mean).
@@ -72,118 +35,9 @@ fn command(args: &[&str]) -> Command {
     cmd
 }
 
-impl Kwait {
-    fn spawn(mut cmd: Command) -> Kwait {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let started = Instant::now();
-        let mut child = ChildGuard::spawn("kwait", &mut cmd);
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let err = child.child_mut().stderr.take().expect("stderr pipe");
-        let readers = vec![collect(err, stderr.clone())];
-        Kwait {
-            child,
-            stderr,
-            readers,
-            started,
-        }
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// Polls kwait's stderr for `needle`; panics after `timeout`.
-    fn expect_log(&mut self, needle: &str, timeout: Duration) {
-        let found = poll_until(timeout, || self.stderr().contains(needle));
-        assert!(
-            found,
-            "kwait never said {needle:?} within {timeout:?} (exited: {:?}); stderr:\n{}",
-            self.child.try_wait(),
-            self.stderr()
-        );
-    }
-
-    fn running(&mut self) -> bool {
-        self.child.try_wait().is_none()
-    }
-
-    /// Waits for kwait to exit (panics after `limit`) and checks it did not panic.
-    fn finish(mut self, limit: Duration) -> Run {
-        let status = self.child.wait_timeout(limit);
-        let elapsed = self.started.elapsed();
-        let Some(status) = status else {
-            panic!(
-                "kwait still running after {limit:?}; stderr so far:\n{}",
-                self.stderr()
-            );
-        };
-        let mut stdout = String::new();
-        if let Some(mut out) = self.child.child_mut().stdout.take() {
-            let _ = out.read_to_string(&mut stdout);
-        }
-        for r in self.readers.drain(..) {
-            let _ = r.join();
-        }
-        let run = Run {
-            code: status.code(),
-            stdout,
-            stderr: self.stderr(),
-            elapsed,
-        };
-        assert!(
-            !run.stderr.contains("panicked") && !run.stdout.contains("panicked"),
-            "kwait panicked:\n{}",
-            run.stderr
-        );
-        run
-    }
-}
-
 /// Runs kwait to completion.
-fn run(cmd: Command) -> Run {
-    Kwait::spawn(cmd).finish(LIMIT)
-}
-
-#[track_caller]
-fn assert_run(run: &Run, code: i32, needles: &[&str]) {
-    assert_eq!(
-        run.code,
-        Some(code),
-        "exit code; stderr:\n{}stdout:\n{}",
-        run.stderr,
-        run.stdout
-    );
-    for needle in needles {
-        assert!(
-            run.stderr.contains(needle),
-            "stderr lacks {needle:?}:\n{}",
-            run.stderr
-        );
-    }
-}
-
-/// A COMMAND that leaves a marker file: `sh -c 'touch M; echo ... >&2'`.
-struct Marker(PathBuf);
-
-impl Marker {
-    fn new(dir: &TempDir, name: &str) -> Marker {
-        Marker(dir.path().join(name))
-    }
-
-    /// The words after `--`.
-    fn command(&self) -> Vec<String> {
-        vec![
-            "sh".into(),
-            "-c".into(),
-            format!("touch '{}'; echo COMMAND started >&2", self.0.display()),
-        ]
-    }
-
-    fn ran(&self) -> bool {
-        self.0.exists()
-    }
+fn run(mut cmd: Command) -> Done {
+    peers::run(&mut cmd, LIMIT)
 }
 
 /// `kwait ARGS -- <marker command>`.
@@ -218,10 +72,13 @@ fn single_server_started_after_kwait() {
     let dir = TempDir::new("zk-late");
     let marker = Marker::new(&dir, "ran");
     let target = format!("zk://127.0.0.1:{port}");
-    let mut k = Kwait::spawn(with_command(&[&target, "-t", "60s", "-v"], &marker));
-    k.expect_log(&format!("waiting for {target}"), Duration::from_secs(10));
+    let mut k = Running::spawn(
+        "kwait",
+        &mut with_command(&[&target, "-t", "60s", "-v"], &marker),
+    );
+    k.wait_for_stderr(&format!("waiting for {target}"), Duration::from_secs(10));
     // It tried, and nothing was there yet.
-    k.expect_log("connection refused", Duration::from_secs(10));
+    k.wait_for_stderr("connection refused", Duration::from_secs(10));
     assert!(
         k.running() && !marker.ran(),
         "kwait went on without ZooKeeper"
@@ -231,11 +88,7 @@ fn single_server_started_after_kwait() {
     let took = zk.wait_serving(Duration::from_secs(30));
     eprintln!("zookeeper serving {took:?} after its start");
     let r = k.finish(LIMIT);
-    assert_run(
-        &r,
-        0,
-        &[&format!("{target} ready after"), "COMMAND started"],
-    );
+    r.expect(0, &[&format!("{target} ready after"), "COMMAND started"]);
     assert!(marker.ran(), "COMMAND did not run");
     eprintln!("kwait ran {:?} in all:\n{}", r.elapsed, r.stderr);
 }
@@ -251,12 +104,12 @@ fn one_member_of_three_answers_ruok_but_is_not_ready() {
     assert!(srvr.contains("not currently serving requests"), "{srvr}");
 
     let r = run(command(&["probe", &target]));
-    assert_run(&r, 1, &["not ready", "no quorum"]);
+    r.expect(1, &["not ready", "no quorum"]);
 
     let dir = TempDir::new("zk-noquorum");
     let marker = Marker::new(&dir, "ran");
     let r = run(with_command(&[&target, "-t", "2s"], &marker));
-    assert_run(&r, 124, &["timed out after 2s", &target]);
+    r.expect(124, &["timed out after 2s", &target]);
     assert!(!marker.ran(), "COMMAND ran without quorum");
     // Still the same: imok, and no session.
     assert_eq!(four_letter(&addr, "ruok", t).as_deref(), Ok("imok"));
@@ -273,30 +126,32 @@ fn chroot_absent_then_present() {
     let target = format!("zk://{hosts}/kafka");
 
     let r = run(command(&["probe", &target]));
-    assert_run(&r, 1, &["/kafka does not exist"]);
+    r.expect(1, &["/kafka does not exist"]);
 
     let dir = TempDir::new("zk-chroot");
     let marker = Marker::new(&dir, "ran");
-    let mut k = Kwait::spawn(with_command(&[&target, "-t", "60s", "-v"], &marker));
-    k.expect_log("/kafka does not exist", Duration::from_secs(10));
+    let mut k = Running::spawn(
+        "kwait",
+        &mut with_command(&[&target, "-t", "60s", "-v"], &marker),
+    );
+    k.wait_for_stderr("/kafka does not exist", Duration::from_secs(10));
     assert!(k.running() && !marker.ran());
     zk_create(&hosts, "/kafka", "");
     let r = k.finish(LIMIT);
-    assert_run(&r, 0, &[&format!("{target} ready after")]);
+    r.expect(0, &[&format!("{target} ready after")]);
     assert!(marker.ran());
 
     let r = run(command(&["probe", &target]));
-    assert_run(&r, 0, &[]);
+    r.expect(0, &[]);
     // The root without the chroot was ready all along.
-    assert_run(&run(command(&["probe", &format!("zk://{hosts}")])), 0, &[]);
+    run(command(&["probe", &format!("zk://{hosts}")])).expect(0, &[]);
 
     // Cleaning works relative to the chroot, like Kafka's zookeeper.connect.
     let chrooted = format!("{hosts}/kafka");
     crashed_broker(&chrooted, 1, &dead_endpoint(), &["--controller"]);
     assert!(zk_exists(&hosts, "/kafka/brokers/ids/1"));
     let r = run(command(&[&target, "--clean-stale-broker", "1"]));
-    assert_run(
-        &r,
+    r.expect(
         0,
         &["removed stale /brokers/ids/1", "removed stale /controller"],
     );
@@ -311,11 +166,11 @@ fn probe_exit_codes() {
     let target = format!("zk://{}", zk.addr());
 
     let r = run(command(&["probe", &target]));
-    assert_run(&r, 0, &["ready", "session 0x"]);
+    r.expect(0, &["ready", "session 0x"]);
 
     let refused = format!("zk://127.0.0.1:{}", free_port());
     let r = run(command(&["probe", &refused]));
-    assert_run(&r, 1, &["not ready"]);
+    r.expect(1, &["not ready"]);
 
     let silent = Fake::silent();
     let r = run(command(&[
@@ -324,33 +179,29 @@ fn probe_exit_codes() {
         "1s",
         &format!("zk://{}", silent.addr()),
     ]));
-    assert_run(&r, 1, &["not ready"]);
+    r.expect(1, &["not ready"]);
     assert!(silent.connections() >= 1);
 
     let status = zk.stop();
     eprintln!("zookeeper stopped: {status}");
     let r = run(command(&["probe", &target]));
-    assert_run(&r, 1, &["not ready"]);
+    r.expect(1, &["not ready"]);
 }
 
-/// Known bug (kept failing on purpose): `probe` tries only the first host
-/// of a zk:// connect string (attempt 0 of the round robin in
-/// src/probe/zk.rs), so a HEALTHCHECK naming a whole ensemble reports "not
-/// ready" whenever its first member is down, although the ensemble serves.
+/// `probe` makes one attempt, and that attempt tries every host of the
+/// connect string in turn (src/probe/zk.rs), so a HEALTHCHECK naming a whole
+/// ensemble is ready while any member serves. (It once tried only the
+/// first host, and reported "not ready" whenever that member was down.)
 #[test]
 fn probe_uses_any_member_of_the_ensemble() {
     let zk = ZooKeeper::start_ready();
     // The wait loop gets there (its second attempt uses the second host).
     let dead_first = format!("zk://127.0.0.1:{},{}", free_port(), zk.addr());
-    assert_run(
-        &run(command(&[&dead_first, "-t", "10s"])),
-        0,
-        &["ready after"],
-    );
+    run(command(&[&dead_first, "-t", "10s"])).expect(0, &["ready after"]);
     // One probe of the same connect string: the first member is down, the
     // second serves. ZooKeeper clients (and Kafka) use any member that answers.
     let r = run(command(&["probe", &dead_first]));
-    assert_run(&r, 0, &["ready", "session 0x"]);
+    r.expect(0, &["ready", "session 0x"]);
 }
 
 // ---------------------------------------------------------------------------
@@ -380,8 +231,7 @@ fn stale_registration_removed_before_the_session_expires() {
         &marker,
     ));
     let since_kill = killed.elapsed();
-    assert_run(
-        &r,
+    r.expect(
         0,
         &[
             "removed stale /brokers/ids/1",
@@ -439,7 +289,7 @@ fn live_registration_is_refused() {
         &[&format!("zk://{hosts}"), "--clean-stale-broker", "1"],
         &marker,
     ));
-    assert_run(&r, 1, &["a live broker holds id 1", &endpoint]);
+    r.expect(1, &["a live broker holds id 1", &endpoint]);
     assert!(!marker.ran(), "COMMAND ran");
     assert_eq!(zk_stat(&hosts, &ids(1)), Some(before));
     assert!(zk_exists(&hosts, "/controller"));
@@ -466,8 +316,7 @@ fn silent_endpoint_is_refused() {
         ],
         &marker,
     ));
-    assert_run(
-        &r,
+    r.expect(
         1,
         &[
             &format!("something accepts connections at {endpoint}"),
@@ -494,8 +343,7 @@ fn dry_run_then_one_shot_then_nothing_to_do() {
         &[&target, "--clean-stale-broker", "1", "--dry-run"],
         &marker,
     ));
-    assert_run(
-        &r,
+    r.expect(
         0,
         &[
             "--dry-run: would remove stale /brokers/ids/1",
@@ -509,8 +357,7 @@ fn dry_run_then_one_shot_then_nothing_to_do() {
 
     // No COMMAND: the one-line zk-cleaner service.
     let r = run(command(&[&target, "--clean-stale-broker", "1"]));
-    assert_run(
-        &r,
+    r.expect(
         0,
         &["removed stale /brokers/ids/1", "removed stale /controller"],
     );
@@ -519,11 +366,7 @@ fn dry_run_then_one_shot_then_nothing_to_do() {
     assert!(zk_exists(&hosts, "/controller_epoch"));
 
     let r = run(command(&[&target, "--clean-stale-broker", "1"]));
-    assert_run(
-        &r,
-        0,
-        &["no registration at /brokers/ids/1: nothing to clean"],
-    );
+    r.expect(0, &["no registration at /brokers/ids/1: nothing to clean"]);
 }
 
 #[test]
@@ -540,7 +383,7 @@ fn controller_of_another_session_is_left_alone() {
         "--clean-stale-broker",
         "1",
     ]));
-    assert_run(&r, 0, &["removed stale /brokers/ids/1"]);
+    r.expect(0, &["removed stale /brokers/ids/1"]);
     assert!(!r.stderr.contains("/controller"), "{}", r.stderr);
     assert!(!zk_exists(&hosts, &ids(1)));
     assert_eq!(zk_stat(&hosts, "/controller"), Some(controller));
@@ -568,7 +411,7 @@ fn what_it_does_not_understand_is_refused() {
         &[&target, "--clean-stale-broker", "2"],
         &marker,
     ));
-    assert_run(&r, 1, &["/brokers/ids/2 is a persistent znode", "refusing"]);
+    r.expect(1, &["/brokers/ids/2 is a persistent znode", "refusing"]);
     assert_eq!(zk_stat(&hosts, &ids(2)), Some(persistent));
 
     for id in [3, 4] {
@@ -578,8 +421,7 @@ fn what_it_does_not_understand_is_refused() {
             &[&target, "--clean-stale-broker", &id.to_string()],
             &marker,
         ));
-        assert_run(
-            &r,
+        r.expect(
             1,
             &[&format!(
                 "/brokers/ids/{id} holds data kwait cannot read as a broker registration"
@@ -596,8 +438,7 @@ fn what_it_does_not_understand_is_refused() {
         &[&target, "--clean-stale-broker", "5"],
         &marker,
     ));
-    assert_run(
-        &r,
+    r.expect(
         1,
         &["refused to delete /brokers/ids/5 (NoAuth)", "ACL-protected"],
     );
@@ -631,7 +472,7 @@ fn auto_without_an_id_is_a_usage_error() {
             cmd.env("KAFKA_BROKER_ID", id);
         }
         let r = run(cmd);
-        assert_run(&r, 2, &[needle]);
+        r.expect(2, &[needle]);
         assert!(
             r.elapsed < Duration::from_secs(5),
             "a usage error waited {:?}",
@@ -649,20 +490,27 @@ fn auto_reads_the_environment_and_server_properties() {
     for id in 1..=3 {
         crashed_broker(&hosts, id, &dead_endpoint(), &[]);
     }
+    crashed_broker(&hosts, 4, &dead_endpoint(), &[]);
     let dir = TempDir::new("zk-auto");
     let props = dir.path().join("server.properties");
-    std::fs::write(&props, "log.dirs=/var/lib/kafka\nbroker.id = 3\n").unwrap();
+    // Java's Properties (Kafka's loader) keeps the last assignment, and a
+    // key may end at whitespace: this file says broker.id 3.
+    std::fs::write(
+        &props,
+        "broker.id=4\nlog.dirs=/var/lib/kafka\n# broker.id=5\nbroker.id 3\n",
+    )
+    .unwrap();
     let props = props.to_string_lossy().into_owned();
 
     let mut cmd = command(&[&target, "--clean-stale-broker", "auto"]);
     cmd.env("KAFKA_BROKER_ID", "1");
-    assert_run(&run(cmd), 0, &["removed stale /brokers/ids/1"]);
+    run(cmd).expect(0, &["removed stale /brokers/ids/1"]);
     assert!(!zk_exists(&hosts, &ids(1)));
     assert!(zk_exists(&hosts, &ids(2)) && zk_exists(&hosts, &ids(3)));
 
     let mut cmd = command(&[&target, "--clean-stale-broker", "auto"]);
     cmd.env("KAFKA_CFG_BROKER_ID", "2");
-    assert_run(&run(cmd), 0, &["removed stale /brokers/ids/2"]);
+    run(cmd).expect(0, &["removed stale /brokers/ids/2"]);
     assert!(!zk_exists(&hosts, &ids(2)));
     assert!(zk_exists(&hosts, &ids(3)));
 
@@ -673,8 +521,246 @@ fn auto_reads_the_environment_and_server_properties() {
         "--server-properties",
         &props,
     ]);
-    assert_run(&run(cmd), 0, &["removed stale /brokers/ids/3"]);
+    run(cmd).expect(0, &["removed stale /brokers/ids/3"]);
     assert!(!zk_exists(&hosts, &ids(3)));
+    assert!(zk_exists(&hosts, &ids(4)), "the first broker.id won");
+
+    std::fs::write(dir.path().join("server.properties"), "broker.id:4\n").unwrap();
+    let cmd = command(&[
+        &target,
+        "--clean-stale-broker",
+        "auto",
+        "--server-properties",
+        &props,
+    ]);
+    run(cmd).expect(0, &["removed stale /brokers/ids/4"]);
+    assert!(!zk_exists(&hosts, &ids(4)));
+}
+
+// ---------------------------------------------------------------------------
+// What a znode says is untrusted
+// ---------------------------------------------------------------------------
+
+/// A registration as Kafka writes it at `endpoints` (JSON strings, already
+/// quoted and escaped), registered at `timestamp` (JSON).
+fn registration(endpoints: &[String], timestamp: &str) -> String {
+    format!(
+        r#"{{"features":{{}},"listener_security_protocol_map":{{"PLAINTEXT":"PLAINTEXT"}},"endpoints":[{}],"jmx_port":-1,"host":null,"port":-1,"timestamp":{timestamp},"version":5}}"#,
+        endpoints.join(",")
+    )
+}
+
+fn quoted(endpoint: &str) -> String {
+    format!("\"{endpoint}\"")
+}
+
+/// Every line kwait wrote is one of its own, and short.
+#[track_caller]
+fn one_short_line_each(r: &Done) {
+    for line in r.stderr.lines() {
+        assert!(
+            line.starts_with("kwait: ") && line.len() < 1000 && !line.contains('\u{1b}'),
+            "a line kwait did not write, or too long ({} bytes):\n{line}",
+            line.len()
+        );
+    }
+}
+
+#[test]
+fn registration_time_beyond_year_9999_is_shown_as_written() {
+    let zk = ZooKeeper::start_ready();
+    let hosts = zk.addr();
+    let target = format!("zk://{hosts}");
+    let endpoint = dead_endpoint();
+    let data = registration(&[quoted(&endpoint)], r#""999999999999999999""#);
+    crashed_broker(&hosts, 1, &endpoint, &["--data", &data]);
+    // humantime formats up to year 9999; this is about year 31 690 000.
+    let r = run(command(&[
+        &target,
+        "--clean-stale-broker",
+        "1",
+        "--dry-run",
+    ]));
+    r.expect(
+        0,
+        &[
+            "would remove stale /brokers/ids/1",
+            "registered at timestamp 999999999999999999",
+        ],
+    );
+    let r = run(command(&[&target, "--clean-stale-broker", "1"]));
+    r.expect(
+        0,
+        &[
+            "removed stale /brokers/ids/1",
+            "registered at timestamp 999999999999999999",
+        ],
+    );
+    assert!(!zk_exists(&hosts, &ids(1)));
+}
+
+#[test]
+fn znode_text_reaches_the_log_on_one_bounded_line() {
+    let zk = ZooKeeper::start_ready();
+    let hosts = zk.addr();
+    let target = format!("zk://{hosts}");
+    let port = free_port();
+    // A listener name that would forge a log line and colour the terminal,
+    // and a long one; /controller's data likewise, and 100 KB of it.
+    let forged =
+        format!("EVIL\\nkwait: removed stale /brokers/ids/9\\u001b[31m://127.0.0.1:{port}");
+    let long = format!("{}://127.0.0.1:{port}", "L".repeat(5000));
+    let data = registration(&[quoted(&forged), quoted(&long)], r#""1700000000000""#);
+    let controller = format!(
+        "{{\"brokerid\":1}}\nkwait: forged\x1b[31m{}",
+        "c".repeat(100_000)
+    );
+    crashed_broker(
+        &hosts,
+        1,
+        &dead_endpoint(),
+        &[
+            "--data",
+            &data,
+            "--controller",
+            "--controller-data",
+            &controller,
+        ],
+    );
+    for dry_run in [true, false] {
+        let mut args = vec![target.as_str(), "--clean-stale-broker", "1"];
+        if dry_run {
+            args.push("--dry-run");
+        }
+        let r = run(command(&args));
+        r.expect(
+            0,
+            &[
+                "EVIL\\nkwait: removed stale /brokers/ids/9\\u{1b}[31m://127.0.0.1:",
+                "LLLL…",
+                "/controller ({\"brokerid\":1}\\nkwait: forged\\u{1b}[31mccc",
+                "ccc…), owned by the same dead session",
+            ],
+        );
+        one_short_line_each(&r);
+    }
+    assert!(!zk_exists(&hosts, &ids(1)));
+    assert!(!zk_exists(&hosts, "/controller"));
+}
+
+#[test]
+fn more_endpoints_than_listeners_are_refused_unprobed() {
+    let zk = ZooKeeper::start_ready();
+    let hosts = zk.addr();
+    let target = format!("zk://{hosts}");
+    // Sixteen endpoints are checked (and found dead)...
+    let sixteen: Vec<String> = (0..16).map(|_| quoted(&dead_endpoint())).collect();
+    let data = registration(&sixteen, r#""1700000000000""#);
+    crashed_broker(&hosts, 1, &dead_endpoint(), &["--data", &data]);
+    run(command(&[&target, "--clean-stale-broker", "1"]))
+        .expect(0, &["removed stale /brokers/ids/1"]);
+    assert!(!zk_exists(&hosts, &ids(1)));
+
+    // ...a seventeenth makes it a node kwait does not understand: refused
+    // before one connection is opened (a silent listener counts them).
+    let silent = Fake::silent();
+    let mut many = vec![quoted(&format!("PLAINTEXT://{}", silent.addr())); 1000];
+    many.push(quoted(&dead_endpoint()));
+    for endpoints in [&many[..17], &many[..]] {
+        let data = registration(endpoints, r#""1700000000000""#);
+        crashed_broker(&hosts, 2, &dead_endpoint(), &["--data", &data]);
+        let before = zk_stat(&hosts, &ids(2)).expect("registered");
+        let r = run(command(&[&target, "--clean-stale-broker", "2"]));
+        r.expect(
+            1,
+            &[
+                "/brokers/ids/2 holds data kwait cannot read as a broker registration",
+                &format!("{} endpoints, more than the 16", endpoints.len()),
+            ],
+        );
+        assert_eq!(zk_stat(&hosts, &ids(2)), Some(before));
+        assert_eq!(
+            silent.connections(),
+            0,
+            "kwait probed a refused registration"
+        );
+        assert!(zk_delete(&hosts, &ids(2)));
+    }
+}
+
+/// tansu behind stunnel (TLS), tansu advertising `localhost:<TLS port>`.
+fn tls_broker(certs: &Certs) -> (Tansu, Stunnel) {
+    let (tansu_port, tls_port) = (free_port(), free_port());
+    let tansu = Tansu::start_advertising(tansu_port, &format!("localhost:{tls_port}"));
+    tansu.wait_accepting(Duration::from_secs(10));
+    let (cert, key) = certs.server();
+    let config = StunnelConfig {
+        cert: &cert,
+        key: &key,
+        client_ca: None,
+        extra: &[],
+    };
+    (tansu, Stunnel::start(tls_port, tansu_port, &config))
+}
+
+#[test]
+fn tls_registration_is_probed_over_tls() {
+    let zk = ZooKeeper::start_ready();
+    let hosts = zk.addr();
+    let target = format!("zk://{hosts}");
+    let certs = Certs::new();
+    let (mut tansu, mut tls) = tls_broker(&certs);
+    // An SSL listener, and a listener named INTERNAL that the registration's
+    // listener_security_protocol_map says is SASL_SSL: both TLS.
+    let ssl = format!("SSL://localhost:{}", tls.port());
+    let internal = format!("INTERNAL://localhost:{}", tls.port());
+    crashed_broker(&hosts, 1, &ssl, &["--controller"]);
+    crashed_broker(&hosts, 2, &internal, &["--protocol", "SASL_SSL"]);
+    let (one, two) = (zk_stat(&hosts, &ids(1)), zk_stat(&hosts, &ids(2)));
+    assert!(one
+        .as_ref()
+        .is_some_and(|n| n.data.contains(r#"{"SSL": "SSL"}"#)));
+    assert!(two
+        .as_ref()
+        .is_some_and(|n| n.data.contains(r#"{"INTERNAL": "SASL_SSL"}"#)));
+
+    // A Kafka broker answers ApiVersions there over TLS (spoken plainly, a
+    // TLS listener would not answer Kafka: "something accepts", not this).
+    for (id, endpoint) in [(1, &ssl), (2, &internal)] {
+        let r = run(command(&[&target, "--clean-stale-broker", &id.to_string()]));
+        r.expect(1, &[&format!("a live broker holds id {id}"), endpoint]);
+    }
+    assert_eq!(zk_stat(&hosts, &ids(1)), one);
+    assert_eq!(zk_stat(&hosts, &ids(2)), two);
+    assert!(zk_exists(&hosts, "/controller"));
+
+    // The broker goes, its TLS front stays: something still completes TLS
+    // handshakes there, and kwait cannot prove the broker dead.
+    tansu.stop();
+    let r = run(command(&[&target, "--clean-stale-broker", "1"]));
+    r.expect(
+        1,
+        &[
+            &format!("something accepts connections at {ssl}"),
+            "does not delete",
+        ],
+    );
+    assert_eq!(zk_stat(&hosts, &ids(1)), one);
+
+    // Nothing at all there any more: stale.
+    tls.stop();
+    let r = run(command(&[&target, "--clean-stale-broker", "1"]));
+    r.expect(
+        0,
+        &[
+            "removed stale /brokers/ids/1",
+            &ssl,
+            "removed stale /controller",
+        ],
+    );
+    let r = run(command(&[&target, "--clean-stale-broker", "2"]));
+    r.expect(0, &["removed stale /brokers/ids/2", &internal]);
+    assert!(!zk_exists(&hosts, &ids(1)) && !zk_exists(&hosts, &ids(2)));
 }
 
 /// A loopback listener whose accept queue is full (backlog 0, one connection
@@ -729,36 +815,42 @@ impl SynGate {
     }
 }
 
-#[test]
-fn node_recreated_between_read_and_delete_is_not_deleted() {
-    let zk = ZooKeeper::start_ready();
-    let hosts = zk.addr();
-    let target = format!("zk://{hosts}");
-    let tansu = Tansu::start_ready();
-    let dir = TempDir::new("zk-race");
-
-    // The crashed broker registered an endpoint that kwait's probe will hang on.
-    let mut gate = SynGate::new();
+/// A crashed broker `id` whose registered endpoint is a fresh [`SynGate`],
+/// and `kwait zk://HOSTS --clean-stale-broker ID -- <marker command>`, held
+/// in its liveness probe of that endpoint: it has read the node and not yet
+/// re-read it. Returns the gate, the endpoint and kwait.
+fn held_at_the_gate(hosts: &str, id: i32, marker: &Marker) -> (SynGate, String, Running) {
+    let gate = SynGate::new();
     let gated = format!("PLAINTEXT://{}", gate.addr());
-    crashed_broker(&hosts, 1, &gated, &[]);
-    let old = zk_stat(&hosts, &ids(1)).expect("registered");
-
-    let marker = Marker::new(&dir, "ran");
-    let mut k = Kwait::spawn(with_command(
-        &[
-            &target,
-            "--clean-stale-broker",
-            "1",
-            "--attempt-timeout",
-            "30s",
-        ],
-        &marker,
-    ));
+    crashed_broker(hosts, id, &gated, &[]);
+    let target = format!("zk://{hosts}");
+    let id = id.to_string();
+    let args = [
+        &target,
+        "--clean-stale-broker",
+        &id,
+        "--attempt-timeout",
+        "30s",
+    ];
+    let k = Running::spawn("kwait", &mut with_command(&args, marker));
     assert!(
         poll_until(Duration::from_secs(20), || gate.held()),
         "kwait never probed {gated}; stderr:\n{}",
         k.stderr()
     );
+    (gate, gated, k)
+}
+
+#[test]
+fn node_recreated_between_read_and_delete_is_not_deleted() {
+    let zk = ZooKeeper::start_ready();
+    let hosts = zk.addr();
+    let tansu = Tansu::start_ready();
+    let dir = TempDir::new("zk-race");
+
+    let marker = Marker::new(&dir, "ran");
+    let (mut gate, gated, mut k) = held_at_the_gate(&hosts, 1, &marker);
+    let old = zk_stat(&hosts, &ids(1)).expect("registered");
     // kwait has read the node and is probing its endpoint. Meanwhile the dead
     // session's node goes and a live broker with the same id registers anew:
     // a new node (czxid, owner), at the same data version.
@@ -779,8 +871,7 @@ fn node_recreated_between_read_and_delete_is_not_deleted() {
     );
     gate.open();
     let r = k.finish(LIMIT);
-    assert_run(
-        &r,
+    r.expect(
         1,
         &[
             &format!("{gated} does not answer"),
@@ -797,31 +888,13 @@ fn node_recreated_between_read_and_delete_is_not_deleted() {
     );
 
     // The same hold, but the node just goes away (its session expired).
-    let mut gate = SynGate::new();
-    let gated = format!("PLAINTEXT://{}", gate.addr());
-    crashed_broker(&hosts, 2, &gated, &[]);
     let marker = Marker::new(&dir, "ran2");
-    let mut k = Kwait::spawn(with_command(
-        &[
-            &target,
-            "--clean-stale-broker",
-            "2",
-            "--attempt-timeout",
-            "30s",
-        ],
-        &marker,
-    ));
-    assert!(
-        poll_until(Duration::from_secs(20), || gate.held()),
-        "kwait never probed {gated}; stderr:\n{}",
-        k.stderr()
-    );
+    let (mut gate, _, mut k) = held_at_the_gate(&hosts, 2, &marker);
     assert!(zk_delete(&hosts, &ids(2)));
     assert!(gate.held() && k.running());
     gate.open();
     let r = k.finish(LIMIT);
-    assert_run(
-        &r,
+    r.expect(
         0,
         &[
             "/brokers/ids/2 disappeared while kwait checked it",

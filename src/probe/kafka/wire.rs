@@ -22,6 +22,11 @@ pub use crate::reader::{Decoded, Reader};
 /// is not Kafka, or is hostile.
 pub const MAX_FRAME: usize = 8 << 20;
 
+/// The most brokers a Metadata answer may list. Real clusters have tens or
+/// hundreds; kwait checks each one's advertised address, so a longer list
+/// is refused rather than turned into that many connections.
+pub const MAX_BROKERS: usize = 1000;
+
 const CLIENT_ID: &str = "kwait";
 
 /// A connection that speaks Kafka's request/response framing.
@@ -213,8 +218,14 @@ pub fn metadata(body: &[u8], version: i16) -> Decoded<Metadata> {
     if version >= 3 {
         r.i32()?; // throttle_time_ms
     }
+    let listed = r.array_len(flexible, 10)?;
+    if listed > MAX_BROKERS {
+        return Err(format!(
+            "it lists {listed} brokers, more than kwait checks ({MAX_BROKERS})"
+        ));
+    }
     let mut brokers = Vec::new();
-    for _ in 0..r.array_len(flexible, 10)? {
+    for _ in 0..listed {
         let id = r.i32()?;
         let host = r.string(flexible)?.unwrap_or_default();
         let port = r.i32()?;
@@ -443,6 +454,32 @@ mod tests {
         assert!(api_versions(&body, 0).is_err());
         assert!(api_versions(&[], 0).is_err());
         assert!(find_coordinator(&[0], 1).is_err());
+    }
+
+    #[test]
+    fn a_broker_list_longer_than_kwait_checks_is_refused() {
+        let brokers = |n: i32| {
+            MetadataResponse::default().with_brokers(
+                (0..n)
+                    .map(|id| {
+                        MetadataResponseBroker::default()
+                            .with_node_id(BrokerId(id))
+                            .with_host(StrBytes::from_static_str("k"))
+                            .with_port(9092)
+                    })
+                    .collect(),
+            )
+        };
+        let most = MAX_BROKERS as i32;
+        for version in [1, 9, 12] {
+            let decoded = metadata(&encode(&brokers(most), version), version);
+            assert_eq!(decoded.map(|m| m.brokers.len()), Ok(MAX_BROKERS));
+            let refused = metadata(&encode(&brokers(most + 1), version), version);
+            assert!(
+                refused.unwrap_err().contains("lists 1001 brokers"),
+                "v{version}"
+            );
+        }
     }
 
     #[test]
