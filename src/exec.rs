@@ -1,12 +1,12 @@
 //! `--exec`: replace kwait with COMMAND (execvp), for when another init is
 //! PID 1, with kwait's environment minus `KWAIT_KAFKA_PASSWORD`. On success
 //! this never returns; on failure the error is mapped to the contract's 127
-//! (not found) or 126 (not executable).
+//! (not found) or 126 (not executable), as in supervised mode.
 
 use std::ffi::{CString, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
-use nix::errno::Errno;
+use nix::libc;
 use nix::sys::signal::{SigHandler, Signal};
 
 use crate::exit::Exit;
@@ -51,15 +51,31 @@ pub fn replace(command: &[OsString]) -> Exit {
         Ok(never) => match never {},
         Err(err) => err,
     };
-    match err {
-        Errno::ENOENT | Errno::ENOTDIR => {
+    cannot_run(&shown, &std::io::Error::from_raw_os_error(err as i32))
+}
+
+/// The one report of a COMMAND that did not start, for both ways of running
+/// it, mapped as a shell does: 127 when it is not there, 126 when it is
+/// there but cannot run, 1 when the system had no room to start it (a
+/// failed fork: no memory, process limit).
+pub fn cannot_run(shown: &str, err: &std::io::Error) -> Exit {
+    let shown = crate::log::shown(shown, 200);
+    match err.raw_os_error() {
+        Some(libc::ENOENT | libc::ENOTDIR) => {
             error!("cannot run '{shown}': not found (check COMMAND and PATH)");
             Exit::NotFound
         }
-        other => {
+        Some(libc::EAGAIN | libc::ENOMEM) => {
+            error!(
+                "cannot start '{shown}': {} (process or memory limits)",
+                crate::probe::describe(err)
+            );
+            Exit::Failed
+        }
+        _ => {
             error!(
                 "cannot run '{shown}': {} (check that it is an executable file)",
-                other.desc().to_ascii_lowercase()
+                crate::probe::describe(err)
             );
             Exit::NotExecutable
         }

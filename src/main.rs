@@ -28,6 +28,7 @@ mod tls;
 mod wait;
 mod zk;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use tokio::task::JoinSet;
@@ -59,7 +60,10 @@ fn main() -> ExitCode {
             probe_once(plan)
         }
         Err(Stop::Print(text)) => {
-            print!("{text}");
+            // Not print!, which panics on a closed stdout (`kwait --help |
+            // head -1`).
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
             Exit::Ready
         }
         Err(Stop::Usage(message)) => {

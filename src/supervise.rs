@@ -11,14 +11,12 @@
 //! of `main`. No async runtime and no other thread exist here.
 
 use std::ffi::OsString;
-use std::io;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::libc;
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::exit::Exit;
@@ -96,7 +94,7 @@ pub fn run(command: &[OsString], opts: &Options, signals: &Signals) -> Exit {
         error!("no COMMAND to run");
         return Exit::Usage;
     };
-    let shown = program.to_string_lossy().into_owned();
+    let shown = program.to_string_lossy();
     let mut cmd = Command::new(program);
     // The SASL password was for kwait's probes; the app has its own.
     cmd.args(args)
@@ -114,16 +112,16 @@ pub fn run(command: &[OsString], opts: &Options, signals: &Signals) -> Exit {
             Ok(())
         });
     }
-    // std's spawn gives the child an empty signal mask and SIGPIPE at its
-    // default, and reports exec failures through a CLOEXEC pipe.
+    // std reports exec failures through a CLOEXEC pipe; a failed fork
+    // comes back directly.
     let child = match cmd.spawn() {
         Ok(child) => child,
-        Err(err) => return spawn_failed(&shown, &err),
+        Err(err) => return crate::exec::cannot_run(&shown, &err),
     };
     let pid = Pid::from_raw(child.id() as i32);
     // The std handle is dropped unwaited on purpose: this loop owns waitpid.
     drop(child);
-    info!("started {shown} (pid {pid})");
+    info!("started {} (pid {pid})", quoted(command));
     shed_startup_pages();
     Supervisor {
         pid,
@@ -133,14 +131,17 @@ pub fn run(command: &[OsString], opts: &Options, signals: &Signals) -> Exit {
         stop_started: None,
         group_termed: false,
         remnants_termed: false,
+        termed: Vec::new(),
+        ended_at: None,
     }
     .run(signals)
 }
 
 /// In the child, before exec: a clean signal state. kwait blocks every
-/// signal and std leaves that mask in place on its fork path; Rust's runtime
-/// ignores SIGPIPE. An ignored or blocked signal survives exec, so the app
-/// would never see `docker stop`, or die of a closed pipe.
+/// signal, and with a `pre_exec` closure std forks and leaves that mask in
+/// place; Rust's runtime ignores SIGPIPE. An ignored or blocked signal
+/// survives exec, so the app would never see `docker stop`, or die of a
+/// closed pipe.
 fn clean_signals() {
     // SAFETY: sigemptyset, sigprocmask and signal on stack values are
     // async-signal-safe and cannot fail with these arguments.
@@ -171,20 +172,29 @@ fn foreground() {
     }
 }
 
-fn spawn_failed(shown: &str, err: &io::Error) -> Exit {
-    match err.kind() {
-        io::ErrorKind::NotFound => {
-            error!("cannot run '{shown}': not found (check COMMAND and PATH)");
-            Exit::NotFound
+/// COMMAND as a shell would show it, for the log: arguments with spaces or
+/// quotes single-quoted, unprintable characters escaped, at most 500
+/// characters.
+fn quoted(command: &[OsString]) -> String {
+    let mut line = String::new();
+    for arg in command {
+        let arg = arg.to_string_lossy();
+        if !line.is_empty() {
+            line.push(' ');
         }
-        _ => {
-            error!(
-                "cannot run '{shown}': {} (check that it is an executable file)",
-                crate::probe::describe(err)
-            );
-            Exit::NotExecutable
+        let plain = !arg.is_empty()
+            && arg
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c));
+        if plain {
+            line.push_str(&arg);
+        } else {
+            line.push('\'');
+            line.push_str(&arg.replace('\'', "'\\''"));
+            line.push('\'');
         }
     }
+    crate::log::shown(&line, 500)
 }
 
 /// Gives back the memory of code kwait will not run again. Parsing, the
@@ -236,9 +246,16 @@ fn shed_startup_pages() {
 
 /// Sends a raw signal number (real-time ones too) to a pid or, negative, a
 /// process group. ESRCH (already gone) is normal and ignored.
-fn send(target: i32, signo: Signo) -> bool {
+fn send(target: i32, signo: Signo) {
     // SAFETY: kill(2) has no memory-safety preconditions.
-    unsafe { libc::kill(target, signo.0) == 0 }
+    unsafe { libc::kill(target, signo.0) };
+}
+
+/// `send`, then SIGCONT, so that a stopped process handles the stop signal
+/// now instead of meeting SIGKILL at the end of the grace window.
+fn send_stop(target: i32, signo: Signo) {
+    send(target, signo);
+    send(target, Signo::CONT);
 }
 
 struct Supervisor<'a> {
@@ -252,6 +269,10 @@ struct Supervisor<'a> {
     group_termed: bool,
     /// Whether what the app left behind already got SIGTERM.
     remnants_termed: bool,
+    /// Leftover pids already seen (and signalled) after the app's exit, sorted.
+    termed: Vec<i32>,
+    /// When the main child was reaped.
+    ended_at: Option<Instant>,
 }
 
 impl Supervisor<'_> {
@@ -361,6 +382,11 @@ impl Supervisor<'_> {
         };
         if self.end.is_none() {
             self.deliver(signo);
+            if signo != Signo::CONT {
+                // A stopped app (Ctrl-Z, SIGTSTP) would hold the stop signal
+                // pending until SIGKILL: it gets to handle it now.
+                self.deliver(Signo::CONT);
+            }
             info!(
                 "{signo} sent to {}; SIGKILL in --grace {} if it is still running",
                 self.whom(),
@@ -407,31 +433,37 @@ impl Supervisor<'_> {
 
     /// Reaps every exited child (SIGCHLDs coalesce, so one signal may stand
     /// for many). Returns true when kwait has no children left at all.
+    /// libc's waitpid, not nix's: nix cannot represent a death by a
+    /// real-time signal and would lose the app's end after reaping it.
     fn reap(&mut self) -> bool {
         loop {
-            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::StillAlive) => return false,
-                Ok(WaitStatus::Exited(pid, code)) => {
-                    if pid == self.pid {
-                        self.main_exited(ChildEnd::Exited(code.clamp(0, 255) as u8));
-                    } else {
-                        debug!("reaped pid {pid} (exit {code})");
+            let mut status = 0;
+            // SAFETY: waitpid(2) writes one int to a valid pointer.
+            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            if pid == 0 {
+                return false;
+            }
+            if pid < 0 {
+                match Errno::last() {
+                    Errno::EINTR => continue,
+                    Errno::ECHILD => return true,
+                    err => {
+                        error!("waitpid failed: {err}");
+                        return false;
                     }
                 }
-                Ok(WaitStatus::Signaled(pid, signal, _)) => {
-                    if pid == self.pid {
-                        self.main_exited(ChildEnd::Signaled(signal as i32));
-                    } else {
-                        debug!("reaped pid {pid} (killed by {signal})");
-                    }
-                }
-                Ok(_) => {}
-                Err(Errno::EINTR) => {}
-                Err(Errno::ECHILD) => return true,
-                Err(err) => {
-                    error!("waitpid failed: {err}");
-                    return false;
-                }
+            }
+            let end = if libc::WIFEXITED(status) {
+                ChildEnd::Exited(libc::WEXITSTATUS(status).clamp(0, 255) as u8)
+            } else if libc::WIFSIGNALED(status) {
+                ChildEnd::Signaled(libc::WTERMSIG(status))
+            } else {
+                continue;
+            };
+            if pid == self.pid.as_raw() {
+                self.main_exited(end);
+            } else {
+                debug!("reaped pid {pid}, which {end}");
             }
         }
     }
@@ -442,6 +474,7 @@ impl Supervisor<'_> {
             None => info!("app {end}"),
         }
         self.end = Some(end);
+        self.ended_at = Some(Instant::now());
         if !matches!(self.phase, Phase::Draining { .. }) {
             // The app ended on its own (or during --drain-delay): whatever it
             // left behind gets a fresh grace window.
@@ -451,30 +484,42 @@ impl Supervisor<'_> {
         }
     }
 
-    /// The main child is gone but some of its processes are not: they get
-    /// SIGTERM once, and the rest of the grace window.
+    /// The main child is gone but some of its processes are not: each gets
+    /// SIGTERM once (and SIGCONT, should it be stopped), and the rest of the
+    /// grace window. Listed again on every pass: a process whose parent
+    /// exits later comes to kwait then, and gets its SIGTERM then.
     fn after_main_exit(&mut self) {
-        if self.remnants_termed {
-            return;
-        }
+        let first = !self.remnants_termed;
         self.remnants_termed = true;
-        let left = self.remnants();
-        info!(
-            "{} process(es) left behind by the app: SIGTERM, then SIGKILL after the rest of --grace",
-            left.len().max(1)
-        );
-        if !self.group_termed {
-            send(-self.pid.as_raw(), Signo::TERM);
-            self.group_termed = true;
+        let mut left = self.remnants();
+        left.sort_unstable();
+        self.termed.retain(|pid| left.binary_search(pid).is_ok());
+        left.retain(|pid| self.termed.binary_search(pid).is_err());
+        if first {
+            info!(
+                "{} process(es) left behind by the app: SIGTERM, then SIGKILL after the rest of --grace",
+                left.len().max(1)
+            );
+            if !self.group_termed {
+                send_stop(-self.pid.as_raw(), Signo::TERM);
+                self.group_termed = true;
+            }
+        } else if !left.is_empty() {
+            info!(
+                "{} more process(es) came to kwait: SIGTERM, then SIGKILL at the end of --grace",
+                left.len()
+            );
         }
-        for pid in left {
+        for &pid in &left {
             // A process that already got SIGTERM with its group does not get
             // a second one: many apps read that as "hurry, skip the drain".
             let in_group = nix::unistd::getpgid(Some(Pid::from_raw(pid))) == Ok(self.pid);
-            if !(self.group_termed && in_group) {
-                send(pid, Signo::TERM);
+            if !in_group {
+                send_stop(pid, Signo::TERM);
             }
         }
+        self.termed.extend(left);
+        self.termed.sort_unstable();
     }
 
     /// kwait's living children: as PID 1 or a subreaper, every orphan of the
@@ -542,8 +587,13 @@ impl Supervisor<'_> {
     }
 
     fn finish(&self, end: ChildEnd) -> Exit {
-        if let Some(t) = self.stop_started {
-            info!("drained in {}", since(t.elapsed()));
+        match (self.stop_started, self.ended_at) {
+            (Some(t), _) => info!("drained in {}", since(t.elapsed())),
+            (None, Some(t)) if self.remnants_termed => info!(
+                "what the app left behind was gone {} after it exited",
+                since(t.elapsed())
+            ),
+            _ => {}
         }
         end.exit()
     }

@@ -69,10 +69,19 @@ const POLL: Duration = Duration::from_millis(5);
 // Running kwait
 // ---------------------------------------------------------------------------
 
+/// The kwait binary under test: `$KWAIT_TEST_BIN` when set (`scripts/test`
+/// sets it to the static musl release binary, the one that ships), else the
+/// build cargo made for this test run.
+pub fn kwait_bin() -> PathBuf {
+    std::env::var_os("KWAIT_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_kwait")))
+}
+
 /// The kwait binary under test, without any `KWAIT_*` variables inherited
 /// from the developer's shell (tests set the ones they mean).
 pub fn kwait() -> Command {
-    without_kwait_env(Command::new(env!("CARGO_BIN_EXE_kwait")))
+    without_kwait_env(Command::new(kwait_bin()))
 }
 
 /// [`kwait`] with `args` and the given `KWAIT_*` variables.
@@ -93,7 +102,7 @@ pub fn kwait_as_pid1() -> Command {
     need("unshare");
     let mut cmd = without_kwait_env(Command::new("unshare"));
     cmd.args(["--pid", "--fork", "--mount-proc", "--"])
-        .arg(env!("CARGO_BIN_EXE_kwait"));
+        .arg(kwait_bin());
     cmd
 }
 
