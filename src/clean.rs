@@ -393,39 +393,16 @@ async fn connect(zk: &Zk, attempt_timeout: Duration) -> Result<Session, String> 
     ))
 }
 
-/// Largest `--server-properties` file read. Kafka's is a few KB; a bigger
-/// one is not a server.properties (or is /dev/zero), and reading it whole
-/// would be PID 1's memory.
-#[allow(dead_code)]
-const MAX_PROPERTIES: u64 = 1 << 20;
-
-/// The text of `--server-properties FILE`: at most [`MAX_PROPERTIES`]
-/// bytes, else a usage error; decoded as ISO 8859-1, as Java's
-/// `Properties.load(InputStream)` (Kafka's loader) reads it, so no byte is
-/// an error.
-// Not called yet: cli.rs still reads the file whole with read_to_string;
-// its `--server-properties` read is to become a call of this.
-#[allow(dead_code)]
+/// The text of `--server-properties FILE`, read bounded (a server.properties
+/// is a few KB; `/dev/zero` is a usage error, not PID 1's memory), decoded
+/// as ISO 8859-1, as Java's `Properties.load(InputStream)` (Kafka's loader)
+/// reads it, so no byte is an error.
 pub fn read_server_properties(path: &Path) -> Result<String, String> {
-    use std::io::Read;
-    let cannot = |e: std::io::Error| {
-        format!(
-            "--server-properties {}: cannot read it ({e})",
-            path.display()
-        )
-    };
-    let file = std::fs::File::open(path).map_err(cannot)?;
-    let mut bytes = Vec::new();
-    file.take(MAX_PROPERTIES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(cannot)?;
-    if bytes.len() as u64 > MAX_PROPERTIES {
-        return Err(format!(
-            "--server-properties {}: larger than 1 MiB, so not a Kafka server.properties; \
-             give the broker's config file",
-            path.display()
-        ));
-    }
+    let bytes = crate::security::read_file(
+        path,
+        &format!("--server-properties {}", path.display()),
+        "so not a Kafka server.properties; give the broker's config file",
+    )?;
     Ok(bytes.into_iter().map(char::from).collect())
 }
 
@@ -702,7 +679,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("server.properties");
         let mut text = b"broker.id=\xe9 \n".to_vec();
-        text.resize(MAX_PROPERTIES as usize, b'#');
+        text.resize(1 << 20, b'#');
         std::fs::write(&path, &text).unwrap();
         assert!(read_server_properties(&path)
             .unwrap()

@@ -449,15 +449,10 @@ fn broker_id(
         } else if let Some(id) = env("KAFKA_CFG_BROKER_ID") {
             (id, "KAFKA_CFG_BROKER_ID".to_string())
         } else if let Some(path) = properties {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                format!(
-                    "--server-properties {}: cannot read it ({e})",
-                    path.display()
-                )
-            })?;
+            let text = clean::read_server_properties(path)?;
             let id = clean::broker_id_from_properties(&text).ok_or_else(|| {
                 format!(
-                    "--clean-stale-broker auto: no broker.id in {}",
+                    "--clean-stale-broker auto: no broker.id in --server-properties {}",
                     path.display()
                 )
             })?;

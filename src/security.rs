@@ -10,6 +10,7 @@
 
 use std::fmt;
 use std::io::Read;
+use std::path::Path;
 
 use crate::log::warning;
 
@@ -55,7 +56,8 @@ pub fn redact(text: &str) -> String {
 pub struct Secret(String);
 
 impl Secret {
-    #[cfg(test)]
+    // For the SCRAM tests, which need the tls feature.
+    #[cfg(all(test, feature = "tls"))]
     pub fn new(value: &str) -> Secret {
         Secret(value.to_string())
     }
@@ -107,6 +109,7 @@ pub struct Sasl {
 }
 
 /// PEM material and checks for a TLS connection.
+#[cfg(feature = "tls")]
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TlsFiles {
     /// Extra trust roots (a private CA), PEM.
@@ -204,7 +207,19 @@ pub fn resolve(params: &[(String, String)], what: &str) -> Result<Security, Stri
     Ok(Security { tls, sasl })
 }
 
+/// TLS settings, in a build without TLS: none can be used, so none is
+/// read.
+#[cfg(not(feature = "tls"))]
+fn tls_config<'a>(
+    _: &impl Fn(&str) -> Option<&'a str>,
+    _: &Properties,
+    what: &str,
+) -> Result<crate::tls::Config, String> {
+    Err(format!("{what}: {}", crate::tls::MISSING))
+}
+
 /// TLS settings: URL paths, else the properties' PEM stores.
+#[cfg(feature = "tls")]
 fn tls_config<'a>(
     get: &impl Fn(&str) -> Option<&'a str>,
     props: &Properties,
@@ -356,27 +371,32 @@ fn flag(v: &str, key: &str, what: &str) -> Result<bool, String> {
 }
 
 /// The most kwait reads of a file the user names: PEM certificates and keys,
-/// a password, a client.properties are all far smaller. A bound, so that
-/// `ca=/dev/zero` is an error, not an allocation without end.
+/// a password, a client.properties, a server.properties are all far
+/// smaller. A bound, so that `ca=/dev/zero` is an error, not an allocation
+/// without end (in PID 1).
 const MAX_FILE: u64 = 1 << 20;
 
-fn read(path: &str, key: &str, what: &str) -> Result<Vec<u8>, String> {
-    let cannot = |e: std::io::Error| {
-        format!(
-            "{what}: {key}={path}: cannot read it ({})",
-            crate::probe::describe(&e)
-        )
-    };
+/// A file the user named, at most [`MAX_FILE`] bytes. `named` is how the
+/// user named it (`target 'kafka://…': ca=/x`, `--server-properties /x`),
+/// which starts either error; `larger` says what a larger file cannot be.
+/// Every user file goes through here, so all are bounded alike.
+pub fn read_file(path: &Path, named: &str, larger: &str) -> Result<Vec<u8>, String> {
     let mut bytes = Vec::new();
     std::fs::File::open(path)
         .and_then(|file| file.take(MAX_FILE + 1).read_to_end(&mut bytes))
-        .map_err(cannot)?;
+        .map_err(|e| format!("{named}: cannot read it ({})", crate::probe::describe(&e)))?;
     if bytes.len() as u64 > MAX_FILE {
-        return Err(format!(
-            "{what}: {key}={path}: larger than 1 MiB, too large for what {key}= names (check the path)"
-        ));
+        return Err(format!("{named}: larger than 1 MiB, {larger}"));
     }
     Ok(bytes)
+}
+
+fn read(path: &str, key: &str, what: &str) -> Result<Vec<u8>, String> {
+    read_file(
+        Path::new(path),
+        &format!("{what}: {key}={path}"),
+        &format!("too large for what {key}= names (check the path)"),
+    )
 }
 
 /// A Java properties file, as the Kafka tools and cub read it: `key=value`
@@ -451,6 +471,7 @@ impl Properties {
 
     /// A PEM truststore: `ssl.truststore.certificates` inline, or
     /// `ssl.truststore.location` with `ssl.truststore.type=PEM`.
+    #[cfg(feature = "tls")]
     fn pem_store(&self, which: &str, what: &str) -> Result<Option<Vec<u8>>, String> {
         if let Some(inline) = self.get(&format!("ssl.{which}.certificates")) {
             return Ok(Some(inline.replace("\\n", "\n").into_bytes()));
@@ -464,6 +485,7 @@ impl Properties {
 
     /// A PEM keystore: inline `ssl.keystore.key` and
     /// `ssl.keystore.certificate.chain`, or a PEM file holding both.
+    #[cfg(feature = "tls")]
     fn pem_keystore(&self, what: &str) -> Result<(Option<Vec<u8>>, Option<Secret>), String> {
         if let (Some(key), Some(chain)) = (
             self.get("ssl.keystore.key"),
@@ -491,6 +513,7 @@ impl Properties {
         ))
     }
 
+    #[cfg(feature = "tls")]
     fn require_pem(&self, which: &str, location: &str, what: &str) -> Result<(), String> {
         let kind = self
             .get(&format!("ssl.{which}.type"))

@@ -233,10 +233,7 @@ mod tests {
         assert_eq!(Signo::parse("0"), Some(Signo(0)));
         assert_eq!(Signo::parse("RTMIN+1"), Some(Signo(RTMIN + 1)));
         let last = RTMAX - RTMIN;
-        assert_eq!(
-            Signo::parse(&format!("RTMIN+{last}")),
-            Some(Signo(RTMAX))
-        );
+        assert_eq!(Signo::parse(&format!("RTMIN+{last}")), Some(Signo(RTMAX)));
         for bad in [
             "RTMIN+-100",
             "RTMIN+-1",

@@ -133,31 +133,29 @@ impl FromStr for Target {
                 "target '{s}' has no scheme: write kafka://{s} or tcp://{s} ({SCHEMES})"
             ));
         };
+        // How every error names this target.
+        let what = &format!("target '{s}'");
         let kind = match scheme.to_ascii_lowercase().as_str() {
-            "kafka" => Kind::Kafka(parse_kafka(s, rest)?),
+            "kafka" => Kind::Kafka(parse_kafka(what, rest)?),
             "tcp" => {
-                no_userinfo(s, rest)?;
+                no_userinfo(what, rest)?;
                 let addr = rest.trim_end_matches('/');
                 if addr.contains(['/', '?']) {
-                    return Err(format!("target '{s}': tcp:// takes only host:port"));
+                    return Err(format!("{what}: tcp:// takes only host:port"));
                 }
-                Kind::Tcp(HostPort::parse(addr, &format!("target '{s}'"))?)
+                Kind::Tcp(HostPort::parse(addr, what)?)
             }
-            "http" => Kind::Http(parse_http(s, rest, 80)?),
+            "http" => Kind::Http(parse_http(what, rest, 80)?),
             "https" => {
-                let tls = crate::tls::Config::default_roots()
-                    .map_err(|e| format!("target '{s}': {e}"))?;
+                let tls =
+                    crate::tls::Config::default_roots().map_err(|e| format!("{what}: {e}"))?;
                 Kind::Http(Http {
                     tls: Some(tls),
-                    ..parse_http(s, rest, 443)?
+                    ..parse_http(what, rest, 443)?
                 })
             }
-            "zk" | "zookeeper" => Kind::Zk(parse_zk(s, rest)?),
-            other => {
-                return Err(format!(
-                    "target '{s}': unknown scheme '{other}' (use {SCHEMES})"
-                ))
-            }
+            "zk" | "zookeeper" => Kind::Zk(parse_zk(what, rest)?),
+            other => return Err(format!("{what}: unknown scheme '{other}' (use {SCHEMES})")),
         };
         Ok(Target {
             kind,
@@ -166,8 +164,7 @@ impl FromStr for Target {
     }
 }
 
-fn parse_kafka(s: &str, rest: &str) -> Result<Kafka, String> {
-    let what = format!("target '{s}'");
+fn parse_kafka(what: &str, rest: &str) -> Result<Kafka, String> {
     let (hosts, query) = match rest.split_once('?') {
         Some((h, q)) => (h, Some(q)),
         None => (rest, None),
@@ -187,7 +184,7 @@ fn parse_kafka(s: &str, rest: &str) -> Result<Kafka, String> {
     }
     let bootstrap = hosts
         .split(',')
-        .map(|hp| HostPort::parse(hp, &what))
+        .map(|hp| HostPort::parse(hp, what))
         .collect::<Result<Vec<_>, _>>()?;
     let mut kafka = Kafka {
         bootstrap,
@@ -226,7 +223,9 @@ fn parse_kafka(s: &str, rest: &str) -> Result<Kafka, String> {
                 }
                 kafka.group = Some(value.to_string());
             }
-            "password" => {
+            // `?Password=` too: tell where a password goes (it is never
+            // echoed: `s` is redacted).
+            key if key.eq_ignore_ascii_case("password") => {
                 return Err(format!(
                     "{what}: a password does not go in the URL (it would show in ps and logs): \
                      set {} or use password-file=PATH",
@@ -244,7 +243,7 @@ fn parse_kafka(s: &str, rest: &str) -> Result<Kafka, String> {
             }
         }
     }
-    kafka.security = security::resolve(&secure, &what)?;
+    kafka.security = security::resolve(&secure, what)?;
     Ok(kafka)
 }
 
@@ -256,8 +255,7 @@ fn valid_topic(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
-fn parse_zk(s: &str, rest: &str) -> Result<Zk, String> {
-    let what = format!("target '{s}'");
+fn parse_zk(what: &str, rest: &str) -> Result<Zk, String> {
     if rest.contains('?') {
         return Err(format!("{what}: zk:// takes no parameters"));
     }
@@ -265,10 +263,10 @@ fn parse_zk(s: &str, rest: &str) -> Result<Zk, String> {
         Some(i) => rest.split_at(i),
         None => (rest, ""),
     };
-    no_userinfo(s, hosts)?;
+    no_userinfo(what, hosts)?;
     let hosts = hosts
         .split(',')
-        .map(|hp| HostPort::parse(hp, &what))
+        .map(|hp| HostPort::parse(hp, what))
         .collect::<Result<Vec<_>, _>>()?;
     let chroot = chroot.trim_end_matches('/');
     if chroot
@@ -288,25 +286,24 @@ fn parse_zk(s: &str, rest: &str) -> Result<Zk, String> {
 
 /// Refuses `user:secret@` in an authority before anything else reads it, so
 /// that no error can echo the secret (kafka:// says where credentials go).
-fn no_userinfo(s: &str, rest: &str) -> Result<(), String> {
+fn no_userinfo(what: &str, rest: &str) -> Result<(), String> {
     let end = rest.find(['/', '?']).unwrap_or(rest.len());
     if !rest[..end].contains('@') {
         return Ok(());
     }
     Err(format!(
-        "target '{s}': credentials in the URL are not supported (they would show in ps and logs)"
+        "{what}: credentials in the URL are not supported (they would show in ps and logs)"
     ))
 }
 
-fn parse_http(s: &str, rest: &str, default_port: u16) -> Result<Http, String> {
-    let what = format!("target '{s}'");
+fn parse_http(what: &str, rest: &str, default_port: u16) -> Result<Http, String> {
     let split = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(split);
-    no_userinfo(s, authority)?;
+    no_userinfo(what, authority)?;
     let addr = if authority.ends_with(']') || !authority.contains(':') {
-        HostPort::parse(&format!("{authority}:{default_port}"), &what)?
+        HostPort::parse(&format!("{authority}:{default_port}"), what)?
     } else {
-        HostPort::parse(authority, &what)?
+        HostPort::parse(authority, what)?
     };
     if path.chars().any(|c| c.is_ascii_control() || c == ' ') {
         return Err(format!("{what}: the path has spaces or control characters"));
@@ -388,6 +385,21 @@ mod tests {
     }
 
     #[test]
+    fn a_password_parameter_in_any_case_says_where_passwords_go() {
+        for key in ["password", "Password", "PASSWORD", "passWord"] {
+            let input = format!("kafka://b:1?user=u&{key}=hunter2");
+            let err = input.parse::<Target>().unwrap_err();
+            assert!(
+                err.contains("a password does not go in the URL")
+                    && err.contains("KWAIT_KAFKA_PASSWORD")
+                    && err.contains("password-file=PATH"),
+                "{input}: {err}"
+            );
+            assert!(!err.contains("hunter2"), "{input}: {err}");
+        }
+    }
+
+    #[test]
     fn errors_name_the_bad_value() {
         for (input, needle) in [
             ("kafka://broker", "missing port"),
@@ -405,7 +417,11 @@ mod tests {
             ("kafka://b:1?password=x", "KWAIT_KAFKA_PASSWORD"),
             ("kafka://b:1?password=hunter2&bogus=1", "password=***"),
             ("kafka://b:1?sasl=GSSAPI&user=u", "not supported"),
+            #[cfg(feature = "tls")]
             ("kafka://b:1?ca=/nonexistent", "cannot read"),
+            // A build without TLS says so rather than read what it cannot use.
+            #[cfg(not(feature = "tls"))]
+            ("kafka://b:1?ca=/nonexistent", "needs kwait's tls feature"),
             ("tcp://x", "missing port"),
             ("tcp://:80", "missing host"),
             ("http://u:p@x/", "credentials"),

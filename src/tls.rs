@@ -148,27 +148,13 @@ impl Config {
 /// Where https:// targets take a private CA from.
 const CA_ENV: &str = "SSL_CERT_FILE";
 
-/// A CA bundle is kilobytes; Mozilla's whole store is about 200 KB.
-const MAX_CA_FILE: u64 = 1 << 20;
-
+/// A private CA bundle, read bounded like every file the user names.
 fn read_ca(path: &std::path::Path) -> Result<Vec<u8>, String> {
-    use std::io::Read;
-    let shown = path.display();
-    let mut pem = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|file| file.take(MAX_CA_FILE + 1).read_to_end(&mut pem))
-        .map_err(|e| {
-            format!(
-                "{CA_ENV}={shown}: cannot read it ({})",
-                crate::probe::describe(&e)
-            )
-        })?;
-    if pem.len() as u64 > MAX_CA_FILE {
-        return Err(format!(
-            "{CA_ENV}={shown}: larger than 1 MiB, not a CA bundle"
-        ));
-    }
-    Ok(pem)
+    crate::security::read_file(
+        path,
+        &format!("{CA_ENV}={}", path.display()),
+        "not a CA bundle",
+    )
 }
 
 /// Why a TLS handshake failed.

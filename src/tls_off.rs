@@ -1,16 +1,20 @@
 //! Stand-in for the TLS module in builds without the `tls` feature: every
 //! TLS request is a clear configuration error instead of a silent plaintext
 //! connection.
+//!
+//! [`Config`] has no values, so an `Option<Config>` is always `None` and the
+//! compiler drops every TLS branch of the callers: this build carries no
+//! code for what it cannot do (it is held to a 1 MiB budget).
 
 use tokio::net::TcpStream;
 
 use crate::probe::Attempt;
-use crate::security::TlsFiles;
 
-const MISSING: &str = "TLS needs kwait's tls feature, which this build lacks";
+pub const MISSING: &str = "TLS needs kwait's tls feature, which this build lacks";
 
+/// A TLS configuration, which this build cannot make.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config;
+pub enum Config {}
 
 impl Config {
     pub fn default_roots() -> Result<Config, String> {
@@ -20,23 +24,20 @@ impl Config {
     pub fn unverified() -> Result<Config, String> {
         Err(MISSING.into())
     }
-
-    pub fn build(_: &TlsFiles) -> Result<Config, String> {
-        Err(MISSING.into())
-    }
 }
 
+// Never made: `connect` cannot be called without a `Config`.
+#[allow(dead_code)]
 pub enum Failure {
     Fatal(String),
-    #[allow(dead_code)]
     Retry(String),
 }
 
-pub async fn connect(_: &Config, _: &str, _: TcpStream, _: &Attempt) -> Result<TcpStream, Failure> {
-    Err(Failure::Fatal(MISSING.into()))
-}
-
-/// Without TLS kwait cannot tell; the reason keeps its plain hint.
-pub async fn speaks_tls(_: &str, _: TcpStream, _: &Attempt) -> bool {
-    false
+pub async fn connect(
+    config: &Config,
+    _: &str,
+    _: TcpStream,
+    _: &Attempt,
+) -> Result<TcpStream, Failure> {
+    match *config {}
 }

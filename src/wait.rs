@@ -203,7 +203,8 @@ async fn until_ready(target: &Target, limits: Limits) -> End {
 
 /// A duration for humans: "850ms", "3.2s", "1m30s".
 pub fn since(d: Duration) -> String {
-    let ms = d.as_millis();
+    // u64 (584 million years of ms): formatting a u128 costs kwait ~1.5 KB.
+    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     let mut out = String::new();
     if ms < 1000 {
         let _ = write!(out, "{ms}ms");

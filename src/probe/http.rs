@@ -75,10 +75,9 @@ async fn get(spec: &Http, attempt: &Attempt) -> Result<(u16, String), Outcome> {
     let line = buf.split(|&b| b == b'\n').next().unwrap_or_default();
     let line = String::from_utf8_lossy(line).trim_end().to_string();
     parse_status(&line).ok_or_else(|| {
-        let shown: String = line.chars().take(60).collect();
         Outcome::NotReady(format!(
             "answered something that is not HTTP: '{}'",
-            shown.escape_default()
+            crate::log::shown(&line, 60)
         ))
     })
 }

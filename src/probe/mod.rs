@@ -84,8 +84,17 @@ impl Attempt {
     ) -> Result<T, String> {
         match timeout_at(self.deadline, io).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(err)) => Err(format!("{what}: {}", describe(&err))),
-            Err(_) => Err(format!("{what}: no answer within {}", self.limit)),
+            Ok(Err(err)) => Err(self.failed(what, Some(&err))),
+            Err(_) => Err(self.failed(what, None)),
+        }
+    }
+
+    /// Why `within` failed: an error, or no answer in time. Not generic, so
+    /// it is compiled once, not once per kind of I/O.
+    fn failed(&self, what: &str, err: Option<&io::Error>) -> String {
+        match err {
+            Some(err) => format!("{what}: {}", describe(err)),
+            None => format!("{what}: no answer within {}", self.limit),
         }
     }
 

@@ -583,10 +583,14 @@ impl Stack {
         })
     }
 
+    /// The first log line holding `needle`. kwait's start line quotes the
+    /// app's script, which holds the very words the app later prints: it
+    /// counts only when the needle is about it.
     fn line(&self, container: &str, needle: &str) -> Option<(i128, String)> {
+        let about_start = needle.starts_with("kwait: started");
         self.lines(container)
             .into_iter()
-            .find(|(_, l)| l.contains(needle))
+            .find(|(_, l)| l.contains(needle) && (about_start || !l.starts_with("kwait: started ")))
     }
 
     fn inspect(&self, container: &str, format: &str) -> String {

@@ -458,10 +458,16 @@ fn auto_without_an_id_is_a_usage_error() {
     let missing = dir.path().join("missing.properties");
     let missing = missing.to_string_lossy().into_owned();
 
-    let cases: [(&[&str], Option<&str>, &str); 4] = [
+    let cases: [(&[&str], Option<&str>, &str); 5] = [
         (&[], None, "found no broker id"),
         (&["--server-properties", &props], None, "no broker.id in"),
         (&["--server-properties", &missing], None, "cannot read it"),
+        // Read bounded: not PID 1's memory.
+        (
+            &["--server-properties", "/dev/zero"],
+            None,
+            "--server-properties /dev/zero: larger than 1 MiB",
+        ),
         (&[], Some("-1"), "negative broker.id"),
     ];
     for (extra, env, needle) in cases {

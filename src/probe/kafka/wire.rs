@@ -51,22 +51,23 @@ impl Conn {
         version: i16,
         request: &R,
     ) -> Result<Vec<u8>, String> {
-        let name = api_name(key);
         self.correlation = self.correlation.wrapping_add(1);
-        let header = RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation)
-            .with_client_id(Some(StrBytes::from_static_str(CLIENT_ID)));
-        let mut buf = BytesMut::with_capacity(128);
-        buf.extend_from_slice(&[0; 4]);
-        encode_request_header_into_buffer(&mut buf, &header)
-            .and_then(|()| request.encode(&mut buf, version))
-            .map_err(|e| format!("cannot encode {name} v{version}: {e}"))?;
-        let len = i32::try_from(buf.len() - 4).map_err(|_| format!("{name} request too large"))?;
-        buf[..4].copy_from_slice(&len.to_be_bytes());
+        let frame = frame(key, version, self.correlation, request)?;
+        self.exchange(attempt, key, version, &frame).await
+    }
+
+    /// Writes `frame` and reads its answer. Not generic, so the I/O is
+    /// compiled once rather than once per request type.
+    async fn exchange(
+        &mut self,
+        attempt: &Attempt,
+        key: ApiKey,
+        version: i16,
+        frame: &[u8],
+    ) -> Result<Vec<u8>, String> {
+        let name = api_name(key);
         attempt
-            .within(&format!("sending {name}"), self.stream.write_all(&buf))
+            .within(&format!("sending {name}"), self.stream.write_all(frame))
             .await?;
 
         let mut prefix = [0u8; 4];
@@ -116,6 +117,29 @@ impl Conn {
         body.drain(..at);
         Ok(body)
     }
+}
+
+/// A request as it goes on the wire: length prefix, header, body.
+fn frame<R: Encodable>(
+    key: ApiKey,
+    version: i16,
+    correlation: i32,
+    request: &R,
+) -> Result<BytesMut, String> {
+    let name = api_name(key);
+    let header = RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation)
+        .with_client_id(Some(StrBytes::from_static_str(CLIENT_ID)));
+    let mut buf = BytesMut::with_capacity(128);
+    buf.extend_from_slice(&[0; 4]);
+    encode_request_header_into_buffer(&mut buf, &header)
+        .and_then(|()| request.encode(&mut buf, version))
+        .map_err(|e| format!("cannot encode {name} v{version}: {e}"))?;
+    let len = i32::try_from(buf.len() - 4).map_err(|_| format!("{name} request too large"))?;
+    buf[..4].copy_from_slice(&len.to_be_bytes());
+    Ok(buf)
 }
 
 fn api_name(key: ApiKey) -> &'static str {
