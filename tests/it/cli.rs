@@ -444,6 +444,23 @@ fn help_exits_0_and_shows_examples() {
     );
 }
 
+/// `kwait --help | head -1`: stdout closes early. A write error there is
+/// not a crash (print! would panic and abort).
+#[test]
+fn help_into_a_closed_pipe_is_no_crash() {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = kwait()
+        .arg("--help")
+        .stdin(std::process::Stdio::null())
+        .stdout(writer)
+        .output()
+        .expect("run kwait --help");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 #[test]
 fn help_names_https_and_kafka_security() {
     let done = run(&["--help"], &[]);
