@@ -304,6 +304,17 @@ pub async fn open(
                 "{addr}: {e}: the broker refused this TLS client; does it require a client certificate (cert=, key=)?"
             )));
         }
+        Err(e)
+            if security.tls.is_some()
+                && (e.ends_with("connection reset") || e.ends_with("connection closed")) =>
+        {
+            // The same refusal when the alert is lost to the reset of a
+            // connection closed with kwait's request unread; a broker
+            // shutting down looks alike, so it stays a reason to wait.
+            return Err(Outcome::NotReady(format!(
+                "{addr}: {e} right after the TLS handshake; does the broker require a client certificate (cert=, key=)?"
+            )));
+        }
         Err(e) if security.tls.is_none() && e.contains("TLS alert") => {
             // The listener answered in TLS: waiting will not change that.
             return Err(Outcome::Fatal(format!("{addr}: {e}")));

@@ -399,6 +399,28 @@ fn plaintext_to_a_tls_port_fails_fast() {
     fails_fast(&target, &[], &["this is a TLS listener", "add tls=true"]);
 }
 
+/// A TLS front whose backend closes the connection: a broker restarting
+/// behind a TLS terminator, or, under TLS 1.3, a broker refusing a client
+/// without a certificate when the connection's reset outruns its alert. Not
+/// ready, with the client-certificate question; never fatal.
+#[test]
+fn closed_right_after_the_tls_handshake_is_waited_for() {
+    let certs = Certs::new();
+    let fake = Fake::closing();
+    let backend: u16 = fake
+        .addr()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("fake's port");
+    let port = free_port();
+    let _tls = stunnel(certs.server(), port, backend, None, &[]);
+    let target = format!("kafka://localhost:{port}?tls=true&ca={}", path(&certs.ca()));
+    let reason = "right after the TLS handshake; does the broker require a client certificate (cert=, key=)?";
+    probe(&[&target], &[]).expect(1, &[reason]);
+    run(&[&target, "-t", "2s"], &[]).expect(124, &[reason]);
+}
+
 /// A listener that accepts and closes at once (a published port with nothing
 /// behind it yet, a load balancer without a healthy backend) is "not ready",
 /// with TLS as without, and never fatal.
