@@ -382,9 +382,12 @@ impl Supervisor<'_> {
         };
         if self.end.is_none() {
             self.deliver(signo);
-            if signo != Signo::CONT {
-                // A stopped app (Ctrl-Z, SIGTSTP) would hold the stop signal
-                // pending until SIGKILL: it gets to handle it now.
+            // A stopped app (Ctrl-Z, SIGTSTP) would hold the stop signal
+            // pending until SIGKILL: it gets to handle it now. Unless the
+            // stop signal is itself a job-control stop (`--rewrite
+            // TERM:STOP`), which SIGCONT would undo.
+            let job_stop = [libc::SIGSTOP, libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU];
+            if signo != Signo::CONT && !job_stop.contains(&signo.0) {
                 self.deliver(Signo::CONT);
             }
             info!(

@@ -791,6 +791,34 @@ fn rewrite_term_to_quit(mode: Mode) {
 }
 both!(rewrite_term_to_quit);
 
+/// `--rewrite TERM:STOP` pauses the app on `docker stop` (and SIGKILLs it
+/// after --grace): the SIGCONT that follows other stop signals would undo it.
+fn rewrite_term_to_stop(mode: Mode) {
+    let mut kw = Kw::start(
+        mode,
+        &[
+            "--rewrite",
+            "TERM:STOP",
+            "--grace",
+            "2s",
+            "--",
+            "sleep",
+            "30",
+        ],
+    );
+    let app = kw.app();
+    kw.signal(libc::SIGTERM);
+    assert!(
+        poll_until(SHORT, || state(app) == Some('T')),
+        "the app never stopped"
+    );
+    thread::sleep(Duration::from_millis(300));
+    assert_eq!(state(app), Some('T'), "the app was continued");
+    let done = kw.finish(LIMIT);
+    done.expect(137, &["kwait: SIGSTOP sent to pid "]);
+}
+both!(rewrite_term_to_stop);
+
 /// Whether `sig` is pending for `pid` (SigPnd or ShdPnd in its status):
 /// kwait blocks every signal, so one it has not read yet shows there.
 fn pending(pid: u32, sig: i32) -> bool {
