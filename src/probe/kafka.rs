@@ -74,15 +74,18 @@ fn pick(
 }
 
 async fn ready(spec: &Kafka, attempt: &Attempt) -> Result<String, Outcome> {
-    let mut last = Outcome::NotReady("no bootstrap address".into());
-    for addr in attempt.rotation(&spec.bootstrap) {
+    let hosts = attempt.rotation(&spec.bootstrap);
+    let outcome = super::race::first_ready(hosts, |addr| async move {
         match rungs(spec, addr, attempt).await {
-            Ok(seen) => return Ok(seen),
-            Err(fatal @ Outcome::Fatal(_)) => return Err(fatal),
-            Err(unready) => last = unready,
+            Ok(seen) => Outcome::Ready(seen),
+            Err(outcome) => outcome,
         }
+    })
+    .await;
+    match outcome {
+        Outcome::Ready(seen) => Ok(seen),
+        unready => Err(unready),
     }
-    Err(last)
 }
 
 /// Every rung, through one bootstrap address.

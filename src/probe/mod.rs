@@ -8,6 +8,7 @@
 
 pub mod http;
 pub mod kafka;
+pub mod race;
 pub mod tcp;
 pub mod zk;
 
@@ -58,17 +59,15 @@ impl Attempt {
         }
     }
 
-    /// The addresses this attempt tries, in order. Waiting tries one per
-    /// attempt, the next one each time, so a down member costs one pace
-    /// step; a probe has one attempt only, so it tries them all in turn.
+    /// The addresses this attempt tries ([`race::first_ready`]), starting
+    /// one further along each attempt, so that no member is always first.
     pub fn rotation<'a>(&self, hosts: &'a [HostPort]) -> Vec<&'a HostPort> {
         let n = hosts.len();
         if n == 0 {
             return Vec::new();
         }
         let first = (self.seq % n as u64) as usize;
-        let take = if self.limit == PROBE_LIMIT { n } else { 1 };
-        (0..take).map(|i| &hosts[(first + i) % n]).collect()
+        (0..n).map(|i| &hosts[(first + i) % n]).collect()
     }
 
     /// How many TCP connections this attempt has tried to open.

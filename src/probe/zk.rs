@@ -11,14 +11,8 @@ use crate::target::{HostPort, Zk};
 use crate::zk::Session;
 
 pub async fn check(spec: &Zk, attempt: &Attempt) -> Outcome {
-    let mut last = Outcome::NotReady("no ZooKeeper host".into());
-    for addr in attempt.rotation(&spec.hosts) {
-        match session(spec, addr, attempt).await {
-            ready @ Outcome::Ready(_) => return ready,
-            unready => last = unready,
-        }
-    }
-    last
+    let hosts = attempt.rotation(&spec.hosts);
+    super::race::first_ready(hosts, |addr| session(spec, addr, attempt)).await
 }
 
 async fn session(spec: &Zk, addr: &HostPort, attempt: &Attempt) -> Outcome {

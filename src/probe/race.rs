@@ -1,0 +1,68 @@
+//! Several addresses for one target (Kafka's bootstrap list, a ZooKeeper
+//! connect string): any one ready is enough. They are tried side by side,
+//! each started [`STAGGER`] after the one before or as soon as it failed, so
+//! a member that accepts and never answers costs one stagger step, not the
+//! whole deadline, and a refused one costs nothing.
+
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::task::Poll;
+use std::time::Duration;
+
+use tokio::time::{sleep, Instant};
+
+use super::Outcome;
+use crate::target::HostPort;
+
+/// How long one address has alone before the next one starts beside it.
+pub const STAGGER: Duration = Duration::from_millis(250);
+
+/// The first `Ready` of `check` over `hosts`, or the first `Fatal`; when
+/// every address is not ready, each one's reason, in order.
+pub async fn first_ready<'a, F, Fut>(hosts: Vec<&'a HostPort>, check: F) -> Outcome
+where
+    F: Fn(&'a HostPort) -> Fut,
+    Fut: Future<Output = Outcome> + 'a,
+{
+    let mut running: Vec<(usize, Pin<Box<Fut>>)> = Vec::new();
+    let mut reasons: Vec<(usize, String)> = Vec::new();
+    let mut next = 0;
+    let stagger = sleep(STAGGER);
+    tokio::pin!(stagger);
+    loop {
+        if next < hosts.len() && (running.is_empty() || stagger.is_elapsed()) {
+            running.push((next, Box::pin(check(hosts[next]))));
+            next += 1;
+            stagger.as_mut().reset(Instant::now() + STAGGER);
+        }
+        if running.is_empty() {
+            reasons.sort_unstable_by_key(|(i, _)| *i);
+            let all: Vec<String> = reasons.into_iter().map(|(_, r)| r).collect();
+            return Outcome::NotReady(if all.is_empty() {
+                "no address to try".into()
+            } else {
+                all.join("; ")
+            });
+        }
+        let more = next < hosts.len();
+        let done = poll_fn(|cx| {
+            for (slot, (_, fut)) in running.iter_mut().enumerate() {
+                if let Poll::Ready(outcome) = fut.as_mut().poll(cx) {
+                    return Poll::Ready(Some((slot, outcome)));
+                }
+            }
+            if more && stagger.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+            Poll::Pending
+        })
+        .await;
+        if let Some((slot, outcome)) = done {
+            let (i, _) = running.swap_remove(slot);
+            match outcome {
+                Outcome::NotReady(reason) => reasons.push((i, reason)),
+                decided => return decided,
+            }
+        }
+    }
+}
