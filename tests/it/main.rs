@@ -1,5 +1,6 @@
 //! Integration tests: one binary, so the peers harness is compiled once.
 
+mod bootstrap;
 mod cli;
 mod docker;
 mod kafka;
