@@ -38,7 +38,13 @@ const FIND_COORDINATOR: (i16, i16) = (1, 4);
 const SASL_HANDSHAKE: (i16, i16) = (1, 1);
 const SASL_AUTHENTICATE: (i16, i16) = (0, 2);
 const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
+/// What Kafka answers a SaslHandshake with on a listener without SASL
+/// (`KafkaApis.handleSaslHandshakeRequest`).
+const ILLEGAL_SASL_STATE: i16 = 34;
 const SASL_AUTHENTICATION_FAILED: i16 = 58;
+/// The mechanism kwait asks for when it only wants a listener's list: no
+/// broker offers it, so a SASL listener answers with the ones it does.
+const NO_MECHANISM: &str = "kwait-asks-which";
 
 /// Kafka's UNSUPPORTED_VERSION.
 const UNSUPPORTED_VERSION: i16 = 35;
@@ -93,14 +99,16 @@ async fn rungs(spec: &Kafka, addr: &HostPort, attempt: &Attempt) -> Result<Strin
     let (mut conn, versions) = open(addr, &spec.security, attempt).await?;
 
     let version = pick(&versions, ApiKey::Metadata, METADATA, addr)?;
-    let mut request = MetadataRequest::default().with_topics(Some(Vec::new()));
-    if version >= 4 {
-        request = request.with_allow_auto_topic_creation(false);
-    }
-    let body = conn
-        .call(attempt, ApiKey::Metadata, version, &request)
+    let body = match conn
+        .call(attempt, ApiKey::Metadata, version, &no_topics(version))
         .await
-        .map_err(|e| format!("{addr}: {e}"))?;
+    {
+        Ok(body) => body,
+        Err(e) if spec.security.sasl.is_none() && closed(&e) => {
+            return Err(closed_on_metadata(addr, &spec.security, &e, attempt).await)
+        }
+        Err(e) => return Err(Outcome::NotReady(format!("{addr}: {e}"))),
+    };
     let cluster = wire::metadata(&body, version)
         .map_err(|e| format!("{addr}: malformed Metadata answer: {e}"))?;
 
@@ -141,6 +149,97 @@ async fn rungs(spec: &Kafka, addr: &HostPort, attempt: &Attempt) -> Result<Strin
         seen.push_str(&format!(", group {group} coordinator {node}"));
     }
     Ok(seen)
+}
+
+/// Metadata asking for no topics, with auto-creation off where the version
+/// can say so.
+fn no_topics(version: i16) -> MetadataRequest {
+    let request = MetadataRequest::default().with_topics(Some(Vec::new()));
+    if version >= 4 {
+        request.with_allow_auto_topic_creation(false)
+    } else {
+        request
+    }
+}
+
+/// Whether an I/O failure is the peer closing or resetting the connection.
+fn closed(e: &str) -> bool {
+    ["connection closed", "connection reset", "broken pipe"]
+        .iter()
+        .any(|end| e.ends_with(end))
+}
+
+/// The connection was closed on Metadata after ApiVersions was answered, and
+/// no SASL is configured. A SASL listener does this to a client that skips
+/// authentication (before it, Kafka takes only ApiVersions and
+/// SaslHandshake), and so does a broker shutting down. A SaslHandshake on a
+/// fresh connection tells them apart: only a SASL listener answers it with
+/// the mechanisms it offers.
+async fn closed_on_metadata(
+    addr: &HostPort,
+    security: &Security,
+    e: &str,
+    attempt: &Attempt,
+) -> Outcome {
+    let what = "the listener closed the connection on Metadata after answering ApiVersions";
+    match mechanisms(addr, security.tls.as_ref(), attempt).await {
+        Some(offered) if !offered.is_empty() => Outcome::Fatal(format!(
+            "{addr}: {e}: {what}, and a SaslHandshake there is answered with mechanisms {}: \
+             this is a SASL listener (add sasl= and user=, or config= with security.protocol=SASL_PLAINTEXT or SASL_SSL)",
+            offered.join(", ")
+        )),
+        // Answered, with no mechanism: not for want of SASL.
+        Some(_) => Outcome::NotReady(format!(
+            "{addr}: {e}: {what}, and it does not take SASL (a broker shutting down?)"
+        )),
+        None => Outcome::NotReady(format!(
+            "{addr}: {e}: {what}: a SASL listener does this (add sasl= and user=, or config=)"
+        )),
+    }
+}
+
+/// The SASL mechanisms the listener at `addr` offers, asked on a fresh
+/// connection with `tls` and no SASL: empty when it answers without any
+/// (Kafka's ILLEGAL_SASL_STATE on a listener without SASL, or an echo of
+/// the name asked for); `None` when it does not answer.
+async fn mechanisms(
+    addr: &HostPort,
+    tls: Option<&crate::tls::Config>,
+    attempt: &Attempt,
+) -> Option<Vec<String>> {
+    let body = unauthenticated(addr, tls, attempt, true).await?;
+    let (_, mut offered) = wire::sasl_handshake(&body).ok()?;
+    offered.retain(|m| m != NO_MECHANISM);
+    Some(offered)
+}
+
+/// One request on a fresh connection with `tls` and no SASL, and its
+/// answer: a SaslHandshake asking for [`NO_MECHANISM`] (`handshake`), or a
+/// Metadata for no topics. One function for both, so the connection's code
+/// is in the binary once.
+async fn unauthenticated(
+    addr: &HostPort,
+    tls: Option<&crate::tls::Config>,
+    attempt: &Attempt,
+    handshake: bool,
+) -> Option<Vec<u8>> {
+    let bare = Security {
+        tls: tls.cloned(),
+        sasl: None,
+    };
+    // Boxed: `open` calls this through `authenticate`, and a recursive
+    // future must have a known size.
+    let (mut conn, versions) = Box::pin(open(addr, &bare, attempt)).await.ok()?;
+    let answer = if handshake {
+        let v = versions.pick(ApiKey::SaslHandshake, SASL_HANDSHAKE).ok()?;
+        let request =
+            SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(NO_MECHANISM));
+        conn.call(attempt, ApiKey::SaslHandshake, v, &request).await
+    } else {
+        let v = versions.pick(ApiKey::Metadata, METADATA).ok()?;
+        conn.call(attempt, ApiKey::Metadata, v, &no_topics(v)).await
+    };
+    answer.ok()
 }
 
 /// ApiVersions, newest version first, with KIP-511's fallback: a broker that
@@ -351,7 +450,15 @@ pub async fn open(
         Err(e) => return Err(Outcome::NotReady(format!("{addr}: {e}"))),
     };
     if let Some(sasl) = &security.sasl {
-        authenticate(&mut conn, &versions, sasl, addr, attempt).await?;
+        authenticate(
+            &mut conn,
+            &versions,
+            sasl,
+            addr,
+            security.tls.as_ref(),
+            attempt,
+        )
+        .await?;
     }
     Ok((conn, versions))
 }
@@ -421,6 +528,7 @@ async fn authenticate(
     versions: &Versions,
     sasl: &Sasl,
     addr: &HostPort,
+    tls: Option<&crate::tls::Config>,
     attempt: &Attempt,
 ) -> Result<(), Outcome> {
     let mechanism = sasl.mechanism.name();
@@ -433,13 +541,40 @@ async fn authenticate(
         .map_err(|e| format!("{addr}: {e}"))?;
     let (error, offered) = wire::sasl_handshake(&body)
         .map_err(|e| format!("{addr}: malformed SaslHandshake answer: {e}"))?;
+    let no_sasl = |why: String| {
+        Outcome::Fatal(format!(
+            "{addr}: {why}: this listener does not take SASL (a PLAINTEXT or SSL listener?): \
+             drop user=/sasl= (or the SASL_ of security.protocol in config=), or use the broker's SASL listener"
+        ))
+    };
     match error {
         0 => {}
-        UNSUPPORTED_SASL_MECHANISM => {
+        ILLEGAL_SASL_STATE => {
+            return Err(no_sasl(format!(
+                "the broker answers SaslHandshake with {}",
+                error_name(error)
+            )))
+        }
+        UNSUPPORTED_SASL_MECHANISM if !offered.is_empty() && !offered.iter().any(|m| m == mechanism) => {
             return Err(Outcome::Fatal(format!(
                 "{addr}: the broker does not offer SASL {mechanism}; it offers {} (set sasl= or sasl.mechanism)",
-                if offered.is_empty() { "none".to_string() } else { offered.join(", ") }
+                offered.join(", ")
             )))
+        }
+        // A refusal that lists nothing, or the very mechanism it refuses
+        // (tansu without SASL echoes the name asked for): whether the
+        // listener serves clients without SASL says what it means.
+        UNSUPPORTED_SASL_MECHANISM => {
+            let refused = format!(
+                "the broker refuses SASL {mechanism} with {}, listing {}",
+                error_name(error),
+                if offered.is_empty() { "no mechanism".to_string() } else { offered.join(", ") }
+            );
+            return Err(if unauthenticated(addr, tls, attempt, false).await.is_some() {
+                no_sasl(format!("{refused}, and answers Metadata without SASL"))
+            } else {
+                Outcome::Fatal(format!("{addr}: {refused} (set sasl= or sasl.mechanism)"))
+            });
         }
         code => return Err(Outcome::Fatal(format!("{addr}: SaslHandshake answered {}", error_name(code)))),
     }

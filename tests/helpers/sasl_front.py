@@ -27,6 +27,13 @@ With --impostor it plays a server that does not know the passwords: SCRAM
 proofs are not checked and the final message carries a made-up server
 signature, which a client must refuse.
 
+With --no-sasl it plays a Kafka listener without SASL (PLAINTEXT): every
+request is relayed, and SaslHandshake is answered ILLEGAL_SASL_STATE (34)
+with no mechanisms, as Kafka's KafkaApis.handleSaslHandshakeRequest does.
+
+With --close-after-api-versions it plays a broker shutting down: ApiVersions
+is relayed, and any other request (SaslHandshake too) closes the connection.
+
 Prints "listening on PORT" on stdout once it accepts connections, and one
 line per authentication outcome on stderr (never a password).
 """
@@ -238,6 +245,8 @@ class Front:
             name, _, password = spec.partition(":")
             self.users[name] = password
         self.impostor = args.impostor
+        self.no_sasl = args.no_sasl
+        self.close_after_api_versions = args.close_after_api_versions
         self._scram = {}
         self._lock = threading.Lock()
 
@@ -295,6 +304,19 @@ class Front:
                     write_frame(sock, reply)
                     continue
                 req = Request(frame, request_is_flexible)
+                if self.close_after_api_versions and req.key != API_VERSIONS:
+                    log(f"request key {req.key} while shutting down: closing")
+                    return upstream[0]
+                if self.no_sasl:
+                    if req.key == SASL_HANDSHAKE:
+                        log("SaslHandshake on a listener without SASL")
+                        write_frame(
+                            sock,
+                            struct.pack(">ihi", req.correlation, ILLEGAL_SASL_STATE, 0),
+                        )
+                    else:
+                        write_frame(sock, self.relay(upstream, frame))
+                    continue
                 if authenticated and req.key not in (SASL_HANDSHAKE, SASL_AUTHENTICATE):
                     response = self.relay(upstream, frame)
                     if req.key == API_VERSIONS:
@@ -379,6 +401,8 @@ def main():
     p.add_argument("--user", action="append", default=[])
     p.add_argument("--mechanisms", default="PLAIN,SCRAM-SHA-256,SCRAM-SHA-512")
     p.add_argument("--impostor", action="store_true")
+    p.add_argument("--no-sasl", action="store_true")
+    p.add_argument("--close-after-api-versions", action="store_true")
     args = p.parse_args()
     front = Front(args)
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -591,6 +591,96 @@ fn sasl_scram_broker_that_cannot_prove_the_password_is_refused() {
     }
 }
 
+/// SASL set for a listener without it. tansu answers SaslHandshake with
+/// UNSUPPORTED_SASL_MECHANISM listing the very mechanism asked for, so "it
+/// does not offer PLAIN; it offers PLAIN" would be the message; that it
+/// answers Metadata without SASL says what is wrong.
+#[test]
+fn sasl_at_a_listener_without_sasl_fails_fast_saying_so() {
+    let tansu = Tansu::start_ready();
+    for mechanism in ["PLAIN", "SCRAM-SHA-256"] {
+        let target = format!("kafka://{}?sasl={mechanism}&user={USER}", tansu.addr());
+        let needles = [
+            "answers Metadata without SASL",
+            "this listener does not take SASL",
+            "drop user=/sasl=",
+        ];
+        for run in fails_fast(&target, &password_env(), &needles) {
+            run.expect_no_secret(PASSWORD);
+            assert!(!run.stderr.contains("does not offer"), "{}", run.stderr);
+        }
+    }
+}
+
+/// What Kafka answers a SaslHandshake with on a PLAINTEXT listener:
+/// ILLEGAL_SASL_STATE, named with the fix rather than printed raw.
+#[test]
+fn sasl_at_a_kafka_plaintext_listener_fails_fast_saying_so() {
+    let (_tansu, listener) = sasl_broker(ALL_MECHANISMS, &["--no-sasl"]);
+    // The listener serves clients without SASL.
+    probe(&[&format!("kafka://localhost:{}", listener.port())], &[]).expect(0, &[READY]);
+    let target = format!("kafka://localhost:{}?user={USER}", listener.port());
+    let needles = [
+        "answers SaslHandshake with ILLEGAL_SASL_STATE (34)",
+        "this listener does not take SASL",
+        "use the broker's SASL listener",
+    ];
+    for run in fails_fast(&target, &password_env(), &needles) {
+        run.expect_no_secret(PASSWORD);
+    }
+}
+
+/// No SASL set for a SASL listener: Kafka answers ApiVersions, then closes
+/// the connection on Metadata. A SaslHandshake on a fresh connection,
+/// answered with the listener's mechanisms, proves it takes SASL.
+#[test]
+fn no_sasl_at_a_sasl_listener_fails_fast_naming_the_fix() {
+    let (_tansu, front) = sasl_broker(ALL_MECHANISMS, &[]);
+    for target in [
+        format!("kafka://localhost:{}", front.port()),
+        format!("kafka://127.0.0.1:{}", front.port()),
+    ] {
+        let needles = [
+            "closed the connection on Metadata after answering ApiVersions",
+            "answered with mechanisms PLAIN, SCRAM-SHA-256, SCRAM-SHA-512",
+            "this is a SASL listener (add sasl= and user=, or config=",
+        ];
+        fails_fast(&target, &[], &needles);
+    }
+    // SASL_SSL with TLS set and SASL not: the proof goes through TLS too.
+    let certs = Certs::new();
+    let (_tansu, _front, tls) = sasl_ssl_broker(&certs);
+    let target = format!(
+        "kafka://localhost:{}?tls=true&ca={}",
+        tls.port(),
+        path(&certs.ca())
+    );
+    fails_fast(
+        &target,
+        &[],
+        &["this is a SASL listener", "add sasl= and user="],
+    );
+}
+
+/// A broker shutting down also answers ApiVersions and closes on Metadata,
+/// but does not answer a SaslHandshake: not ready, with the SASL hint, and
+/// never fatal.
+#[test]
+fn closed_on_metadata_without_proof_of_sasl_is_waited_for() {
+    let (_tansu, front) = sasl_broker(ALL_MECHANISMS, &["--close-after-api-versions"]);
+    let target = format!("kafka://localhost:{}", front.port());
+    let reason = "closed the connection on Metadata after answering ApiVersions: \
+                  a SASL listener does this (add sasl= and user=, or config=)";
+    probe(&[&target], &[]).expect(1, &[reason]);
+    let waited = run(&[&target, "-t", "2s", "-v"], &[]);
+    waited.expect(124, &[reason]);
+    assert!(
+        !waited.stderr.contains("this is a SASL listener"),
+        "{}",
+        waited.stderr
+    );
+}
+
 // ---------------------------------------------------- client.properties
 
 /// SASL_SSL with PLAIN, all from a client.properties: `props(TLS port, CA
