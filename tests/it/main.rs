@@ -3,6 +3,7 @@
 mod bootstrap;
 mod cli;
 mod docker;
+mod fake_broker;
 mod kafka;
 mod peers;
 mod security;
