@@ -108,15 +108,25 @@ pub struct Sasl {
     pub password: Secret,
 }
 
+/// PEM text and how the user named it, for the messages about it:
+/// `ca=/etc/ca.pem`, `config=/etc/client.properties:
+/// ssl.truststore.location=/etc/ca.pem`.
+#[cfg(feature = "tls")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pem<T> {
+    pub from: String,
+    pub text: T,
+}
+
 /// PEM material and checks for a TLS connection.
 #[cfg(feature = "tls")]
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TlsFiles {
-    /// Extra trust roots (a private CA), PEM.
-    pub ca: Option<Vec<u8>>,
-    /// Client certificate chain and key, PEM (mTLS).
-    pub cert: Option<Vec<u8>>,
-    pub key: Option<Secret>,
+    /// Extra trust roots (a private CA).
+    pub ca: Option<Pem<Vec<u8>>>,
+    /// Client certificate chain and key (mTLS).
+    pub cert: Option<Pem<Vec<u8>>>,
+    pub key: Option<Pem<Secret>>,
     /// Verify the certificate chain (`tls-verify=false` turns this off).
     pub verify: bool,
     /// Verify the host name (`ssl.endpoint.identification.algorithm=`).
@@ -231,15 +241,22 @@ fn tls_config<'a>(
         ..TlsFiles::default()
     };
     files.ca = match get("ca") {
-        Some(path) => Some(read(path, "ca", what)?),
+        Some(path) => Some(Pem {
+            from: format!("ca={path}"),
+            text: read(path, "ca", what)?,
+        }),
         None => props.pem_store("truststore", what)?,
     };
     let (cert, key) = match (get("cert"), get("key")) {
         (Some(c), Some(k)) => (
-            Some(read(c, "cert", what)?),
-            Some(Secret(
-                String::from_utf8_lossy(&read(k, "key", what)?).into_owned(),
-            )),
+            Some(Pem {
+                from: format!("cert={c}"),
+                text: read(c, "cert", what)?,
+            }),
+            Some(Pem {
+                from: format!("key={k}"),
+                text: Secret(String::from_utf8_lossy(&read(k, "key", what)?).into_owned()),
+            }),
         ),
         (None, None) => props.pem_keystore(what)?,
         _ => {
@@ -472,28 +489,52 @@ impl Properties {
     /// A PEM truststore: `ssl.truststore.certificates` inline, or
     /// `ssl.truststore.location` with `ssl.truststore.type=PEM`.
     #[cfg(feature = "tls")]
-    fn pem_store(&self, which: &str, what: &str) -> Result<Option<Vec<u8>>, String> {
-        if let Some(inline) = self.get(&format!("ssl.{which}.certificates")) {
-            return Ok(Some(inline.replace("\\n", "\n").into_bytes()));
+    fn pem_store(&self, which: &str, what: &str) -> Result<Option<Pem<Vec<u8>>>, String> {
+        let key = format!("ssl.{which}.certificates");
+        if let Some(inline) = self.get(&key) {
+            return Ok(Some(Pem {
+                from: self.named(&key),
+                text: inline.replace("\\n", "\n").into_bytes(),
+            }));
         }
-        let Some(location) = self.get(&format!("ssl.{which}.location")) else {
+        let key = format!("ssl.{which}.location");
+        let Some(location) = self.get(&key) else {
             return Ok(None);
         };
         self.require_pem(which, location, what)?;
-        read(location, &format!("ssl.{which}.location"), what).map(Some)
+        Ok(Some(Pem {
+            from: self.named(&format!("{key}={location}")),
+            text: read(location, &key, what)?,
+        }))
+    }
+
+    /// How the user named `setting` of this file: `config=PATH: setting`.
+    #[cfg(feature = "tls")]
+    fn named(&self, setting: &str) -> String {
+        format!("config={}: {setting}", self.path)
     }
 
     /// A PEM keystore: inline `ssl.keystore.key` and
     /// `ssl.keystore.certificate.chain`, or a PEM file holding both.
     #[cfg(feature = "tls")]
-    fn pem_keystore(&self, what: &str) -> Result<(Option<Vec<u8>>, Option<Secret>), String> {
+    #[allow(clippy::type_complexity)]
+    fn pem_keystore(
+        &self,
+        what: &str,
+    ) -> Result<(Option<Pem<Vec<u8>>>, Option<Pem<Secret>>), String> {
         if let (Some(key), Some(chain)) = (
             self.get("ssl.keystore.key"),
             self.get("ssl.keystore.certificate.chain"),
         ) {
             return Ok((
-                Some(chain.replace("\\n", "\n").into_bytes()),
-                Some(Secret(key.replace("\\n", "\n"))),
+                Some(Pem {
+                    from: self.named("ssl.keystore.certificate.chain"),
+                    text: chain.replace("\\n", "\n").into_bytes(),
+                }),
+                Some(Pem {
+                    from: self.named("ssl.keystore.key"),
+                    text: Secret(key.replace("\\n", "\n")),
+                }),
             ));
         }
         let Some(location) = self.get("ssl.keystore.location") else {
@@ -507,9 +548,16 @@ impl Properties {
             ));
         }
         let pem = read(location, "ssl.keystore.location", what)?;
+        let from = self.named(&format!("ssl.keystore.location={location}"));
         Ok((
-            Some(pem.clone()),
-            Some(Secret(String::from_utf8_lossy(&pem).into_owned())),
+            Some(Pem {
+                from: from.clone(),
+                text: pem.clone(),
+            }),
+            Some(Pem {
+                from,
+                text: Secret(String::from_utf8_lossy(&pem).into_owned()),
+            }),
         ))
     }
 

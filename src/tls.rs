@@ -26,7 +26,7 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use crate::probe::Attempt;
-use crate::security::TlsFiles;
+use crate::security::{Pem, TlsFiles};
 
 /// A built client configuration, shared by every connection of a target.
 #[derive(Clone)]
@@ -84,32 +84,37 @@ impl Config {
     pub fn default_roots() -> Result<Config, String> {
         let ca = match std::env::var_os(CA_ENV) {
             None => None,
-            Some(path) => Some(read_ca(std::path::Path::new(&path))?),
+            Some(path) => {
+                let path = std::path::Path::new(&path);
+                Some(Pem {
+                    from: format!("{CA_ENV}={}", path.display()),
+                    text: read_ca(path)?,
+                })
+            }
         };
         let built = Config::build(&TlsFiles {
             ca,
             verify: true,
             verify_name: true,
             ..TlsFiles::default()
-        })
-        .map_err(|e| format!("{CA_ENV}: {e}"))?;
+        })?;
         Ok(Config(built.0, HTTPS_HINTS))
     }
 
     pub fn build(files: &TlsFiles) -> Result<Config, String> {
         let mut roots = RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        if let Some(pem) = &files.ca {
+        if let Some(Pem { from, text }) = &files.ca {
             let mut added = 0;
-            for cert in CertificateDer::pem_slice_iter(pem) {
-                let cert = cert.map_err(|e| format!("ca: not a PEM certificate ({e})"))?;
+            for cert in CertificateDer::pem_slice_iter(text) {
+                let cert = cert.map_err(|e| format!("{from}: not a PEM certificate ({e})"))?;
                 roots
                     .add(cert)
-                    .map_err(|e| format!("ca: unusable certificate ({e})"))?;
+                    .map_err(|e| format!("{from}: unusable certificate ({e})"))?;
                 added += 1;
             }
             if added == 0 {
-                return Err("ca: no PEM certificate in it".into());
+                return Err(format!("{from}: no PEM certificate in it"));
             }
         }
         let builder = ClientConfig::builder_with_provider(provider())
@@ -127,17 +132,29 @@ impl Config {
             }));
         let config = match (&files.cert, &files.key) {
             (Some(cert), Some(key)) => {
-                let chain = CertificateDer::pem_slice_iter(cert)
+                let chain = CertificateDer::pem_slice_iter(&cert.text)
                     .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| format!("cert: not a PEM certificate chain ({e})"))?;
+                    .map_err(|e| format!("{}: not a PEM certificate chain ({e})", cert.from))?;
                 if chain.is_empty() {
-                    return Err("cert: no PEM certificate in it".into());
+                    return Err(format!("{}: no PEM certificate in it", cert.from));
                 }
-                let key = PrivateKeyDer::from_pem_slice(key.expose().as_bytes())
-                    .map_err(|_| "key: no unencrypted PEM private key in it".to_string())?;
+                let der = PrivateKeyDer::from_pem_slice(key.text.expose().as_bytes())
+                    .map_err(|_| format!("{}: no unencrypted PEM private key in it", key.from))?;
                 builder
-                    .with_client_auth_cert(chain, key)
-                    .map_err(|e| format!("cert/key: {e}"))?
+                    .with_client_auth_cert(chain, der)
+                    .map_err(|e| match e {
+                        // rustls compares the key's public half with the
+                        // certificate's.
+                        rustls::Error::InconsistentKeys(_) if cert.from == key.from => format!(
+                            "{}: its key is not its certificate's (the two do not belong together)",
+                            key.from
+                        ),
+                        rustls::Error::InconsistentKeys(_) => format!(
+                            "{} and {} do not belong together (the key is not the certificate's)",
+                            cert.from, key.from
+                        ),
+                        other => format!("{}: {other}", key.from),
+                    })?
             }
             _ => builder.with_no_client_auth(),
         };

@@ -803,6 +803,133 @@ fn config_ssl_with_pem_files_for_mtls() {
     probe(&[&target], &[]).expect(0, &[READY]);
 }
 
+/// A PEM setting without what it should hold is a usage error naming the
+/// setting as the user wrote it: `ssl.truststore.location=…` in config=, not
+/// kwait's own `ca`.
+#[test]
+fn unusable_pem_files_are_named_as_the_user_named_them() {
+    let certs = Certs::new();
+    let ca = certs.ca();
+    let (_tansu, tls) = tls_broker(certs.server(), Some(&ca), &[]);
+    let port = tls.port();
+    let dir = certs.dir();
+    let bad = path(&write(dir, "bad.pem", "not a certificate\n"));
+    let (client, client_key) = certs.client();
+    let (client, client_key) = (path(&client), path(&client_key));
+    let keystore = path(&certs.path("client-keystore.pem"));
+    let config = |name: &str, text: &str| {
+        let file = write(dir, name, &format!("security.protocol=SSL\n{text}"));
+        format!("config={}", path(&file))
+    };
+    let mut cases = vec![
+        (
+            format!("ca={bad}"),
+            format!("ca={bad}: no PEM certificate in it"),
+        ),
+        (
+            format!("ca={}&cert={bad}&key={client_key}", path(&ca)),
+            format!("cert={bad}: no PEM certificate in it"),
+        ),
+        (
+            format!("ca={}&cert={client}&key={bad}", path(&ca)),
+            format!("key={bad}: no unencrypted PEM private key in it"),
+        ),
+    ];
+    let param = config(
+        "truststore.properties",
+        &format!("ssl.truststore.type=PEM\nssl.truststore.location={bad}\n"),
+    );
+    cases.push((
+        param.clone(),
+        format!("{param}: ssl.truststore.location={bad}: no PEM certificate in it"),
+    ));
+    let param = config(
+        "inline.properties",
+        "ssl.truststore.type=PEM\nssl.truststore.certificates=not a certificate\n",
+    );
+    cases.push((
+        param.clone(),
+        format!("{param}: ssl.truststore.certificates: no PEM certificate in it"),
+    ));
+    let param = config(
+        "keystore.properties",
+        &format!(
+            "ssl.truststore.type=PEM\nssl.truststore.location={}\n\
+             ssl.keystore.type=PEM\nssl.keystore.location={bad}\n",
+            path(&ca)
+        ),
+    );
+    cases.push((
+        param.clone(),
+        format!("{param}: ssl.keystore.location={bad}: no PEM certificate in it"),
+    ));
+    for (params, needle) in cases {
+        let target = format!("kafka://localhost:{port}?{params}");
+        let done = run(&[&target, "-t", "30s"], &[]);
+        done.expect(2, &[&needle]);
+        assert!(!done.stderr.contains(" ca: "), "{}", done.stderr);
+    }
+    // The same config= with a good store is a working mTLS setup.
+    let param = config(
+        "good.properties",
+        &format!(
+            "ssl.truststore.type=PEM\nssl.truststore.location={}\n\
+             ssl.keystore.type=PEM\nssl.keystore.location={keystore}\n",
+            path(&ca)
+        ),
+    );
+    probe(&[&format!("kafka://localhost:{port}?{param}")], &[]).expect(0, &[READY]);
+}
+
+/// A client certificate with another certificate's key: named, both files,
+/// instead of rustls' "keys may not be consistent: KeyMismatch".
+#[test]
+fn a_key_that_is_not_the_certificates_is_a_usage_error_naming_both() {
+    let certs = Certs::new();
+    let ca = certs.ca();
+    let (_tansu, tls) = tls_broker(certs.server(), Some(&ca), &[]);
+    let (client, client_key) = certs.client();
+    let (_, other_key) = certs.wrong_name();
+    let (client, client_key, other_key) = (path(&client), path(&client_key), path(&other_key));
+    let base = format!("kafka://localhost:{}?ca={}", tls.port(), path(&ca));
+    // The right pair works.
+    probe(&[&format!("{base}&cert={client}&key={client_key}")], &[]).expect(0, &[READY]);
+    let target = format!("{base}&cert={client}&key={other_key}");
+    let done = run(&[&target, "-t", "30s"], &[]);
+    done.expect(
+        2,
+        &[&format!(
+            "cert={client} and key={other_key} do not belong together (the key is not the certificate's)"
+        )],
+    );
+    assert!(!done.stderr.contains("KeyMismatch"), "{}", done.stderr);
+
+    // One PEM keystore holding both, as config= names it.
+    let mut mixed = std::fs::read(&other_key).expect("read key");
+    mixed.extend(std::fs::read(&client).expect("read cert"));
+    let store = certs.path("mixed-keystore.pem");
+    std::fs::write(&store, mixed).expect("write keystore");
+    let props = write(
+        certs.dir(),
+        "mixed.properties",
+        &format!(
+            "security.protocol=SSL\nssl.truststore.type=PEM\nssl.truststore.location={}\n\
+             ssl.keystore.type=PEM\nssl.keystore.location={}\n",
+            path(&ca),
+            path(&store)
+        ),
+    );
+    let target = format!("kafka://localhost:{}?config={}", tls.port(), path(&props));
+    run(&[&target, "-t", "30s"], &[]).expect(
+        2,
+        &[&format!(
+            "config={}: ssl.keystore.location={}: its key is not its certificate's",
+            path(&props),
+            path(&store)
+        )],
+    );
+}
+
 #[test]
 fn config_jks_and_pkcs12_stores_are_usage_errors_asking_for_pem() {
     let dir = TempDir::new("jks-config");
