@@ -416,8 +416,8 @@ fn read(path: &str, key: &str, what: &str) -> Result<Vec<u8>, String> {
     )
 }
 
-/// A Java properties file, as the Kafka tools and cub read it: `key=value`
-/// or `key: value` lines, `#`/`!` comments, `\` line continuations.
+/// A Java properties file, as the Kafka tools and cub read it
+/// ([`parse_properties`]).
 #[derive(Debug, Default)]
 struct Properties {
     entries: Vec<(String, String)>,
@@ -446,28 +446,8 @@ impl Properties {
     fn load(path: &str, what: &str) -> Result<Properties, String> {
         let text = String::from_utf8(read(path, "config", what)?)
             .map_err(|_| format!("{what}: config={path}: not UTF-8 text"))?;
-        let mut entries = Vec::new();
-        let mut pending = String::new();
-        for raw in text.lines() {
-            let line = raw.trim_start();
-            if pending.is_empty()
-                && (line.is_empty() || line.starts_with('#') || line.starts_with('!'))
-            {
-                continue;
-            }
-            if let Some(cont) = line.strip_suffix('\\') {
-                pending.push_str(cont);
-                continue;
-            }
-            pending.push_str(line);
-            let full = std::mem::take(&mut pending);
-            let split = full.find(['=', ':']).unwrap_or(full.len());
-            let key = full[..split].trim().to_string();
-            let value = full.get(split + 1..).unwrap_or("").trim().to_string();
-            entries.push((key, value));
-        }
         Ok(Properties {
-            entries,
+            entries: parse_properties(&text),
             used: Default::default(),
             path: path.to_string(),
         })
@@ -494,7 +474,7 @@ impl Properties {
         if let Some(inline) = self.get(&key) {
             return Ok(Some(Pem {
                 from: self.named(&key),
-                text: inline.replace("\\n", "\n").into_bytes(),
+                text: inline.as_bytes().to_vec(),
             }));
         }
         let key = format!("ssl.{which}.location");
@@ -529,11 +509,11 @@ impl Properties {
             return Ok((
                 Some(Pem {
                     from: self.named("ssl.keystore.certificate.chain"),
-                    text: chain.replace("\\n", "\n").into_bytes(),
+                    text: chain.as_bytes().to_vec(),
                 }),
                 Some(Pem {
                     from: self.named("ssl.keystore.key"),
-                    text: Secret(key.replace("\\n", "\n")),
+                    text: Secret(key.to_string()),
                 }),
             ));
         }
@@ -615,6 +595,90 @@ impl Properties {
         };
         warning!("{what}: config={} keys kwait ignores: {listed}", self.path);
     }
+}
+
+/// The whitespace `java.util.Properties` skips and splits on.
+const PROPERTY_SPACE: [char; 3] = [' ', '\t', '\x0c'];
+
+/// `(key, value)` pairs of a properties file, by `java.util.Properties.load`'s
+/// rules: a line ending in an odd number of `\` goes on (its next line's
+/// leading whitespace dropped); `#`/`!` start a comment line; the key ends at
+/// the first unescaped `=`, `:` or whitespace, and whitespace around that
+/// separator is skipped (`key=value`, `key: value`, `key value`); escapes
+/// (`\t`, `\n`, `\uXXXX`, `\=`...) are decoded in both. Values are trimmed
+/// as Kafka's `ConfigDef` trims them.
+fn parse_properties(text: &str) -> Vec<(String, String)> {
+    let mut entries = Vec::new();
+    let mut logical = String::new();
+    let mut continuing = false;
+    // Lines end in "\n" or "\r\n" (Java also takes a lone "\r").
+    for raw in text.lines() {
+        let line = raw.trim_start_matches(PROPERTY_SPACE);
+        if !continuing && (line.is_empty() || line.starts_with(['#', '!'])) {
+            continue;
+        }
+        let slashes = line.len() - line.trim_end_matches('\\').len();
+        continuing = slashes % 2 == 1;
+        if continuing {
+            logical.push_str(&line[..line.len() - 1]);
+            continue;
+        }
+        logical.push_str(line);
+        let line = std::mem::take(&mut logical);
+        // The key ends at the first unescaped separator.
+        let mut escaped = false;
+        let mut split = None;
+        for (i, c) in line.char_indices() {
+            if !escaped && (c == '=' || c == ':' || PROPERTY_SPACE.contains(&c)) {
+                split = Some((i, c));
+                break;
+            }
+            escaped = c == '\\' && !escaped;
+        }
+        let (key, value) = match split {
+            None => (line.as_str(), ""),
+            Some((i, c)) => {
+                let mut rest = line[i + c.len_utf8()..].trim_start_matches(PROPERTY_SPACE);
+                // Whitespace, then one '=' or ':', then whitespace again.
+                if PROPERTY_SPACE.contains(&c) {
+                    if let Some(r) = rest.strip_prefix(['=', ':']) {
+                        rest = r.trim_start_matches(PROPERTY_SPACE);
+                    }
+                }
+                (&line[..i], rest)
+            }
+        };
+        entries.push((unescape(key), unescape(value).trim().to_string()));
+    }
+    entries
+}
+
+/// `java.util.Properties`' escapes: `\t`, `\n`, `\r`, `\f`, `\uXXXX`, and
+/// `\` before anything else standing for that character.
+fn unescape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('f') => out.push('\x0c'),
+            Some('u') => {
+                let hex: String = chars.by_ref().take(4).collect();
+                if let Some(c) = u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
+                    out.push(c);
+                }
+            }
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    out
 }
 
 /// A JAAS login module kwait knows. ScramLoginModule serves both SCRAM
@@ -731,6 +795,37 @@ mod tests {
         assert_eq!(j.password.as_ref().map(Secret::expose), Some("SE\"CRET"));
         assert!(Jaas::parse("com.sun.security.auth.module.Krb5LoginModule required;").is_err());
         assert!(Jaas::parse(r#"x.PlainLoginModule required username="open"#).is_err());
+    }
+
+    /// java.util.Properties' separators, continuations and escapes.
+    #[test]
+    fn properties_as_java_reads_them() {
+        let text = "# comment\n! comment\n\
+                    a=1\n  b : 2\nc 3\nd\t=\t4\ne:5\nf\n\
+                    g = x=y:z w \n\
+                    h = one \\\n    two\n\
+                    key\\ with\\=odd\\:chars = v\n\
+                    i = ends in a slash \\\\\n\
+                    j=\\u0041\\tB\\n\r\n\
+                    # a comment does not go on \\\n\
+                    k=last";
+        let got = parse_properties(text);
+        let want = [
+            ("a", "1"),
+            ("b", "2"),
+            ("c", "3"),
+            ("d", "4"),
+            ("e", "5"),
+            ("f", ""),
+            ("g", "x=y:z w"),
+            ("h", "one two"),
+            ("key with=odd:chars", "v"),
+            ("i", "ends in a slash \\"),
+            ("j", "A\tB"),
+            ("k", "last"),
+        ];
+        let got: Vec<(&str, &str)> = got.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(got, want);
     }
 
     #[test]

@@ -99,8 +99,12 @@ async fn rungs(spec: &Kafka, addr: &HostPort, attempt: &Attempt) -> Result<Strin
     let (mut conn, versions) = open(addr, &spec.security, attempt).await?;
 
     let version = pick(&versions, ApiKey::Metadata, METADATA, addr)?;
+    let mut request = MetadataRequest::default().with_topics(Some(Vec::new()));
+    if version >= 4 {
+        request = request.with_allow_auto_topic_creation(false);
+    }
     let body = match conn
-        .call(attempt, ApiKey::Metadata, version, &no_topics(version))
+        .call(attempt, ApiKey::Metadata, version, &request)
         .await
     {
         Ok(body) => body,
@@ -151,17 +155,6 @@ async fn rungs(spec: &Kafka, addr: &HostPort, attempt: &Attempt) -> Result<Strin
     Ok(seen)
 }
 
-/// Metadata asking for no topics, with auto-creation off where the version
-/// can say so.
-fn no_topics(version: i16) -> MetadataRequest {
-    let request = MetadataRequest::default().with_topics(Some(Vec::new()));
-    if version >= 4 {
-        request.with_allow_auto_topic_creation(false)
-    } else {
-        request
-    }
-}
-
 /// Whether an I/O failure is the peer closing or resetting the connection.
 fn closed(e: &str) -> bool {
     ["connection closed", "connection reset", "broken pipe"]
@@ -199,30 +192,15 @@ async fn closed_on_metadata(
 }
 
 /// The SASL mechanisms the listener at `addr` offers, asked on a fresh
-/// connection with `tls` and no SASL: empty when it answers without any
-/// (Kafka's ILLEGAL_SASL_STATE on a listener without SASL, or an echo of
-/// the name asked for); `None` when it does not answer.
+/// connection with `tls` and no SASL for a mechanism no broker has: empty
+/// when it answers without any (Kafka's ILLEGAL_SASL_STATE on a listener
+/// without SASL, or tansu's echo of the name asked for); `None` when it
+/// does not answer.
 async fn mechanisms(
     addr: &HostPort,
     tls: Option<&crate::tls::Config>,
     attempt: &Attempt,
 ) -> Option<Vec<String>> {
-    let body = unauthenticated(addr, tls, attempt, true).await?;
-    let (_, mut offered) = wire::sasl_handshake(&body).ok()?;
-    offered.retain(|m| m != NO_MECHANISM);
-    Some(offered)
-}
-
-/// One request on a fresh connection with `tls` and no SASL, and its
-/// answer: a SaslHandshake asking for [`NO_MECHANISM`] (`handshake`), or a
-/// Metadata for no topics. One function for both, so the connection's code
-/// is in the binary once.
-async fn unauthenticated(
-    addr: &HostPort,
-    tls: Option<&crate::tls::Config>,
-    attempt: &Attempt,
-    handshake: bool,
-) -> Option<Vec<u8>> {
     let bare = Security {
         tls: tls.cloned(),
         sasl: None,
@@ -230,16 +208,16 @@ async fn unauthenticated(
     // Boxed: `open` calls this through `authenticate`, and a recursive
     // future must have a known size.
     let (mut conn, versions) = Box::pin(open(addr, &bare, attempt)).await.ok()?;
-    let answer = if handshake {
-        let v = versions.pick(ApiKey::SaslHandshake, SASL_HANDSHAKE).ok()?;
-        let request =
-            SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(NO_MECHANISM));
-        conn.call(attempt, ApiKey::SaslHandshake, v, &request).await
-    } else {
-        let v = versions.pick(ApiKey::Metadata, METADATA).ok()?;
-        conn.call(attempt, ApiKey::Metadata, v, &no_topics(v)).await
-    };
-    answer.ok()
+    let v = versions.pick(ApiKey::SaslHandshake, SASL_HANDSHAKE).ok()?;
+    let request =
+        SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(NO_MECHANISM));
+    let body = conn
+        .call(attempt, ApiKey::SaslHandshake, v, &request)
+        .await
+        .ok()?;
+    let (_, mut offered) = wire::sasl_handshake(&body).ok()?;
+    offered.retain(|m| m != NO_MECHANISM);
+    Some(offered)
 }
 
 /// ApiVersions, newest version first, with KIP-511's fallback: a broker that
@@ -562,16 +540,16 @@ async fn authenticate(
             )))
         }
         // A refusal that lists nothing, or the very mechanism it refuses
-        // (tansu without SASL echoes the name asked for): whether the
-        // listener serves clients without SASL says what it means.
+        // (tansu without SASL echoes the name asked for): what it offers
+        // when asked for a mechanism no broker has says what it means.
         UNSUPPORTED_SASL_MECHANISM => {
             let refused = format!(
                 "the broker refuses SASL {mechanism} with {}, listing {}",
                 error_name(error),
                 if offered.is_empty() { "no mechanism".to_string() } else { offered.join(", ") }
             );
-            return Err(if unauthenticated(addr, tls, attempt, false).await.is_some() {
-                no_sasl(format!("{refused}, and answers Metadata without SASL"))
+            return Err(if mechanisms(addr, tls, attempt).await == Some(Vec::new()) {
+                no_sasl(format!("{refused}, and offers none when asked which it has"))
             } else {
                 Outcome::Fatal(format!("{addr}: {refused} (set sasl= or sasl.mechanism)"))
             });

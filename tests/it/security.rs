@@ -593,15 +593,16 @@ fn sasl_scram_broker_that_cannot_prove_the_password_is_refused() {
 
 /// SASL set for a listener without it. tansu answers SaslHandshake with
 /// UNSUPPORTED_SASL_MECHANISM listing the very mechanism asked for, so "it
-/// does not offer PLAIN; it offers PLAIN" would be the message; that it
-/// answers Metadata without SASL says what is wrong.
+/// does not offer PLAIN; it offers PLAIN" would be the message; asked for
+/// a mechanism no broker has, it offers none of its own, which says what is
+/// wrong.
 #[test]
 fn sasl_at_a_listener_without_sasl_fails_fast_saying_so() {
     let tansu = Tansu::start_ready();
     for mechanism in ["PLAIN", "SCRAM-SHA-256"] {
         let target = format!("kafka://{}?sasl={mechanism}&user={USER}", tansu.addr());
         let needles = [
-            "answers Metadata without SASL",
+            "offers none when asked which it has",
             "this listener does not take SASL",
             "drop user=/sasl=",
         ];
@@ -778,6 +779,32 @@ fn config_scram_and_ignored_keys_listed_once() {
     let run = wait(&target, &[]);
     run.expect(0, &["ready"]).expect_no_secret(PASSWORD);
     assert_ignored_keys_listed_once(&run);
+    assert_authenticated(&front, "SCRAM-SHA-256", 2);
+}
+
+/// java.util.Properties takes `key value` and `key:value` as well as
+/// `key=value`; a file written that way works as it does for the Java
+/// client, and its unknown keys are still named.
+#[test]
+fn config_with_whitespace_and_colon_separators() {
+    let (_tansu, front) = sasl_broker(ALL_MECHANISMS, &[]);
+    let dir = TempDir::new("separators");
+    let props = write(
+        dir.path(),
+        "client.properties",
+        &format!(
+            "security.protocol SASL_PLAINTEXT\n\
+             sasl.mechanism:SCRAM-SHA-256\n\
+             sasl.jaas.config \t org.apache.kafka.common.security.scram.ScramLoginModule required \\\n  \
+             username=\"{USER}\" password=\"{PASSWORD}\";\n\
+             acks all\n"
+        ),
+    );
+    let target = format!("kafka://localhost:{}?config={}", front.port(), path(&props));
+    let run = probe(&[&target], &[]);
+    run.expect(0, &[READY, "keys kwait ignores: acks"])
+        .expect_no_secret(PASSWORD);
+    assert!(!run.stderr.contains("SASL_PLAINTEXT"), "{}", run.stderr);
     assert_authenticated(&front, "SCRAM-SHA-256", 2);
 }
 
