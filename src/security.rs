@@ -361,7 +361,7 @@ fn sasl<'a>(
             (Some(_), Some(_)) => {
                 return Err(format!(
                     "{what}: a password is set both in {PASSWORD_ENV} and in config={config}'s sasl.jaas.config: \
-                     unset {PASSWORD_ENV}, or drop password= from the JAAS line"
+                     unset {PASSWORD_ENV}, or remove the password from the JAAS line"
                 ))
             }
             (Some(p), None) | (None, Some(p)) => p,

@@ -1322,10 +1322,20 @@ fn password_in_the_environment_and_in_the_config_is_a_usage_error() {
     let target = format!("kafka://localhost:{}?config={}", front.port(), path(&props));
     let other = "Env-pw-3c8d21";
     let done = run(&[&target, "-t", "30s"], &[("KWAIT_KAFKA_PASSWORD", other)]);
-    done.expect(2, &["KWAIT_KAFKA_PASSWORD", "sasl.jaas.config", "config="])
-        .expect_no_secret(PASSWORD)
-        .expect_no_secret(other);
+    done.expect(
+        2,
+        &[
+            "KWAIT_KAFKA_PASSWORD",
+            "sasl.jaas.config",
+            "config=",
+            "unset KWAIT_KAFKA_PASSWORD, or remove the password from the JAAS line",
+        ],
+    )
+    .expect_no_secret(PASSWORD)
+    .expect_no_secret(other);
     assert_eq!(done.stderr.lines().count(), 1, "{}", done.stderr);
+    // The fix reads as one: no redaction mark in it.
+    assert!(!done.stderr.contains("***"), "{}", done.stderr);
     // Either one alone works.
     probe_ready_as_alice(&target, &[]);
     let env_only = format!("kafka://localhost:{}?sasl=PLAIN&user={USER}", front.port());
