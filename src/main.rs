@@ -162,17 +162,17 @@ fn probe_once(plan: cli::Probe) -> Exit {
                 (i, outcome)
             });
         }
-        let mut outcomes = Vec::new();
+        // In the order the targets were given (no sort: smaller).
+        let mut outcomes: Vec<Option<Outcome>> = plan.targets.iter().map(|_| None).collect();
         while let Some(joined) = set.join_next().await {
             match joined {
-                Ok(found) => outcomes.push(found),
+                Ok((i, outcome)) => outcomes[i] = Some(outcome),
                 Err(_) => return false,
             }
         }
-        outcomes.sort_by_key(|(i, _)| *i);
         let mut all_ready = true;
-        for (i, outcome) in outcomes {
-            let target = &plan.targets[i];
+        for (target, outcome) in plan.targets.iter().zip(outcomes) {
+            let Some(outcome) = outcome else { continue };
             match outcome {
                 Outcome::Ready(seen) => info!("{target} ready: {seen}"),
                 Outcome::NotReady(reason) | Outcome::Fatal(reason) => {

@@ -90,16 +90,20 @@ pub fn run(command: &[OsString], opts: &Options, signals: &Signals) -> Exit {
             error!("cannot become a child subreaper ({err}); orphaned processes will not be reaped by kwait");
         }
     }
-    let Some((program, args)) = command.split_first() else {
+    let Some(program) = command.first() else {
         error!("no COMMAND to run");
         return Exit::Usage;
     };
     let shown = program.to_string_lossy();
+    let Some(prepared) = crate::exec::Prepared::new(command) else {
+        error!("COMMAND has an argument with a NUL byte");
+        return Exit::Usage;
+    };
+    // std forks, sets up the process group and stdio, then runs the closure,
+    // which execs COMMAND itself: with the environment `Prepared` made (no
+    // SASL password), without std's own environment machinery.
     let mut cmd = Command::new(program);
-    // The SASL password was for kwait's probes; the app has its own.
-    cmd.args(args)
-        .process_group(0)
-        .env_remove(crate::security::PASSWORD_ENV);
+    cmd.process_group(0);
     let tty = nix::unistd::isatty(0).unwrap_or(false);
     // SAFETY: the closure runs in the forked child before exec and makes
     // only async-signal-safe calls, allocating nothing.
@@ -109,7 +113,7 @@ pub fn run(command: &[OsString], opts: &Options, signals: &Signals) -> Exit {
             if tty {
                 foreground();
             }
-            Ok(())
+            Err(prepared.exec())
         });
     }
     // std reports exec failures through a CLOEXEC pipe; a failed fork
