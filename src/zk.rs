@@ -12,8 +12,11 @@
 //! RequestHeader, ReplyHeader, GetDataRequest, ...), ZooDefs.OpCode, and
 //! KeeperException.Code.
 
+use std::io;
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::timeout_at;
 
 use crate::probe::Attempt;
 use crate::reader::Reader;
@@ -112,18 +115,18 @@ impl Session {
         req.extend_from_slice(&16i32.to_be_bytes()); // passwd
         req.extend_from_slice(&[0; 16]);
         req.push(0); // readOnly: false, a read-only server is not ready
-        let body = exchange(&mut stream, &req, attempt, "the session handshake")
+        write_frame(&mut stream, &req, attempt)
             .await
             .map_err(|e| format!("{addr}: {e}"))?;
-        let mut r = Reader::new(&body);
-        let parsed = (|| {
-            r.i32()?; // protocolVersion
-            let timeout = r.i32()?;
-            let id = r.i64()?;
-            Ok::<_, String>((timeout, id))
-        })();
-        let (timeout_ms, id) =
-            parsed.map_err(|e| format!("{addr}: malformed session answer: {e}"))?;
+        let body = read_frame(&mut stream, attempt, "the session handshake")
+            .await
+            .map_err(|e| format!("{addr}: {}", handshake_failed(e)))?;
+        let (timeout_ms, id) = session_answer(&body).ok_or_else(|| {
+            format!(
+                "{addr}: {NOT_ZOOKEEPER}: it answered {} bytes, not a session",
+                body.len()
+            )
+        })?;
         if timeout_ms <= 0 {
             return Err(format!("{addr}: the server refused the session"));
         }
@@ -158,7 +161,7 @@ impl Session {
         loop {
             let reply = read_frame(&mut self.stream, attempt, what)
                 .await
-                .map_err(Error::Io)?;
+                .map_err(|e| Error::Io(e.to_string()))?;
             let mut r = Reader::new(&reply);
             let header = (|| Ok::<_, String>((r.i32()?, r.i32()?, r.i32()?, r.i32()?)))();
             let (xid, _, _, err) =
@@ -269,46 +272,124 @@ async fn write_frame(stream: &mut TcpStream, body: &[u8], attempt: &Attempt) -> 
         .await
 }
 
+/// Why no frame was read.
+#[derive(Debug)]
+enum NoFrame {
+    /// The peer closed the connection before the frame began.
+    Closed(String),
+    /// A length no ZooKeeper frame has.
+    Length(i32),
+    /// The connection ended inside the frame.
+    Cut(String),
+    /// No answer in time, or a reset before the frame began.
+    Io(String),
+}
+
+impl std::fmt::Display for NoFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NoFrame::Closed(what) => write!(f, "waiting for {what}: connection closed"),
+            NoFrame::Length(len) => write!(
+                f,
+                "answered with a frame length of {len} bytes, which is not ZooKeeper"
+            ),
+            NoFrame::Cut(reason) | NoFrame::Io(reason) => f.write_str(reason),
+        }
+    }
+}
+
+/// The first words of every "this is not ZooKeeper" reason.
+const NOT_ZOOKEEPER: &str =
+    "no ZooKeeper answer to the session request (is this ZooKeeper's client port?)";
+
+/// Why the session handshake got no session. A member without quorum
+/// closes the connection without a word (research/kafka-zookeeper-semantics.md
+/// Appendix A); anything that answers with something else is not ZooKeeper
+/// (a Kafka broker's error frame, an HTTP status line).
+fn handshake_failed(e: NoFrame) -> String {
+    match e {
+        NoFrame::Closed(_) => {
+            "connection closed at the session request: no quorum yet, or not ZooKeeper's \
+             client port?"
+                .into()
+        }
+        NoFrame::Length(len) => format!("{NOT_ZOOKEEPER}: it announced a {len}-byte answer"),
+        NoFrame::Cut(reason) => format!("{NOT_ZOOKEEPER}: its answer broke off ({reason})"),
+        NoFrame::Io(reason) => reason,
+    }
+}
+
+/// A ConnectResponse: protocolVersion (always 0), timeOut, sessionId, passwd
+/// (a jute buffer), and since ZooKeeper 3.4 the readOnly flag; the session's
+/// timeout and id. Anything else is not ZooKeeper's answer.
+fn session_answer(body: &[u8]) -> Option<(i32, i64)> {
+    let mut r = Reader::new(body);
+    let version = r.i32().ok()?;
+    let timeout_ms = r.i32().ok()?;
+    let id = r.i64().ok()?;
+    let passwd = usize::try_from(r.i32().ok()?).ok()?;
+    r.skip(passwd).ok()?;
+    (version == 0 && r.remaining() <= 1).then_some((timeout_ms, id))
+}
+
 async fn read_frame(
     stream: &mut TcpStream,
     attempt: &Attempt,
     what: &str,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, NoFrame> {
     let mut prefix = [0u8; 4];
-    attempt
-        .within(
-            &format!("waiting for {what}"),
-            stream.read_exact(&mut prefix),
-        )
-        .await?;
+    let waiting = format!("waiting for {what}");
+    match timeout_at(attempt.deadline, stream.read_exact(&mut prefix)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            return Err(NoFrame::Closed(what.into()))
+        }
+        Ok(Err(e)) => return Err(NoFrame::Io(attempt.failed(&waiting, Some(&e)))),
+        Err(_) => return Err(NoFrame::Io(attempt.failed(&waiting, None))),
+    }
     let len = i32::from_be_bytes(prefix);
     let len = match usize::try_from(len) {
         Ok(n) if n <= MAX_FRAME => n,
-        _ => {
-            return Err(format!(
-                "answered with a frame length of {len} bytes, which is not ZooKeeper"
-            ))
-        }
+        _ => return Err(NoFrame::Length(len)),
     };
     let mut body = vec![0u8; len];
-    attempt
-        .within(&format!("reading {what}"), stream.read_exact(&mut body))
-        .await?;
-    Ok(body)
+    let reading = format!("reading {what}");
+    match timeout_at(attempt.deadline, stream.read_exact(&mut body)).await {
+        Ok(Ok(_)) => Ok(body),
+        Ok(Err(e)) => Err(NoFrame::Cut(attempt.failed(&reading, Some(&e)))),
+        Err(_) => Err(NoFrame::Io(attempt.failed(&reading, None))),
+    }
 }
 
-async fn exchange(
-    stream: &mut TcpStream,
-    body: &[u8],
-    attempt: &Attempt,
-    what: &str,
-) -> Result<Vec<u8>, String> {
-    write_frame(stream, body, attempt).await?;
-    read_frame(stream, attempt, what).await.map_err(|e| {
-        if e.contains("connection closed") {
-            format!("{e}: the server closed the session handshake, so it is not serving (no quorum yet?)")
-        } else {
-            e
-        }
-    })
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_answers() {
+        let answer = |version: i32, passwd: i32, tail: &[u8]| {
+            let mut b = version.to_be_bytes().to_vec();
+            b.extend_from_slice(&18_000i32.to_be_bytes());
+            b.extend_from_slice(&0x1234i64.to_be_bytes());
+            b.extend_from_slice(&passwd.to_be_bytes());
+            b.extend_from_slice(tail);
+            b
+        };
+        // ZooKeeper 3.4+ (readOnly flag), and before.
+        assert_eq!(
+            session_answer(&answer(0, 16, &[7; 17])),
+            Some((18_000, 0x1234))
+        );
+        assert_eq!(
+            session_answer(&answer(0, 16, &[7; 16])),
+            Some((18_000, 0x1234))
+        );
+        // Not ZooKeeper: a Kafka error frame, another version, a password
+        // longer than the answer, bytes after it.
+        assert_eq!(session_answer(&[0; 8]), None);
+        assert_eq!(session_answer(&answer(1, 16, &[7; 17])), None);
+        assert_eq!(session_answer(&answer(0, 64, &[7; 17])), None);
+        assert_eq!(session_answer(&answer(0, -1, &[])), None);
+        assert_eq!(session_answer(&answer(0, 16, &[7; 30])), None);
+    }
 }

@@ -90,7 +90,7 @@ impl Attempt {
 
     /// Why `within` failed: an error, or no answer in time. Not generic, so
     /// it is compiled once, not once per kind of I/O.
-    fn failed(&self, what: &str, err: Option<&io::Error>) -> String {
+    pub fn failed(&self, what: &str, err: Option<&io::Error>) -> String {
         match err {
             Some(err) => format!("{what}: {}", describe(err)),
             None => format!("{what}: no answer within {}", self.limit),

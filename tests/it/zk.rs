@@ -909,3 +909,40 @@ fn node_recreated_between_read_and_delete_is_not_deleted() {
     );
     assert!(marker.ran());
 }
+
+// ---------------------------------------------------------------------------
+// Not ZooKeeper
+// ---------------------------------------------------------------------------
+
+/// A zk:// target at a port that is not ZooKeeper's (a Kafka broker, a
+/// server answering garbage) says so, not "malformed session answer".
+#[test]
+fn a_port_that_is_not_zookeeper_says_so() {
+    let tansu = Tansu::start_ready();
+    let garbage = Fake::garbage();
+    let huge = Fake::huge_length();
+    let cut = Fake::reset_mid_frame();
+    for addr in [tansu.addr(), garbage.addr(), huge.addr(), cut.addr()] {
+        let r = run(command(&["probe", "-t", "2s", &format!("zk://{addr}")]));
+        r.expect(
+            1,
+            &[&format!(
+                "{addr}: no ZooKeeper answer to the session request (is this ZooKeeper's client port?)"
+            )],
+        );
+        assert!(!r.stderr.contains("malformed"), "{}", r.stderr);
+        one_short_line_each(&r);
+    }
+    // A port that closes at once: ZooKeeper without quorum does that too.
+    let closing = Fake::closing();
+    let r = run(command(&[
+        "probe",
+        "-t",
+        "2s",
+        &format!("zk://{}", closing.addr()),
+    ]));
+    r.expect(
+        1,
+        &["connection closed at the session request: no quorum yet"],
+    );
+}
