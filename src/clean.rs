@@ -11,7 +11,10 @@
 //! version, so a registration created in the one round trip between the
 //! re-read and the delete could still be removed; the liveness check and
 //! "only our own id, before our broker starts" make that a duplicate-id
-//! broker that did not answer a moment earlier.
+//! broker that did not answer a moment earlier. An endpoint whose host name
+//! does not resolve counts as dead only when DNS says so for certain (no
+//! such name): a temporary failure or a lookup that runs out of time cannot
+//! tell a live broker from a dead one, so kwait refuses.
 //!
 //! Everything read from a znode is untrusted: the endpoints it lists are
 //! bounded ([`MAX_ENDPOINTS`]), and its text reaches the log only through
@@ -329,7 +332,10 @@ async fn check_dead(
         };
         probes.spawn(async move {
             let found = presence(&endpoint.addr, tls.as_ref(), &attempt).await;
-            (endpoint, found)
+            // A name that did not resolve is "nothing there" only when DNS
+            // said so: a temporary failure or a timeout says nothing.
+            let unsure = matches!(found, Presence::Nothing(_)) && attempt.lookup_unsure();
+            (endpoint, found, unsure)
         });
     }
     let mut results = Vec::new();
@@ -343,7 +349,7 @@ async fn check_dead(
             "could not check every endpoint of {path}: refusing to delete it"
         ));
     }
-    for (endpoint, found) in &results {
+    for (endpoint, found, unsure) in &results {
         match found {
             Presence::Kafka => {
                 return Err(format!(
@@ -360,10 +366,20 @@ async fn check_dead(
                 shown(reason)
             ))
             }
+            // A name that did not resolve for want of an answer.
+            Presence::Nothing(reason) if *unsure => {
+                return Err(format!(
+                    "cannot tell whether broker {id} is alive at {} (registered in {path}): the \
+                     lookup of {} failed temporarily ({}); not deleting",
+                    endpoint.text,
+                    shown(&endpoint.addr.host),
+                    shown(reason)
+                ))
+            }
             Presence::Nothing(_) => {}
         }
     }
-    for (endpoint, found) in results {
+    for (endpoint, found, _) in results {
         if let Presence::Nothing(reason) = found {
             info!(
                 "broker {id}'s registered endpoint {} does not answer ({})",

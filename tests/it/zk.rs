@@ -909,6 +909,168 @@ fn node_recreated_between_read_and_delete_is_not_deleted() {
     );
     assert!(marker.ran());
 }
+// ---------------------------------------------------------------------------
+// What kwait cannot read or resolve
+// ---------------------------------------------------------------------------
+
+/// A DNS server on a loopback address of its own, port 53: NXDOMAIN for
+/// names with a label `gone`, SERVFAIL (which resolvers report as a
+/// temporary failure, EAI_AGAIN) for `flaky`, no answer at all for `slow`.
+struct FakeDns {
+    ip: std::net::Ipv4Addr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FakeDns {
+    fn start() -> FakeDns {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let seed = std::process::id() ^ Instant::now().elapsed().subsec_nanos();
+        let mut socket = None;
+        for i in 0..50u32 {
+            let n = seed.wrapping_add(i.wrapping_mul(7919));
+            let ip = std::net::Ipv4Addr::new(127, 53, (n >> 8) as u8, (n as u8).max(1));
+            if let Ok(s) = std::net::UdpSocket::bind((ip, 53)) {
+                socket = Some((s, ip));
+                break;
+            }
+        }
+        let (socket, ip) = socket.expect("bind a fake DNS server on 127.53.x.y:53 (root?)");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            while !stopped.load(Ordering::SeqCst) {
+                let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                let query = &buf[..n];
+                // The question: labels up to the root, then type and class.
+                let mut end = 12;
+                while end < n && query[end] != 0 {
+                    end += 1 + query[end] as usize;
+                }
+                let end = (end + 5).min(n);
+                if n < 12 || end > n {
+                    continue;
+                }
+                let question = &query[12..end];
+                let has = |label: &[u8]| question.windows(label.len()).any(|w| w == label);
+                let rcode = if has(b"\x04gone") {
+                    3
+                } else if has(b"\x05flaky") {
+                    2
+                } else {
+                    continue;
+                };
+                let mut reply = query[..2].to_vec();
+                reply.push(0x80 | (query[2] & 0x01)); // QR, RD as asked
+                reply.push(0x80 | rcode); // RA, the answer
+                reply.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+                reply.extend_from_slice(question);
+                let _ = socket.send_to(&reply, from);
+            }
+        });
+        FakeDns { ip, stop }
+    }
+}
+
+impl Drop for FakeDns {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// `kwait ARGS` in a mount namespace of its own whose /etc/resolv.conf
+/// names only `dns`.
+fn with_resolver(dns: &FakeDns, dir: &TempDir, args: &[&str]) -> Command {
+    peers::need("unshare");
+    let resolv = dir.path().join("resolv.conf");
+    std::fs::write(
+        &resolv,
+        format!("nameserver {}\noptions timeout:1 attempts:1\n", dns.ip),
+    )
+    .unwrap();
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--", "sh", "-c"])
+        .arg(r#"mount --bind "$1" /etc/resolv.conf && shift && exec "$@""#)
+        .arg("sh")
+        .arg(&resolv)
+        .arg(peers::kwait_bin())
+        .args(args)
+        .env_remove("KAFKA_BROKER_ID")
+        .env_remove("KAFKA_CFG_BROKER_ID");
+    cmd
+}
+
+/// A registered endpoint whose name DNS does not answer for (a temporary
+/// failure, a lookup that runs out of time) may belong to a live broker:
+/// kwait refuses to delete. Only a definite "no such name" counts as gone.
+/// (kwait once took every failed lookup for a dead broker.)
+#[test]
+fn endpoint_names_dns_cannot_answer_are_not_deleted() {
+    let zk = ZooKeeper::start_ready();
+    let hosts = zk.addr();
+    let target = format!("zk://{hosts}");
+    let dns = FakeDns::start();
+    let dir = TempDir::new("zk-dns");
+    crashed_broker(&hosts, 1, "PLAINTEXT://kafka-1.flaky.test:9092", &[]);
+    crashed_broker(&hosts, 2, "PLAINTEXT://kafka-2.slow.test:9092", &[]);
+    crashed_broker(&hosts, 3, "PLAINTEXT://kafka-3.gone.test:9092", &[]);
+
+    // SERVFAIL: glibc gives up at once with EAI_AGAIN, musl (which retries
+    // a SERVFAIL) after the resolver's 1 s timeout; kwait's 3 s is longer.
+    // No answer at all: kwait's 500 ms runs out first.
+    for (id, host, attempt_timeout, why) in [
+        (
+            1,
+            "kafka-1.flaky.test",
+            "3s",
+            "cannot resolve 'kafka-1.flaky.test' yet",
+        ),
+        (
+            2,
+            "kafka-2.slow.test",
+            "500ms",
+            "resolving 'kafka-2.slow.test' took longer than --attempt-timeout",
+        ),
+    ] {
+        let before = zk_stat(&hosts, &ids(id)).expect("registered");
+        let args = [
+            target.as_str(),
+            "--clean-stale-broker",
+            &id.to_string(),
+            "--attempt-timeout",
+            attempt_timeout,
+        ];
+        let r = run(with_resolver(&dns, &dir, &args));
+        r.expect(
+            1,
+            &[
+                &format!(
+                    "cannot tell whether broker {id} is alive at PLAINTEXT://{host}:9092 \
+                     (registered in /brokers/ids/{id}): the lookup of {host} failed temporarily"
+                ),
+                why,
+                "not deleting",
+            ],
+        );
+        assert_eq!(zk_stat(&hosts, &ids(id)), Some(before), "{}", r.stderr);
+    }
+
+    let args = [target.as_str(), "--clean-stale-broker", "3"];
+    let r = run(with_resolver(&dns, &dir, &args));
+    r.expect(
+        0,
+        &[
+            "PLAINTEXT://kafka-3.gone.test:9092 does not answer (cannot resolve",
+            "removed stale /brokers/ids/3",
+        ],
+    );
+    assert!(!zk_exists(&hosts, &ids(3)));
+}
 
 // ---------------------------------------------------------------------------
 // Not ZooKeeper
