@@ -28,7 +28,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::json::{self, Value};
-use crate::log::info;
+use crate::log::{info, warning};
 use crate::probe::kafka::{presence, Presence};
 use crate::probe::Attempt;
 use crate::target::{HostPort, Zk};
@@ -184,20 +184,25 @@ pub async fn stale_broker(zk: &Zk, req: &Request, attempt_timeout: Duration) -> 
         // Look.
         let mut session = connect(zk, attempt_timeout).await?;
         let attempt = fresh(attempt_timeout);
-        let found = session
-            .get_data(&path, &attempt)
-            .await
-            .map_err(|e| format!("reading {path}: {e}"))?;
+        let found = session.get_data(&path, &attempt).await;
+        let mut controller = None;
+        match &found {
+            Ok(Some(_)) => match session.get_data("/controller", &attempt).await {
+                Ok(c) => controller = c,
+                Err(e) => warning!(
+                    "could not read /controller ({e}): left as it is; if the dead session \
+                     holds it, there is no controller until that session expires"
+                ),
+            },
+            Ok(None) => absent(&mut session, zk, &path, &attempt).await,
+            Err(_) => {}
+        }
+        // One close for every way out: it ends the session at once.
+        session.close(&attempt).await;
+        let found = found.map_err(|e| format!("reading {path}: {e}"))?;
         let Some((data, stat)) = found else {
-            session.close(&attempt).await;
-            info!("no registration at {path}: nothing to clean");
             return Ok(());
         };
-        let controller = session
-            .get_data("/controller", &attempt)
-            .await
-            .unwrap_or(None);
-        session.close(&attempt).await;
         if stat.ephemeral_owner == 0 {
             return Err(format!(
                 "{path} is a persistent znode, not a broker's session registration: \
@@ -266,6 +271,43 @@ pub async fn stale_broker(zk: &Zk, req: &Request, attempt_timeout: Duration) -> 
     Err(format!(
         "{path} kept changing while kwait checked it ({ROUNDS} rounds): refusing to delete it"
     ))
+}
+
+/// Says why there is nothing at `path`, with the full path looked at (the
+/// chroot's too). Two cases are worth more than "nothing": a chroot that
+/// does not exist yet (a cluster Kafka has never started on), and a root
+/// without `/brokers` that holds other nodes, where Kafka most likely keeps
+/// its znodes under a chroot the target lacks. Those extra reads only
+/// explain: when they fail, the plain line is all there is.
+async fn absent(session: &mut Session, zk: &Zk, path: &str, attempt: &Attempt) {
+    let full = format!("{}{path}", zk.chroot);
+    // What the chroot (or the root) holds; `None`: the chroot is missing.
+    let top = session.children("/", attempt).await;
+    let chrooted = !zk.chroot.is_empty();
+    let note = match top {
+        Ok(None) if chrooted => {
+            " (its chroot does not exist yet: Kafka creates it on its first start)"
+        }
+        _ => "",
+    };
+    info!("no registration at {full}{note}: nothing to clean");
+    let Ok(Some(top)) = top else {
+        return;
+    };
+    if chrooted || top.iter().any(|n| n == "brokers") {
+        return;
+    }
+    // ZooKeeper keeps its own /zookeeper in every root.
+    let mut others = top.iter().filter(|n| *n != "zookeeper");
+    let Some(first) = others.next().map(|n| shown(n)) else {
+        return;
+    };
+    warning!(
+        "ZooKeeper's root has no /brokers, but other nodes (/{first}, {} in all): if Kafka's \
+         zookeeper.connect ends in a chroot (host:2181/{first}?), put it in the target too \
+         (zk://host:2181/{first})",
+        others.count() + 1
+    );
 }
 
 enum Removed {

@@ -273,14 +273,18 @@ pub fn parse<I: IntoIterator<Item = OsString>>(
         }
         None => None,
         Some(value) => {
-            let Some(zk) = targets.iter().find_map(|t| match &t.kind {
-                Kind::Zk(zk) => Some(zk.clone()),
+            let Some(zk) = targets.iter_mut().find_map(|t| match &mut t.kind {
+                Kind::Zk(zk) => Some(zk),
                 _ => None,
             }) else {
                 return Err(Stop::Usage(
                     "--clean-stale-broker needs a zk:// target: the ZooKeeper that holds the registration".into(),
                 ));
             };
+            // Kafka creates its chroot on its first start: the broker this
+            // cleans for must not wait for it (src/probe/zk.rs).
+            zk.missing_chroot_ok = true;
+            let zk = zk.clone();
             let id =
                 broker_id(value, cli.server_properties.as_deref(), &env).map_err(Stop::Usage)?;
             Some((

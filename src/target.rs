@@ -95,6 +95,12 @@ pub struct Zk {
     pub hosts: Vec<HostPort>,
     /// The chroot path ("/kafka"), or empty for none.
     pub chroot: String,
+    /// Set on the target `--clean-stale-broker` cleans (by the command
+    /// line, never by the URL): there a chroot that does not exist is a
+    /// cluster Kafka has never started on, since Kafka creates its chroot on
+    /// its first start. It is ready then, with nothing to clean; a plain
+    /// wait still waits for the chroot.
+    pub missing_chroot_ok: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -281,6 +287,7 @@ fn parse_zk(what: &str, rest: &str) -> Result<Zk, String> {
     Ok(Zk {
         hosts,
         chroot: chroot.to_string(),
+        missing_chroot_ok: false,
     })
 }
 

@@ -1,5 +1,6 @@
-//! A minimal ZooKeeper client: the session handshake and the three requests
-//! kwait needs (exists, getData, delete), over ZooKeeper's jute framing.
+//! A minimal ZooKeeper client: the session handshake and the four requests
+//! kwait needs (exists, getData, getChildren, delete), over ZooKeeper's jute
+//! framing.
 //!
 //! Why not the `zookeeper-client` crate: measured in kwait's static build it
 //! adds about 200 KB, twice the headroom left under the 1 MiB budget, for a
@@ -30,6 +31,7 @@ const SESSION_TIMEOUT_MS: i32 = 10_000;
 
 const OP_EXISTS: i32 = 3;
 const OP_GET_DATA: i32 = 4;
+const OP_GET_CHILDREN: i32 = 8;
 const OP_DELETE: i32 = 2;
 const OP_CLOSE: i32 = -11;
 /// The xid ZooKeeper uses for watch notifications, which kwait never asks
@@ -219,6 +221,36 @@ impl Session {
         parsed
             .map(Some)
             .map_err(|e| Error::Io(format!("malformed getData reply: {e}")))
+    }
+
+    /// The names of the node's children, or `None` when it does not exist.
+    pub async fn children(
+        &mut self,
+        path: &str,
+        attempt: &Attempt,
+    ) -> Result<Option<Vec<String>>, Error> {
+        let mut body = string(&self.full(path));
+        body.push(0); // watch: false
+        let reply = match self.call(OP_GET_CHILDREN, &body, attempt).await {
+            Ok(reply) => reply,
+            Err(Error::Server(NO_NODE)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut r = Reader::new(&reply);
+        let parsed = (|| {
+            let count = r.i32()?;
+            let mut names = Vec::new();
+            for _ in 0..count.max(0) {
+                // Each name takes at least its 4-byte length: a count the
+                // frame cannot hold fails here, before it allocates much.
+                let len = usize::try_from(r.i32()?).map_err(|_| "negative name length")?;
+                names.push(String::from_utf8_lossy(r.bytes(len)?).into_owned());
+            }
+            Ok::<_, String>(names)
+        })();
+        parsed
+            .map(Some)
+            .map_err(|e| Error::Io(format!("malformed getChildren reply: {e}")))
     }
 
     /// Deletes the node if its data version is still `version`.

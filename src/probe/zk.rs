@@ -1,5 +1,8 @@
 //! `zk://`: ready when a real ZooKeeper session is established and a read of
-//! the chroot (or `/`) succeeds.
+//! the chroot (or `/`) succeeds. For the target `--clean-stale-broker`
+//! cleans, a chroot that does not exist yet is ready too: Kafka creates it
+//! on its first start, so waiting for it would keep that start from ever
+//! coming.
 //!
 //! Never `ruok`: it answers `imok` on a member without quorum, and it is off
 //! by default since ZooKeeper 3.5.3 (research/kafka-zookeeper-semantics.md
@@ -30,8 +33,13 @@ async fn session(spec: &Zk, addr: &HostPort, attempt: &Attempt) -> Outcome {
             "session 0x{:x} with {addr} (timeout {}ms), {root} has {} children",
             session.id, session.timeout_ms, stat.num_children
         )),
+        Ok(None) if spec.missing_chroot_ok => Outcome::Ready(format!(
+            "session 0x{:x} with {addr} (timeout {}ms); the chroot {root} does not exist yet, \
+             as before Kafka's first start",
+            session.id, session.timeout_ms
+        )),
         Ok(None) => Outcome::NotReady(format!(
-            "{addr}: the chroot {root} does not exist (yet); Kafka creates it on first start, or fix the target"
+            "{addr}: the chroot {root} does not exist yet: Kafka creates it on its first start"
         )),
         Err(e) => Outcome::NotReady(format!("{addr}: reading {root}: {e}")),
     };

@@ -909,9 +909,178 @@ fn node_recreated_between_read_and_delete_is_not_deleted() {
     );
     assert!(marker.ran());
 }
+
+// ---------------------------------------------------------------------------
+// A chroot Kafka has not created yet, and a root that hints at a chroot
+// ---------------------------------------------------------------------------
+
+/// Kafka creates its chroot on its first start, so the broker's own
+/// entrypoint, `kwait zk://HOST/kafka --clean-stale-broker ID -- kafka`,
+/// must not wait for it: on a fresh cluster nothing is registered there,
+/// nothing is cleaned, and Kafka starts. (kwait once waited for the chroot
+/// and timed out: the broker could never start.) A plain wait on the same
+/// target still waits for the chroot.
+#[test]
+fn cleaning_under_a_chroot_kafka_has_not_created_yet() {
+    let zk = ZooKeeper::start_ready();
+    let hosts = zk.addr();
+    let target = format!("zk://{hosts}/kafka");
+    let dir = TempDir::new("zk-fresh-chroot");
+
+    let marker = Marker::new(&dir, "fresh");
+    let r = run(with_command(
+        &[&target, "--clean-stale-broker", "1", "-t", "5s"],
+        &marker,
+    ));
+    r.expect(
+        0,
+        &[
+            &format!("{target} ready after"),
+            "no registration at /kafka/brokers/ids/1 (its chroot does not exist yet: Kafka \
+             creates it on its first start): nothing to clean",
+            "nothing to clean",
+            "COMMAND started",
+        ],
+    );
+    assert!(marker.ran(), "COMMAND did not run");
+    assert!(!zk_exists(&hosts, "/kafka"), "kwait created the chroot");
+
+    // Without cleaning, the chroot is still waited for; the reason reads as
+    // one sentence with one fix.
+    let marker = Marker::new(&dir, "plain");
+    let r = run(with_command(&[&target, "-t", "1s"], &marker));
+    r.expect(
+        124,
+        &["the chroot /kafka does not exist yet: Kafka creates it on its first start"],
+    );
+    assert!(!marker.ran());
+    let line = r.stderr.lines().find(|l| l.contains("timed out")).unwrap();
+    assert_eq!(line.matches("fix the target").count(), 1, "{line}");
+
+    // The chroot exists, /brokers not yet (Kafka is creating it).
+    zk_create(&hosts, "/kafka", "");
+    let r = run(command(&[&target, "--clean-stale-broker", "1"]));
+    r.expect(
+        0,
+        &["no registration at /kafka/brokers/ids/1: nothing to clean"],
+    );
+
+    // A crashed broker's registration under the chroot is removed, and
+    // Kafka starts.
+    crashed_broker(&format!("{hosts}/kafka"), 1, &dead_endpoint(), &[]);
+    let marker = Marker::new(&dir, "stale");
+    let r = run(with_command(
+        &[&target, "--clean-stale-broker", "1"],
+        &marker,
+    ));
+    r.expect(0, &["removed stale /brokers/ids/1", "COMMAND started"]);
+    assert!(marker.ran());
+    assert!(!zk_exists(&hosts, "/kafka/brokers/ids/1"));
+}
+
+/// A target without the chroot Kafka uses finds nothing at /brokers/ids/N:
+/// kwait says where it looked, and, since the root has no /brokers but
+/// other nodes, that Kafka's zookeeper.connect may end in a chroot.
+#[test]
+fn a_root_without_brokers_hints_at_a_chroot() {
+    let zk = ZooKeeper::start_ready();
+    let hosts = zk.addr();
+    let target = format!("zk://{hosts}");
+    crashed_broker(&format!("{hosts}/kafka"), 1, &dead_endpoint(), &[]);
+
+    let r = run(command(&[&target, "--clean-stale-broker", "1"]));
+    r.expect(
+        0,
+        &[
+            "no registration at /brokers/ids/1: nothing to clean",
+            "warning: ZooKeeper's root has no /brokers, but other nodes (/kafka, 1 in all)",
+            "if Kafka's zookeeper.connect ends in a chroot (host:2181/kafka?), put it in the \
+             target too (zk://host:2181/kafka)",
+        ],
+    );
+    assert!(zk_exists(&hosts, "/kafka/brokers/ids/1"));
+
+    // A root that does have /brokers: nothing to hint at.
+    zk_create(&hosts, "/brokers/ids", "");
+    let r = run(command(&[&target, "--clean-stale-broker", "1"]));
+    r.expect(0, &["no registration at /brokers/ids/1: nothing to clean"]);
+    assert!(!r.stderr.contains("warning"), "{}", r.stderr);
+
+    // An empty ZooKeeper (only its own /zookeeper): nothing to hint at.
+    let empty = ZooKeeper::start_ready();
+    let r = run(command(&[
+        &format!("zk://{}", empty.addr()),
+        "--clean-stale-broker",
+        "1",
+    ]));
+    r.expect(0, &["no registration at /brokers/ids/1: nothing to clean"]);
+    assert!(!r.stderr.contains("warning"), "{}", r.stderr);
+}
+
 // ---------------------------------------------------------------------------
 // What kwait cannot read or resolve
 // ---------------------------------------------------------------------------
+
+/// kazoo on `path`: `unreadable` sets its ACL to world:anyone with every
+/// permission but read; `exists` (which needs no read permission) prints
+/// whether it exists.
+fn kazoo_acl(hosts: &str, op: &str, path: &str) -> String {
+    let script = r#"
+import sys
+from kazoo.client import KazooClient
+from kazoo.security import make_acl
+zk = KazooClient(hosts=sys.argv[1], timeout=10)
+zk.start(timeout=15)
+op, path = sys.argv[2], sys.argv[3]
+if op == "unreadable":
+    zk.set_acls(path, [make_acl("world", "anyone", write=True, create=True, delete=True, admin=True)])
+    print("unreadable")
+else:
+    print(zk.exists(path) is not None)
+zk.stop()
+zk.close()
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, hosts, op, path])
+        .output()
+        .expect("python3 (kazoo)");
+    assert!(
+        out.status.success(),
+        "kazoo {op} {path}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A /controller kwait cannot read is left, and kwait says so (it once
+/// went on as if there were none).
+#[test]
+fn unreadable_controller_is_left_with_a_warning() {
+    let zk = ZooKeeper::start_ready();
+    let hosts = zk.addr();
+    crashed_broker(&hosts, 1, &dead_endpoint(), &["--controller"]);
+    assert_eq!(kazoo_acl(&hosts, "unreadable", "/controller"), "unreadable");
+
+    let r = run(command(&[
+        &format!("zk://{hosts}"),
+        "--clean-stale-broker",
+        "1",
+    ]));
+    r.expect(
+        0,
+        &[
+            "warning: could not read /controller (ZooKeeper answered NoAuth (-102)): left as it \
+             is; if the dead session holds it",
+            "removed stale /brokers/ids/1",
+        ],
+    );
+    assert!(!zk_exists(&hosts, &ids(1)));
+    assert_eq!(
+        kazoo_acl(&hosts, "exists", "/controller"),
+        "True",
+        "kwait removed /controller"
+    );
+}
 
 /// A DNS server on a loopback address of its own, port 53: NXDOMAIN for
 /// names with a label `gone`, SERVFAIL (which resolvers report as a
