@@ -40,6 +40,9 @@ use crate::zk::{self, Session, Stat};
 pub struct Request {
     pub id: i32,
     pub dry_run: bool,
+    /// When kwait started (parsed its command line): the removal is timed
+    /// from there, the time a restarting broker's container waits.
+    pub kwait_started: std::time::Instant,
 }
 
 /// How often a node that changes under kwait is looked at again.
@@ -235,37 +238,38 @@ pub async fn stale_broker(zk: &Zk, req: &Request, attempt_timeout: Duration) -> 
         // Compare and delete.
         let mut session = connect(zk, attempt_timeout).await?;
         let attempt = fresh(attempt_timeout);
-        match remove(&mut session, &path, &stat, &attempt).await? {
-            Removed::Gone => {
-                session.close(&attempt).await;
-                info!("{path} disappeared while kwait checked it (its session expired): nothing to clean");
-                return Ok(());
-            }
-            Removed::Changed => {
-                session.close(&attempt).await;
-                info!("{path} changed while kwait checked it; looking again");
-                continue;
-            }
-            Removed::Deleted => info!(
-                "removed stale {path} ({desc}) {} after kwait started cleaning",
+        let removed = remove(&mut session, &path, &stat, &attempt).await;
+        let mut controller = Ok(());
+        if let Ok(Removed::Deleted) = removed {
+            info!(
+                "removed stale {path} ({desc}) {} after kwait started ({} cleaning)",
+                since(req.kwait_started.elapsed()),
                 since(started.elapsed())
-            ),
-        }
-        if let Some((data, cstat)) = stale_controller {
-            match remove(&mut session, "/controller", &cstat, &attempt).await {
-                Ok(Removed::Deleted) => info!(
-                    "removed stale /controller ({}), owned by the same dead session 0x{:x}",
-                    shown(String::from_utf8_lossy(&data).trim()),
-                    cstat.ephemeral_owner
-                ),
-                Ok(_) => info!("/controller changed meanwhile: left alone"),
-                Err(e) => {
-                    session.close(&attempt).await;
-                    return Err(e);
-                }
+            );
+            if let Some((data, cstat)) = stale_controller {
+                controller = remove(&mut session, "/controller", &cstat, &attempt)
+                    .await
+                    .map(|removed| match removed {
+                        Removed::Deleted => info!(
+                            "removed stale /controller ({}), owned by the same dead session 0x{:x}",
+                            shown(String::from_utf8_lossy(&data).trim()),
+                            cstat.ephemeral_owner
+                        ),
+                        _ => info!("/controller changed meanwhile: left alone"),
+                    });
             }
         }
         session.close(&attempt).await;
+        match removed? {
+            Removed::Gone => info!(
+                "{path} disappeared while kwait checked it (its session expired): nothing to clean"
+            ),
+            Removed::Changed => {
+                info!("{path} changed while kwait checked it; looking again");
+                continue;
+            }
+            Removed::Deleted => controller?,
+        }
         return Ok(());
     }
     Err(format!(

@@ -221,6 +221,8 @@ pub fn parse<I: IntoIterator<Item = OsString>>(
     argv: I,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Plan, Stop> {
+    // main() parses first thing: as good as the process's start.
+    let kwait_started = std::time::Instant::now();
     let mut argv: Vec<OsString> = argv.into_iter().collect();
     if let Some(at) = probe_at(&argv) {
         // `kwait -q probe X` means `kwait probe -q X`.
@@ -292,6 +294,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(
                 clean::Request {
                     id,
                     dry_run: cli.dry_run,
+                    kwait_started,
                 },
             ))
         }
@@ -594,13 +597,15 @@ mod tests {
         };
         let (zk, req) = w.clean.unwrap();
         assert_eq!(zk.chroot, "/kafka");
-        assert_eq!(
-            req,
-            clean::Request {
-                id: 7,
-                dry_run: true
-            }
-        );
+        assert_eq!((req.id, req.dry_run), (7, true));
+        // The target cleaned is also the one waited for: there a missing
+        // chroot is a fresh cluster, ready.
+        assert!(zk.missing_chroot_ok);
+        assert!(matches!(&w.targets[0].kind, Kind::Zk(z) if z.missing_chroot_ok));
+        let Ok(Plan::Wait(w)) = parse(argv(&["zk://z:2181/kafka"]), |_| None) else {
+            panic!()
+        };
+        assert!(matches!(&w.targets[0].kind, Kind::Zk(z) if !z.missing_chroot_ok));
         let env = |k: &str| (k == "KAFKA_CFG_BROKER_ID").then(|| "3".to_string());
         let Ok(Plan::Wait(w)) = parse(argv(&["zk://z:2181", "--clean-stale-broker", "auto"]), env)
         else {

@@ -260,6 +260,23 @@ fn stale_registration_removed_before_the_session_expires() {
         .lines()
         .find(|l| l.contains("removed stale /brokers/ids/1"))
         .unwrap();
+    // Timed from kwait's start (what a restarting broker waits), not from
+    // the start of the cleaning alone: "N after kwait started (M cleaning)".
+    let (_, after) = line.split_once(") ").unwrap();
+    let took = after
+        .strip_suffix(" cleaning)")
+        .and_then(|rest| rest.split_once(" after kwait started ("))
+        .map(|(total, _)| total)
+        .unwrap_or_else(|| panic!("no time since kwait's start in: {line}"));
+    let ms: u64 = match took.strip_suffix("ms") {
+        Some(ms) => ms.parse().unwrap(),
+        None => (took.trim_end_matches('s').parse::<f64>().unwrap() * 1000.0) as u64,
+    };
+    assert!(
+        Duration::from_millis(ms) <= r.elapsed,
+        "{took} since kwait's start, but the whole run took {:?}",
+        r.elapsed
+    );
     eprintln!(
         "kwait ran {:?} in all (start to COMMAND), {since_kill:?} after the SIGKILL; \
          the helper's session: {registered}\n{line}",
