@@ -359,7 +359,7 @@ fn stop(err: &clap::Error, argv: &[OsString], probing: bool) -> Stop {
                 .into(),
         );
     }
-    let mut message = one_line(&err.to_string());
+    let mut message = one_line(&target_error(err).unwrap_or_else(|| err.to_string()));
     let cmd = if probing {
         ProbeCli::command()
     } else {
@@ -379,6 +379,21 @@ fn stop(err: &clap::Error, argv: &[OsString], probing: bool) -> Stop {
         Stop::ProbeUsage(message)
     } else {
         Stop::Usage(message)
+    }
+}
+
+/// A bad TARGET's own error, which names the target itself ("target 'X':
+/// ..."), without clap's "invalid value 'X' for '[TARGET]...': " before it.
+fn target_error(err: &clap::Error) -> Option<String> {
+    use std::error::Error as _;
+    if err.kind() != ErrorKind::ValueValidation {
+        return None;
+    }
+    match err.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) if arg.contains("TARGET") => {
+            err.source().map(|e| e.to_string())
+        }
+        _ => None,
     }
 }
 
@@ -450,6 +465,9 @@ fn broker_id(
     properties: Option<&std::path::Path>,
     env: &impl Fn(&str) -> Option<String>,
 ) -> Result<i32, String> {
+    // Compose's `${KAFKA_BROKER_ID}` of an unset variable is an empty one:
+    // empty (or blank) means unset, and the next source decides.
+    let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
     let (raw, source) = if value == "auto" {
         if let Some(id) = env("KAFKA_BROKER_ID") {
             (id, "KAFKA_BROKER_ID".to_string())
@@ -467,7 +485,8 @@ fn broker_id(
         } else {
             return Err(
                 "--clean-stale-broker auto found no broker id: set KAFKA_BROKER_ID or \
-                        KAFKA_CFG_BROKER_ID, or give --server-properties FILE with broker.id"
+                 KAFKA_CFG_BROKER_ID (an empty one counts as unset), or give \
+                 --server-properties FILE with broker.id"
                     .into(),
             );
         }
@@ -612,6 +631,23 @@ mod tests {
             panic!()
         };
         assert_eq!(w.clean.unwrap().1.id, 3);
+        // An empty KAFKA_BROKER_ID (compose's `${KAFKA_BROKER_ID}` of an
+        // unset variable) is unset: the next source decides.
+        let env = |k: &str| match k {
+            "KAFKA_BROKER_ID" => Some(String::new()),
+            "KAFKA_CFG_BROKER_ID" => Some(" 4 ".to_string()),
+            _ => None,
+        };
+        let Ok(Plan::Wait(w)) = parse(argv(&["zk://z:2181", "--clean-stale-broker", "auto"]), env)
+        else {
+            panic!()
+        };
+        assert_eq!(w.clean.unwrap().1.id, 4);
+        let env = |k: &str| k.starts_with("KAFKA_").then(|| " ".to_string());
+        match parse(argv(&["zk://z:1", "--clean-stale-broker", "auto"]), env) {
+            Err(Stop::Usage(msg)) => assert!(msg.contains("found no broker id"), "{msg}"),
+            other => panic!("{other:?}"),
+        }
         for (args, needle) in [
             (
                 &["zk://z:1", "--clean-stale-broker", "auto"][..],
@@ -746,6 +782,23 @@ mod tests {
             (k == "KWAIT_TARGETS").then(|| "bad".into())
         });
         assert!(matches!(plan, Err(Stop::Usage(m)) if m.starts_with("KWAIT_TARGETS: ")));
+    }
+
+    #[test]
+    fn a_bad_target_is_named_once() {
+        for args in [
+            &["redis://x:1"][..],
+            &["kafka://b:1?min-brokers=x"],
+            &["probe", "zk://z"],
+        ] {
+            let msg = match run(args) {
+                Err(Stop::Usage(m) | Stop::ProbeUsage(m)) => m,
+                other => panic!("{args:?}: {other:?}"),
+            };
+            let target = args[args.len() - 1];
+            assert!(msg.starts_with(&format!("target '{target}': ")), "{msg}");
+            assert_eq!(msg.matches(target).count(), 1, "{msg}");
+        }
     }
 
     #[test]

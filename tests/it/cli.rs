@@ -1189,3 +1189,20 @@ fn failing_attempts_are_paced_to_at_most_20_per_second() {
         "only {n} connections in {took:?}: kwait does not retry quickly"
     );
 }
+
+/// A bad target's error names it once: "target 'X': ...", without clap's
+/// "invalid value 'X' for '[TARGET]...': " before it.
+#[test]
+fn usage_bad_target_is_named_once() {
+    for args in [
+        &["redis://x:1"][..],
+        &["kafka://b:1?min-brokers=x"],
+        &["zk://z:2181/a//b", "--", "true"],
+        &["probe", "tcp://x"],
+    ] {
+        let target = args.iter().find(|a| a.contains("://")).unwrap();
+        let line = usage_error(args, &[], &[&format!("kwait: target '{target}': ")]);
+        assert_eq!(line.matches(target).count(), 1, "{line}");
+        assert!(!line.contains("invalid value"), "{line}");
+    }
+}

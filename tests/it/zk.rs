@@ -531,19 +531,25 @@ fn auto_reads_the_environment_and_server_properties() {
     assert!(!zk_exists(&hosts, &ids(1)));
     assert!(zk_exists(&hosts, &ids(2)) && zk_exists(&hosts, &ids(3)));
 
+    // An empty KAFKA_BROKER_ID, as compose's `${KAFKA_BROKER_ID}` of an
+    // unset variable gives, is unset (it was once "'' is not a broker id").
     let mut cmd = command(&[&target, "--clean-stale-broker", "auto"]);
-    cmd.env("KAFKA_CFG_BROKER_ID", "2");
+    cmd.env("KAFKA_BROKER_ID", "")
+        .env("KAFKA_CFG_BROKER_ID", "2");
     run(cmd).expect(0, &["removed stale /brokers/ids/2"]);
     assert!(!zk_exists(&hosts, &ids(2)));
     assert!(zk_exists(&hosts, &ids(3)));
 
-    let cmd = command(&[
+    // Both empty: server.properties decides.
+    let mut cmd = command(&[
         &target,
         "--clean-stale-broker",
         "auto",
         "--server-properties",
         &props,
     ]);
+    cmd.env("KAFKA_BROKER_ID", "")
+        .env("KAFKA_CFG_BROKER_ID", "");
     run(cmd).expect(0, &["removed stale /brokers/ids/3"]);
     assert!(!zk_exists(&hosts, &ids(3)));
     assert!(zk_exists(&hosts, &ids(4)), "the first broker.id won");
