@@ -792,6 +792,43 @@ fn tls_registration_is_probed_over_tls() {
     assert!(!zk_exists(&hosts, &ids(1)) && !zk_exists(&hosts, &ids(2)));
 }
 
+/// The liveness check speaks TLS without a client certificate (README,
+/// "Stale broker registrations"): a live broker behind mutual TLS refuses
+/// the handshake (TLS 1.2) or the first request after it (TLS 1.3), yet
+/// something accepts connections there, so its registration stays.
+#[test]
+fn mtls_registration_is_not_deleted() {
+    let zk = ZooKeeper::start_ready();
+    let hosts = zk.addr();
+    let target = format!("zk://{hosts}");
+    let certs = Certs::new();
+    let tansu = Tansu::start_ready();
+    let backend = tansu.port();
+    let (cert, key) = certs.server();
+    let ca = certs.ca();
+    for (id, extra) in [(1, &[][..]), (2, &["sslVersionMax = TLSv1.2"][..])] {
+        let config = StunnelConfig {
+            cert: &cert,
+            key: &key,
+            client_ca: Some(&ca),
+            extra,
+        };
+        let tls = Stunnel::start(free_port(), backend, &config);
+        let endpoint = format!("SSL://localhost:{}", tls.port());
+        crashed_broker(&hosts, id, &endpoint, &[]);
+        let before = zk_stat(&hosts, &ids(id)).expect("registered");
+        let r = run(command(&[&target, "--clean-stale-broker", &id.to_string()]));
+        r.expect(
+            1,
+            &[
+                &format!("something accepts connections at {endpoint}"),
+                "does not delete",
+            ],
+        );
+        assert_eq!(zk_stat(&hosts, &ids(id)), Some(before), "{extra:?}");
+    }
+}
+
 /// A loopback listener whose accept queue is full (backlog 0, one connection
 /// queued and never accepted): the kernel drops the SYNs of any further
 /// connection, which stays in SYN_SENT — kwait's liveness probe of a
