@@ -64,12 +64,12 @@ struct Cli {
     targets: Vec<Target>,
 
     /// Overall deadline for readiness; 0 waits forever
-    #[arg(short, long, env = "KWAIT_TIMEOUT", value_name = "DURATION",
+    #[arg(short, long, env = "KWAIT_TIMEOUT", value_name = "DURATION", allow_hyphen_values = true,
           default_value = "60s", value_parser = duration)]
     timeout: Duration,
 
     /// Deadline of one attempt (connect, requests, answers) inside the overall one
-    #[arg(long, env = "KWAIT_ATTEMPT_TIMEOUT", value_name = "DURATION",
+    #[arg(long, env = "KWAIT_ATTEMPT_TIMEOUT", value_name = "DURATION", allow_hyphen_values = true,
           default_value = "5s", value_parser = positive_duration)]
     attempt_timeout: Duration,
 
@@ -81,12 +81,12 @@ struct Cli {
     exec: bool,
 
     /// Time the app has to exit after the stop signal, before SIGKILL
-    #[arg(long, env = "KWAIT_GRACE", value_name = "DURATION",
+    #[arg(long, env = "KWAIT_GRACE", value_name = "DURATION", allow_hyphen_values = true,
           default_value = "10s", value_parser = duration)]
     grace: Duration,
 
     /// On SIGTERM/SIGINT, keep the app running this long before forwarding
-    #[arg(long, env = "KWAIT_DRAIN_DELAY", value_name = "DURATION",
+    #[arg(long, env = "KWAIT_DRAIN_DELAY", value_name = "DURATION", allow_hyphen_values = true,
           default_value = "0s", value_parser = duration)]
     drain_delay: Duration,
 
@@ -155,7 +155,7 @@ struct ProbeArgs {
     targets: Vec<Target>,
 
     /// Deadline for the whole check
-    #[arg(short, long, env = "KWAIT_PROBE_TIMEOUT", value_name = "DURATION",
+    #[arg(short, long, env = "KWAIT_PROBE_TIMEOUT", value_name = "DURATION", allow_hyphen_values = true,
           default_value = "5s", value_parser = positive_duration)]
     timeout: Duration,
 }

@@ -51,7 +51,7 @@ impl HostPort {
             }
         };
         if host.is_empty() {
-            return Err(format!("{what}: missing host in '{s}'"));
+            return Err(format!("{what}: missing host"));
         }
         if !host
             .chars()
@@ -208,7 +208,7 @@ fn parse_kafka(what: &str, rest: &str) -> Result<Kafka, String> {
                     Ok(n) if (1..=100_000).contains(&n) => n,
                     _ => {
                         return Err(format!(
-                            "{what}: min-brokers must be a whole number from 1 up, not '{value}'"
+                            "{what}: min-brokers must be a whole number from 1 to 100000, not '{value}'"
                         ))
                     }
                 }

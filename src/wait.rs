@@ -104,9 +104,15 @@ pub async fn all(targets: &[Target], limits: Limits) -> Result<(), Unready> {
             End::Ready => {}
             End::TimedOut(reason) => {
                 let waited = limits.timeout.map(since).unwrap_or_default();
+                // The advice names the limit that ran out last.
+                let limit = if reason.contains("--attempt-timeout") {
+                    "--attempt-timeout"
+                } else {
+                    "--timeout"
+                };
                 error!(
                     "timed out after {waited} waiting for {target}: {reason} \
-                     (raise --timeout, or fix the target)"
+                     (raise {limit}, or fix the target)"
                 );
                 failed.get_or_insert(Unready::TimedOut);
             }

@@ -250,6 +250,38 @@ fn https_to_a_plaintext_server_names_the_likely_cause() {
     assert!(done.stderr.contains("use http://"), "{done:?}");
 }
 
+/// Negative durations, an empty host and an out-of-range min-brokers name
+/// the flag or key, the value as typed, and what is allowed.
+#[test]
+fn usage_errors_name_the_value_as_typed() {
+    for flag in ["-t", "--attempt-timeout", "--grace", "--drain-delay"] {
+        let line = usage_error(&[flag, "-1s", "tcp://a:1", "--", "true"], &[], &["'-1s'"]);
+        assert!(line.contains(flag.trim_start_matches('-')), "{line}");
+    }
+    let line = usage_error(&["http://"], &[], &["target 'http://': missing host"]);
+    assert!(!line.contains(":80"), "{line}");
+    usage_error(
+        &["kafka://k:9092?min-brokers=99999999999"],
+        &[],
+        &["from 1 to 100000", "'99999999999'"],
+    );
+}
+
+/// A peer that accepts and never answers: the timeout line's advice names
+/// the limit that ran out, --attempt-timeout, not --timeout.
+#[test]
+fn a_silent_peers_timeout_line_names_attempt_timeout() {
+    let fake = Fake::silent();
+    let target = format!("kafka://{}", fake.addr());
+    let done = run(&[&target, "-t", "1s", "--attempt-timeout", "300ms"], &[]);
+    assert_eq!(done.code, Some(124), "{done:?}");
+    let line = timed_out_line(&done);
+    assert!(
+        line.contains("(raise --attempt-timeout, or fix the target)"),
+        "{line}"
+    );
+}
+
 /// A bad zk:// target is a usage error naming it.
 #[test]
 fn usage_bad_zk_target() {
