@@ -299,7 +299,14 @@ pub fn parse<I: IntoIterator<Item = OsString>>(
             ))
         }
     };
-    Ok(Plan::Wait(Wait {
+    for (i, (from, _)) in cli.rewrite.iter().enumerate() {
+        if cli.rewrite[..i].iter().any(|(earlier, _)| earlier == from) {
+            return Err(Stop::Usage(format!(
+                "--rewrite: {from} is rewritten twice; keep one FROM:TO for it"
+            )));
+        }
+    }
+        Ok(Plan::Wait(Wait {
         targets,
         timeout: (!cli.timeout.is_zero()).then_some(cli.timeout),
         attempt_timeout: cli.attempt_timeout,

@@ -200,8 +200,14 @@ fn parse_kafka(what: &str, rest: &str) -> Result<Kafka, String> {
         security: Security::default(),
     };
     let mut secure = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        // Two values for one key: which one was meant? Neither wins.
+        if seen.contains(&key) {
+            return Err(format!("{what}: {key}= is given twice; keep one"));
+        }
+        seen.push(key);
         match key {
             "min-brokers" => {
                 kafka.min_brokers = match value.parse::<usize>() {

@@ -282,6 +282,34 @@ fn a_silent_peers_timeout_line_names_attempt_timeout() {
     );
 }
 
+/// Two values where one is meant (the same --rewrite FROM twice, a target
+/// key twice) are a usage error, not a silent pick of one.
+#[test]
+fn usage_conflicting_values() {
+    usage_error(
+        &[
+            "--rewrite",
+            "TERM:0",
+            "--rewrite",
+            "TERM:QUIT",
+            "--",
+            "true",
+        ],
+        &[],
+        &["--rewrite: SIGTERM is rewritten twice"],
+    );
+    usage_error(
+        &["kafka://k:9092?min-brokers=2&min-brokers=3"],
+        &[],
+        &["min-brokers= is given twice"],
+    );
+    usage_error(
+        &["kafka://k:9092?group=a&group=b"],
+        &[],
+        &["group= is given twice"],
+    );
+}
+
 /// A bad zk:// target is a usage error naming it.
 #[test]
 fn usage_bad_zk_target() {
