@@ -125,6 +125,8 @@ pub fn run(command: &[OsString], opts: &Options, signals: &Signals) -> Exit {
     let pid = Pid::from_raw(child.id() as i32);
     // The std handle is dropped unwaited on purpose: this loop owns waitpid.
     drop(child);
+    // With it the prepared argv and environment: the app has its own copy.
+    drop(cmd);
     info!("started {} (pid {pid})", quoted(command));
     shed_startup_pages();
     Supervisor {
