@@ -306,7 +306,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(
             )));
         }
     }
-        Ok(Plan::Wait(Wait {
+    Ok(Plan::Wait(Wait {
         targets,
         timeout: (!cli.timeout.is_zero()).then_some(cli.timeout),
         attempt_timeout: cli.attempt_timeout,

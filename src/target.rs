@@ -209,16 +209,12 @@ fn parse_kafka(what: &str, rest: &str) -> Result<Kafka, String> {
         }
         seen.push(key);
         match key {
-            "min-brokers" => {
-                kafka.min_brokers = match value.parse::<usize>() {
-                    Ok(n) if (1..=100_000).contains(&n) => n,
-                    _ => {
-                        return Err(format!(
-                            "{what}: min-brokers must be a whole number from 1 to 100000, not '{value}'"
-                        ))
-                    }
-                }
-            }
+            "min-brokers" => kafka.min_brokers = match value.parse::<usize>() {
+                Ok(n) if (1..=100_000).contains(&n) => n,
+                _ => return Err(format!(
+                    "{what}: min-brokers must be a whole number from 1 to 100000, not '{value}'"
+                )),
+            },
             "topics" => {
                 for topic in value.split(',') {
                     if !valid_topic(topic) {
