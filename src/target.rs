@@ -209,12 +209,15 @@ fn parse_kafka(what: &str, rest: &str) -> Result<Kafka, String> {
         }
         seen.push(key);
         match key {
-            "min-brokers" => kafka.min_brokers = match value.parse::<usize>() {
-                Ok(n) if (1..=100_000).contains(&n) => n,
-                _ => return Err(format!(
-                    "{what}: min-brokers must be a whole number from 1 to 100000, not '{value}'"
-                )),
-            },
+            "min-brokers" => {
+                let n = value.parse::<usize>().ok();
+                kafka.min_brokers = n.filter(|n| (1..=100_000).contains(n)).ok_or_else(|| {
+                    format!(
+                        "{what}: min-brokers must be a whole number \
+                         from 1 to 100000, not '{value}'"
+                    )
+                })?;
+            }
             "topics" => {
                 for topic in value.split(',') {
                     if !valid_topic(topic) {
