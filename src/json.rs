@@ -96,7 +96,9 @@ impl Parser<'_> {
         self.s.get(self.i).copied()
     }
 
-    fn expect(&mut self, c: u8) -> Result<(), String> {
+    /// Skips whitespace, then consumes `c` or returns an error naming the
+    /// byte offset: never panics (not `Option::expect`).
+    fn require(&mut self, c: u8) -> Result<(), String> {
         self.ws();
         if self.peek() == Some(c) {
             self.i += 1;
@@ -151,7 +153,7 @@ impl Parser<'_> {
                 return Err(format!("expected a key at byte {}", self.i));
             }
             let key = self.string()?;
-            self.expect(b':')?;
+            self.require(b':')?;
             let value = self.value(depth + 1)?;
             map.push((key, value));
             self.ws();
