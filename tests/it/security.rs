@@ -1386,25 +1386,3 @@ fn https_with_a_private_ca() {
     run(&[&target], &env).expect(2, &["SSL_CERT_FILE=/nonexistent/ca.pem", "cannot read it"]);
 }
 
-/// KWAIT_KAFKA_PASSWORD is for kwait's probes: the app, supervised or
-/// exec'd, does not inherit it; every other variable it does.
-#[test]
-fn the_app_does_not_inherit_the_sasl_password() {
-    let script = r#"echo "password=[${KWAIT_KAFKA_PASSWORD-unset}] other=[${OTHER_VAR-unset}]""#;
-    for exec in [false, true] {
-        let mut args = Vec::new();
-        if exec {
-            args.push("--exec");
-        }
-        args.extend(["--", "sh", "-c", script]);
-        let env = [("KWAIT_KAFKA_PASSWORD", PASSWORD), ("OTHER_VAR", "kept")];
-        let done = run(&args, &env);
-        done.expect(0, &[]);
-        assert!(
-            done.stdout.contains("password=[unset] other=[kept]"),
-            "--exec {exec}: {}",
-            done.stdout
-        );
-        assert!(!done.stdout.contains(PASSWORD) && !done.stderr.contains(PASSWORD));
-    }
-}
