@@ -73,19 +73,7 @@ fn serve(
             .with_min_version(0)
             .with_max_version(max)
     };
-    loop {
-        let mut len = [0u8; 4];
-        if s.read_exact(&mut len).is_err() {
-            return;
-        }
-        let len = u32::from_be_bytes(len) as usize;
-        if !(8..=1 << 20).contains(&len) {
-            return;
-        }
-        let mut request = vec![0u8; len];
-        if s.read_exact(&mut request).is_err() {
-            return;
-        }
+    while let Some(request) = read_request(&mut s) {
         let key = i16::from_be_bytes([request[0], request[1]]);
         let version = i16::from_be_bytes([request[2], request[3]]);
         let correlation = request[4..8].to_vec();
@@ -127,13 +115,33 @@ fn serve(
             return;
         }
         // Response header v0 (ApiVersions always; Metadata up to v8).
-        let mut frame = ((body.len() + 4) as u32).to_be_bytes().to_vec();
-        frame.extend_from_slice(&correlation);
-        frame.extend_from_slice(&body);
-        if s.write_all(&frame).is_err() {
+        if !write_response(&mut s, &correlation, &body) {
             return;
         }
     }
+}
+
+/// The next request frame a client sent (size prefix stripped), or `None`
+/// when the connection ended or the size is not a request's.
+pub fn read_request(s: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).ok()?;
+    let len = u32::from_be_bytes(len) as usize;
+    if !(8..=1 << 20).contains(&len) {
+        return None;
+    }
+    let mut request = vec![0u8; len];
+    s.read_exact(&mut request).ok()?;
+    Some(request)
+}
+
+/// Writes a response with header v0 (the correlation id only); false when
+/// the client is gone.
+pub fn write_response(s: &mut TcpStream, correlation: &[u8], body: &[u8]) -> bool {
+    let mut frame = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(correlation);
+    frame.extend_from_slice(body);
+    s.write_all(&frame).is_ok()
 }
 
 /// KIP-511: kwait names itself and its version in ApiVersions v3, so a

@@ -265,11 +265,11 @@ impl Kip511Broker {
 }
 
 fn kip511_serve(mut s: std::net::TcpStream, port: u16, seen: &std::sync::Mutex<Vec<i16>>) {
+    use crate::fake_broker::{read_request, write_response};
     use kafka_protocol::messages::api_versions_response::ApiVersion;
     use kafka_protocol::messages::metadata_response::MetadataResponseBroker;
     use kafka_protocol::messages::{ApiVersionsResponse, BrokerId, MetadataResponse};
     use kafka_protocol::protocol::{Encodable, StrBytes};
-    use std::io::{Read, Write};
 
     let range = |key: ApiKey, min: i16, max: i16| {
         ApiVersion::default()
@@ -277,19 +277,7 @@ fn kip511_serve(mut s: std::net::TcpStream, port: u16, seen: &std::sync::Mutex<V
             .with_min_version(min)
             .with_max_version(max)
     };
-    loop {
-        let mut len = [0u8; 4];
-        if s.read_exact(&mut len).is_err() {
-            return;
-        }
-        let len = u32::from_be_bytes(len) as usize;
-        if !(8..=1 << 20).contains(&len) {
-            return;
-        }
-        let mut request = vec![0u8; len];
-        if s.read_exact(&mut request).is_err() {
-            return;
-        }
+    while let Some(request) = read_request(&mut s) {
         let key = i16::from_be_bytes([request[0], request[1]]);
         let version = i16::from_be_bytes([request[2], request[3]]);
         let correlation = &request[4..8];
@@ -324,11 +312,7 @@ fn kip511_serve(mut s: std::net::TcpStream, port: u16, seen: &std::sync::Mutex<V
         } else {
             return;
         }
-        // Response header v0: the correlation id only.
-        let mut frame = ((body.len() + 4) as u32).to_be_bytes().to_vec();
-        frame.extend_from_slice(correlation);
-        frame.extend_from_slice(&body);
-        if s.write_all(&frame).is_err() {
+        if !write_response(&mut s, correlation, &body) {
             return;
         }
     }

@@ -1385,4 +1385,3 @@ fn https_with_a_private_ca() {
     let env = [("SSL_CERT_FILE", "/nonexistent/ca.pem")];
     run(&[&target], &env).expect(2, &["SSL_CERT_FILE=/nonexistent/ca.pem", "cannot read it"]);
 }
-
