@@ -180,18 +180,33 @@ impl Session {
             if err != 0 {
                 return Err(Error::Server(err));
             }
+            // The header just read took 16 bytes: the slice is in range.
             return Ok(reply[16..].to_vec());
+        }
+    }
+
+    /// A read request on `path` without a watch: its reply body, or `None`
+    /// when the node does not exist.
+    async fn read(
+        &mut self,
+        op: i32,
+        path: &str,
+        attempt: &Attempt,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        let mut body = string(&self.full(path));
+        body.push(0); // watch: false
+        match self.call(op, &body, attempt).await {
+            Ok(reply) => Ok(Some(reply)),
+            Err(Error::Server(NO_NODE)) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
     /// The node's Stat, or `None` when it does not exist.
     pub async fn exists(&mut self, path: &str, attempt: &Attempt) -> Result<Option<Stat>, Error> {
-        let mut body = string(&self.full(path));
-        body.push(0); // watch: false
-        match self.call(OP_EXISTS, &body, attempt).await {
-            Ok(reply) => stat(&mut Reader::new(&reply)).map(Some).map_err(Error::Io),
-            Err(Error::Server(NO_NODE)) => Ok(None),
-            Err(e) => Err(e),
+        match self.read(OP_EXISTS, path, attempt).await? {
+            Some(reply) => stat(&mut Reader::new(&reply)).map(Some).map_err(Error::Io),
+            None => Ok(None),
         }
     }
 
@@ -201,12 +216,8 @@ impl Session {
         path: &str,
         attempt: &Attempt,
     ) -> Result<Option<(Vec<u8>, Stat)>, Error> {
-        let mut body = string(&self.full(path));
-        body.push(0); // watch: false
-        let reply = match self.call(OP_GET_DATA, &body, attempt).await {
-            Ok(reply) => reply,
-            Err(Error::Server(NO_NODE)) => return Ok(None),
-            Err(e) => return Err(e),
+        let Some(reply) = self.read(OP_GET_DATA, path, attempt).await? else {
+            return Ok(None);
         };
         let mut r = Reader::new(&reply);
         let parsed = (|| {
@@ -229,12 +240,8 @@ impl Session {
         path: &str,
         attempt: &Attempt,
     ) -> Result<Option<Vec<String>>, Error> {
-        let mut body = string(&self.full(path));
-        body.push(0); // watch: false
-        let reply = match self.call(OP_GET_CHILDREN, &body, attempt).await {
-            Ok(reply) => reply,
-            Err(Error::Server(NO_NODE)) => return Ok(None),
-            Err(e) => return Err(e),
+        let Some(reply) = self.read(OP_GET_CHILDREN, path, attempt).await? else {
+            return Ok(None);
         };
         let mut r = Reader::new(&reply);
         let parsed = (|| {
