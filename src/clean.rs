@@ -470,115 +470,14 @@ pub fn read_server_properties(path: &Path) -> Result<String, String> {
 
 /// `broker.id` from a server.properties file, read as Java's
 /// `Properties.load` reads it (Kafka loads its config with it): the *last*
-/// assignment wins; a key ends at the first unescaped `=`, `:` or
-/// whitespace, and one `=` or `:` may follow the whitespace (`broker.id=3`,
-/// `broker.id: 3`, `broker.id 3`); lines whose first non-blank character is
-/// `#` or `!` are comments; a line ending in an odd number of backslashes
-/// goes on in the next one; `\` escapes (`\t`, `\uXXXX`, `\=`) in keys and
-/// values. The value is returned as written (Kafka trims it when it parses
-/// the number).
+/// assignment wins. The value is returned as written (Kafka trims it when
+/// it parses the number).
 pub fn broker_id_from_properties(text: &str) -> Option<String> {
-    let mut found = None;
-    // A logical line being continued from the previous natural line.
-    let mut pending: Option<String> = None;
-    let natural = text.split("\r\n").flat_map(|l| l.split(['\n', '\r']));
-    for line in natural.map(Some).chain([None]) {
-        let logical = match line {
-            // End of the file: a continued line ends there.
-            None => pending.take(),
-            Some(line) => {
-                let line = line.trim_start_matches(BLANK);
-                let continued = pending.take();
-                if continued.is_none()
-                    && (line.is_empty() || line.starts_with('#') || line.starts_with('!'))
-                {
-                    continue;
-                }
-                let mut logical = continued.unwrap_or_default();
-                let backslashes = line.chars().rev().take_while(|&c| c == '\\').count();
-                if backslashes % 2 == 1 {
-                    logical.push_str(line.strip_suffix('\\').unwrap_or(line));
-                    pending = Some(logical);
-                    continue;
-                }
-                logical.push_str(line);
-                Some(logical)
-            }
-        };
-        if let Some((key, value)) = logical.as_deref().map(property) {
-            if key == "broker.id" {
-                found = Some(value);
-            }
-        }
-    }
-    found
-}
-
-/// Whitespace in Java properties.
-const BLANK: [char; 3] = [' ', '\t', '\x0c'];
-
-/// A logical properties line's key and value (Java's `Properties.load0`).
-fn property(line: &str) -> (String, String) {
-    let chars: Vec<char> = line.chars().collect();
-    let (mut key_end, mut value_start) = (chars.len(), chars.len());
-    let mut separator = false;
-    let mut escaped = false;
-    for (i, &c) in chars.iter().enumerate() {
-        if !escaped && (c == '=' || c == ':' || BLANK.contains(&c)) {
-            separator = c == '=' || c == ':';
-            (key_end, value_start) = (i, i + 1);
-            break;
-        }
-        escaped = c == '\\' && !escaped;
-    }
-    let mut rest = chars.get(value_start..).unwrap_or_default();
-    while let Some((&c, after)) = rest.split_first() {
-        if BLANK.contains(&c) || (!separator && (c == '=' || c == ':')) {
-            separator |= c == '=' || c == ':';
-            rest = after;
-        } else {
-            break;
-        }
-    }
-    let key = chars.get(..key_end).unwrap_or_default();
-    (unescape(key), unescape(rest))
-}
-
-/// Java properties escapes: `\t \n \r \f`, `\uXXXX`, and `\x` for any
-/// other `x`.
-fn unescape(chars: &[char]) -> String {
-    let mut out = String::new();
-    let mut rest = chars.iter();
-    while let Some(&c) = rest.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match rest.next() {
-            Some('t') => out.push('\t'),
-            Some('n') => out.push('\n'),
-            Some('r') => out.push('\r'),
-            Some('f') => out.push('\x0c'),
-            Some('u') => {
-                let hex: String = rest.clone().take(4).collect();
-                let code = (hex.len() == 4 && hex.chars().all(|h| h.is_ascii_hexdigit()))
-                    .then(|| u32::from_str_radix(&hex, 16).ok())
-                    .flatten();
-                match code {
-                    Some(code) => {
-                        out.push(char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER));
-                        rest.nth(3);
-                    }
-                    // Java refuses the file ("Malformed \uxxxx encoding");
-                    // nothing here matches broker.id then.
-                    None => out.push(char::REPLACEMENT_CHARACTER),
-                }
-            }
-            Some(&other) => out.push(other),
-            None => {}
-        }
-    }
-    out
+    crate::properties::parse(text)
+        .into_iter()
+        .rev()
+        .find(|(key, _)| key == "broker.id")
+        .map(|(_, value)| value)
 }
 
 #[cfg(test)]

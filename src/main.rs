@@ -14,6 +14,7 @@ mod exit;
 mod json;
 mod log;
 mod probe;
+mod properties;
 mod reader;
 mod sasl;
 mod security;

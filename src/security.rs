@@ -417,7 +417,7 @@ fn read(path: &str, key: &str, what: &str) -> Result<Vec<u8>, String> {
 }
 
 /// A Java properties file, as the Kafka tools and cub read it
-/// ([`parse_properties`]).
+/// ([`crate::properties::parse`]).
 #[derive(Debug, Default)]
 struct Properties {
     entries: Vec<(String, String)>,
@@ -447,7 +447,11 @@ impl Properties {
         let text = String::from_utf8(read(path, "config", what)?)
             .map_err(|_| format!("{what}: config={path}: not UTF-8 text"))?;
         Ok(Properties {
-            entries: parse_properties(&text),
+            // Trimmed, as Kafka's ConfigDef trims values.
+            entries: crate::properties::parse(&text)
+                .into_iter()
+                .map(|(key, value)| (key, value.trim().to_string()))
+                .collect(),
             used: Default::default(),
             path: path.to_string(),
         })
@@ -597,90 +601,6 @@ impl Properties {
     }
 }
 
-/// The whitespace `java.util.Properties` skips and splits on.
-const PROPERTY_SPACE: [char; 3] = [' ', '\t', '\x0c'];
-
-/// `(key, value)` pairs of a properties file, by `java.util.Properties.load`'s
-/// rules: a line ending in an odd number of `\` goes on (its next line's
-/// leading whitespace dropped); `#`/`!` start a comment line; the key ends at
-/// the first unescaped `=`, `:` or whitespace, and whitespace around that
-/// separator is skipped (`key=value`, `key: value`, `key value`); escapes
-/// (`\t`, `\n`, `\uXXXX`, `\=`...) are decoded in both. Values are trimmed
-/// as Kafka's `ConfigDef` trims them.
-fn parse_properties(text: &str) -> Vec<(String, String)> {
-    let mut entries = Vec::new();
-    let mut logical = String::new();
-    let mut continuing = false;
-    // Lines end in "\n" or "\r\n" (Java also takes a lone "\r").
-    for raw in text.lines() {
-        let line = raw.trim_start_matches(PROPERTY_SPACE);
-        if !continuing && (line.is_empty() || line.starts_with(['#', '!'])) {
-            continue;
-        }
-        let slashes = line.len() - line.trim_end_matches('\\').len();
-        continuing = slashes % 2 == 1;
-        if continuing {
-            logical.push_str(&line[..line.len() - 1]);
-            continue;
-        }
-        logical.push_str(line);
-        let line = std::mem::take(&mut logical);
-        // The key ends at the first unescaped separator.
-        let mut escaped = false;
-        let mut split = None;
-        for (i, c) in line.char_indices() {
-            if !escaped && (c == '=' || c == ':' || PROPERTY_SPACE.contains(&c)) {
-                split = Some((i, c));
-                break;
-            }
-            escaped = c == '\\' && !escaped;
-        }
-        let (key, value) = match split {
-            None => (line.as_str(), ""),
-            Some((i, c)) => {
-                let mut rest = line[i + c.len_utf8()..].trim_start_matches(PROPERTY_SPACE);
-                // Whitespace, then one '=' or ':', then whitespace again.
-                if PROPERTY_SPACE.contains(&c) {
-                    if let Some(r) = rest.strip_prefix(['=', ':']) {
-                        rest = r.trim_start_matches(PROPERTY_SPACE);
-                    }
-                }
-                (&line[..i], rest)
-            }
-        };
-        entries.push((unescape(key), unescape(value).trim().to_string()));
-    }
-    entries
-}
-
-/// `java.util.Properties`' escapes: `\t`, `\n`, `\r`, `\f`, `\uXXXX`, and
-/// `\` before anything else standing for that character.
-fn unescape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('t') => out.push('\t'),
-            Some('n') => out.push('\n'),
-            Some('r') => out.push('\r'),
-            Some('f') => out.push('\x0c'),
-            Some('u') => {
-                let hex: String = chars.by_ref().take(4).collect();
-                if let Some(c) = u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
-                    out.push(c);
-                }
-            }
-            Some(other) => out.push(other),
-            None => {}
-        }
-    }
-    out
-}
-
 /// A JAAS login module kwait knows. ScramLoginModule serves both SCRAM
 /// mechanisms: `sasl.mechanism` says which.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -809,7 +729,11 @@ mod tests {
                     j=\\u0041\\tB\\n\r\n\
                     # a comment does not go on \\\n\
                     k=last";
-        let got = parse_properties(text);
+        let got = crate::properties::parse(text);
+        let got: Vec<(String, String)> = got
+            .into_iter()
+            .map(|(k, v)| (k, v.trim().to_string()))
+            .collect();
         let want = [
             ("a", "1"),
             ("b", "2"),
