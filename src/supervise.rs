@@ -257,11 +257,16 @@ fn send(target: i32, signo: Signo) {
     unsafe { libc::kill(target, signo.0) };
 }
 
-/// `send`, then SIGCONT, so that a stopped process handles the stop signal
-/// now instead of meeting SIGKILL at the end of the grace window.
+/// `send`, then SIGCONT, so that a stopped process (Ctrl-Z, SIGSTOP) handles
+/// the stop signal now instead of meeting SIGKILL at the end of the grace
+/// window. Not after a job-control stop (`--rewrite TERM:STOP`), which
+/// SIGCONT would undo.
 fn send_stop(target: i32, signo: Signo) {
     send(target, signo);
-    send(target, Signo::CONT);
+    let job_stop = [libc::SIGSTOP, libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU];
+    if signo != Signo::CONT && !job_stop.contains(&signo.0) {
+        send(target, Signo::CONT);
+    }
 }
 
 struct Supervisor<'a> {
@@ -387,15 +392,7 @@ impl Supervisor<'_> {
             kill_at: Instant::now() + self.opts.grace,
         };
         if self.end.is_none() {
-            self.deliver(signo);
-            // A stopped app (Ctrl-Z, SIGTSTP) would hold the stop signal
-            // pending until SIGKILL: it gets to handle it now. Unless the
-            // stop signal is itself a job-control stop (`--rewrite
-            // TERM:STOP`), which SIGCONT would undo.
-            let job_stop = [libc::SIGSTOP, libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU];
-            if signo != Signo::CONT && !job_stop.contains(&signo.0) {
-                self.deliver(Signo::CONT);
-            }
+            send_stop(self.target(), signo);
             info!(
                 "{signo} sent to {}; SIGKILL in --grace {} if it is still running",
                 self.whom(),
@@ -411,7 +408,7 @@ impl Supervisor<'_> {
         if self.end.is_some() {
             return; // never signal a reaped pid: it may have been reused
         }
-        self.deliver(signo);
+        send(self.target(), signo);
         if received == signo {
             if signo == Signo::WINCH {
                 debug!("forwarded {signo} to {}", self.whom());
@@ -423,13 +420,13 @@ impl Supervisor<'_> {
         }
     }
 
-    fn deliver(&self, signo: Signo) {
-        let target = if self.opts.group {
+    /// Where forwarded signals go: the app's pid, or its group (`--group`).
+    fn target(&self) -> i32 {
+        if self.opts.group {
             -self.pid.as_raw()
         } else {
             self.pid.as_raw()
-        };
-        send(target, signo);
+        }
     }
 
     fn whom(&self) -> String {
