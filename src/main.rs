@@ -9,6 +9,7 @@
 
 mod clean;
 mod cli;
+mod dns;
 mod exec;
 mod exit;
 mod json;

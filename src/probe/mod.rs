@@ -47,46 +47,8 @@ pub struct Attempt {
     pub limit: &'static str,
     pub seq: u64,
     connections: Arc<AtomicU32>,
-    /// Set when a name lookup got no definite answer ([`Lookup::Unsure`]).
+    /// Set when a name lookup got no definite answer.
     lookup_unsure: Arc<AtomicBool>,
-}
-
-/// What a failed name lookup says about the name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lookup {
-    /// A definite answer: no such name (EAI_NONAME, a DNS NXDOMAIN), or a
-    /// name with no address at all (EAI_NODATA). Nothing can be reached
-    /// there.
-    NoSuchName,
-    /// No answer: a temporary failure (EAI_AGAIN: no DNS server answered,
-    /// or one answered SERVFAIL), a non-recoverable one, a lookup that ran
-    /// out of time, or anything kwait does not recognise. The name may well
-    /// exist.
-    Unsure,
-}
-
-impl Lookup {
-    /// Classifies a failed lookup. Rust's standard library keeps only
-    /// getaddrinfo's message, not its EAI code, so this reads the message
-    /// as glibc and musl (kwait's static build) write it; a message in
-    /// another language, or from another libc, is [`Lookup::Unsure`]: the
-    /// safe side, since only a definite answer may count a peer as gone.
-    pub fn of(err: &io::Error) -> Lookup {
-        const DEFINITE: [&str; 4] = [
-            // glibc: EAI_NONAME, EAI_NODATA.
-            "Name or service not known",
-            "No address associated with hostname",
-            // musl: EAI_NONAME, EAI_NODATA.
-            "Name does not resolve",
-            "Name has no usable address",
-        ];
-        let text = err.to_string();
-        if DEFINITE.iter().any(|m| text.ends_with(m)) {
-            Lookup::NoSuchName
-        } else {
-            Lookup::Unsure
-        }
-    }
 }
 
 impl Attempt {
@@ -149,28 +111,15 @@ impl Attempt {
     /// Resolves `addr` afresh (a compose service name resolves only once its
     /// container exists) and connects to the first address that accepts.
     pub async fn connect(&self, addr: &HostPort) -> Result<TcpStream, String> {
-        let resolved = match timeout_at(
-            self.deadline,
-            tokio::net::lookup_host((addr.host.as_str(), addr.port)),
-        )
-        .await
-        {
-            Ok(Ok(found)) => found.collect::<Vec<_>>(),
-            Ok(Err(err)) => {
-                if Lookup::of(&err) == Lookup::Unsure {
+        let resolved = match crate::dns::resolve(&addr.host, addr.port, self.deadline).await {
+            Ok(found) => found,
+            Err(failure) => {
+                if failure.unsure() {
                     self.lookup_unsure.store(true, Ordering::Relaxed);
                 }
                 return Err(format!(
-                    "cannot resolve '{}' yet: {}",
-                    addr.host,
-                    describe(&err)
-                ));
-            }
-            Err(_) => {
-                self.lookup_unsure.store(true, Ordering::Relaxed);
-                return Err(format!(
-                    "resolving '{}' took longer than {}",
-                    addr.host, self.limit
+                    "cannot resolve '{}' yet: {failure}",
+                    crate::log::shown(&addr.host, 255)
                 ));
             }
         };
@@ -245,42 +194,5 @@ pub async fn check(target: &Target, attempt: &Attempt) -> Outcome {
         Kind::Zk(spec) => zk::check(spec, attempt).await,
         Kind::Tcp(addr) => tcp::check(addr, attempt).await,
         Kind::Http(spec) => http::check(spec, attempt).await,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Each message is the one getaddrinfo's code gets from glibc's and
-    /// musl's gai_strerror, after the prefix Rust's standard library adds.
-    #[test]
-    fn only_a_definite_lookup_answer_means_no_such_name() {
-        let failed = |m: &str| {
-            Lookup::of(&io::Error::other(format!(
-                "failed to lookup address information: {m}"
-            )))
-        };
-        for definite in [
-            "Name or service not known",           // glibc EAI_NONAME
-            "No address associated with hostname", // glibc EAI_NODATA
-            "Name does not resolve",               // musl EAI_NONAME
-            "Name has no usable address",          // musl EAI_NODATA
-        ] {
-            assert_eq!(failed(definite), Lookup::NoSuchName, "{definite}");
-        }
-        for unsure in [
-            "Temporary failure in name resolution", // glibc EAI_AGAIN
-            "Try again",                            // musl EAI_AGAIN
-            "Non-recoverable failure in name resolution", // glibc EAI_FAIL
-            "Non-recoverable error",                // musl EAI_FAIL
-            "System error",
-            "Nom ou service inconnu", // a translated glibc message
-        ] {
-            assert_eq!(failed(unsure), Lookup::Unsure, "{unsure}");
-        }
-        // EAI_SYSTEM: the OS error itself.
-        let os = io::Error::from_raw_os_error(nix::libc::EMFILE);
-        assert_eq!(Lookup::of(&os), Lookup::Unsure);
     }
 }

@@ -2,6 +2,7 @@
 
 mod bootstrap;
 mod cli;
+mod dns;
 mod docker;
 mod fake_broker;
 mod kafka;
