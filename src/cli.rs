@@ -366,7 +366,14 @@ fn stop(err: &clap::Error, argv: &[OsString], probing: bool) -> Stop {
                 .into(),
         );
     }
-    let mut message = one_line(&target_error(err).unwrap_or_else(|| err.to_string()));
+    let mut message = one_line(
+        &target_error(err).unwrap_or_else(|| err.to_string()),
+        if probing {
+            "kwait probe --help"
+        } else {
+            "kwait --help"
+        },
+    );
     let cmd = if probing {
         ProbeCli::command()
     } else {
@@ -433,7 +440,7 @@ fn on_argv(argv: &[OsString], long: &str, short: Option<char>) -> bool {
 
 /// clap renders errors over several lines (usage, tips); kwait's contract is
 /// one line naming the bad value.
-fn one_line(rendered: &str) -> String {
+fn one_line(rendered: &str, help: &str) -> String {
     let kept = rendered
         .lines()
         .map(str::trim)
@@ -444,7 +451,7 @@ fn one_line(rendered: &str) -> String {
     let kept = kept.strip_prefix("error: ").unwrap_or(&kept);
     // clap echoes the bad value; a password in it must not reach the log.
     let kept = crate::security::redact(kept);
-    format!("{kept} (see kwait --help)")
+    format!("{kept} (see {help})")
 }
 
 /// The longest duration kwait takes (humantime's 100 years): far beyond any

@@ -23,7 +23,6 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use nix::libc;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 
 /// A signal number as the kernel delivered it, real-time ones included
@@ -157,7 +156,10 @@ impl Signals {
 
     /// The next pending signal, if any; never blocks. Signals kwait raised
     /// itself are dropped: a SIGPIPE from writing to a closed stderr (or a
-    /// SIGXFSZ) is about kwait's own output, not a message for the app.
+    /// SIGXFSZ) is about kwait's own output, not a message for the app. So
+    /// is the kernel's SIGCHLD about one of kwait's children (a SIGCHLD
+    /// someone sent with `kill` is kept): the reaper learns of those by
+    /// `waitpid`, not by a signal.
     pub fn pending(&self) -> Option<Signo> {
         loop {
             // SAFETY: an all-zero signalfd_siginfo is a valid value.
@@ -174,33 +176,62 @@ impl Signals {
             if usize::try_from(n).ok() != Some(size) {
                 return None;
             }
-            if info.ssi_pid == std::process::id() {
-                continue;
+            let signo = i32::try_from(info.ssi_signo).unwrap_or(0);
+            if let Some(signo) = received(signo, info.ssi_code, info.ssi_pid as i32) {
+                return Some(signo);
             }
-            return i32::try_from(info.ssi_signo).ok().map(Signo);
         }
     }
 
-    /// Waits up to `timeout` for a signal.
+    /// Waits up to `timeout` for a signal, taking it off the pending set in
+    /// one system call (`rt_sigtimedwait`, as tini does: the shortest path
+    /// from a signal to its forwarding). `None`: the time ran out, or what
+    /// arrived was for kwait alone (see [`Signals::pending`]): either way,
+    /// time for a reap pass.
     pub fn next(&self, timeout: Duration) -> Option<Signo> {
-        if let Some(signo) = self.pending() {
-            return Some(signo);
-        }
-        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-        let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
-        // EINTR cannot happen with every signal blocked, but is harmless:
-        // the caller loops.
-        let _ = poll(
-            &mut fds,
-            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
-        );
-        self.pending()
+        let all: KernelSet = !0;
+        let ts = libc::timespec {
+            tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+            tv_nsec: timeout.subsec_nanos().into(),
+        };
+        // SAFETY: an all-zero siginfo_t is a valid value.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: every pointer is valid for what the kernel reads or
+        // writes: 8 bytes of set, one siginfo_t, one timespec.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigtimedwait,
+                &all as *const KernelSet,
+                &mut info as *mut libc::siginfo_t,
+                &ts as *const libc::timespec,
+                std::mem::size_of::<KernelSet>(),
+            )
+        };
+        let signo = i32::try_from(rc).ok().filter(|n| *n > 0)?;
+        // SAFETY: si_pid is the sender's pid for signals from kill(2) and
+        // the child's for SIGCHLD; for other codes it reads bytes the
+        // kernel zeroed or filled, never uninitialised memory.
+        let pid = unsafe { info.si_pid() };
+        received(signo, info.si_code, pid)
     }
 
     /// Gives the calling thread back the mask kwait started with.
     pub fn restore_mask(&self) -> io::Result<()> {
         sigprocmask(libc::SIG_SETMASK, &self.inherited, &mut 0)
     }
+}
+
+/// Whether a signal is one to act on: not raised by kwait itself, and not
+/// the kernel's SIGCHLD notice about a child (codes CLD_*, all above 0;
+/// `kill` and `sigqueue` give SI_USER, SI_QUEUE, at most 0).
+fn received(signo: i32, code: i32, pid: i32) -> Option<Signo> {
+    if signo <= 0 || u32::try_from(pid).ok() == Some(std::process::id()) {
+        return None;
+    }
+    if signo == libc::SIGCHLD && code > 0 {
+        return None;
+    }
+    Some(Signo(signo))
 }
 
 impl AsRawFd for Signals {

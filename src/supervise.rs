@@ -67,7 +67,8 @@ impl std::fmt::Display for ChildEnd {
 enum Phase {
     /// The app runs; signals are forwarded.
     Running,
-    /// A stop signal arrived; it is held until `until` (`--drain-delay`).
+    /// A stop signal arrived; it, and every signal after it, is held until
+    /// `until` (`--drain-delay`).
     Delaying { signal: Signo, until: Instant },
     /// The stop signal was forwarded; SIGKILL at `kill_at` (`--grace`).
     Draining { kill_at: Instant },
@@ -139,6 +140,7 @@ pub fn run(command: &[OsString], opts: &Options, signals: &Signals) -> Exit {
         remnants_termed: false,
         termed: Vec::new(),
         ended_at: None,
+        held: Vec::new(),
     }
     .run(signals)
 }
@@ -257,16 +259,54 @@ fn send(target: i32, signo: Signo) {
     unsafe { libc::kill(target, signo.0) };
 }
 
-/// `send`, then SIGCONT, so that a stopped process (Ctrl-Z, SIGSTOP) handles
-/// the stop signal now instead of meeting SIGKILL at the end of the grace
-/// window. Not after a job-control stop (`--rewrite TERM:STOP`), which
-/// SIGCONT would undo.
+/// `send` of a stop signal (TERM, INT), then SIGCONT to exactly those of
+/// its receivers that are stopped (Ctrl-Z, SIGSTOP), so they handle it now
+/// instead of meeting SIGKILL at the end of the grace window. A running
+/// process gets nothing but the signal. Not after a job-control stop
+/// (`--rewrite TERM:STOP`), which SIGCONT would undo.
 fn send_stop(target: i32, signo: Signo) {
     send(target, signo);
     let job_stop = [libc::SIGSTOP, libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU];
-    if signo != Signo::CONT && !job_stop.contains(&signo.0) {
-        send(target, Signo::CONT);
+    if signo == Signo::CONT || job_stop.contains(&signo.0) {
+        return;
     }
+    for pid in stopped(target) {
+        send(pid, Signo::CONT);
+    }
+}
+
+/// The stopped processes among a pid (positive) or a process group
+/// (negative), from their state in /proc (`T`: stopped by a signal; `t`, a
+/// tracer's stop, is the tracer's business).
+fn stopped(target: i32) -> Vec<i32> {
+    let state = |pid: &str| -> Option<(char, i32)> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // "pid (comm) S ppid pgrp ...": comm may hold spaces and parentheses.
+        let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
+        let s = fields.next()?.chars().next()?;
+        let pgrp = fields.nth(1)?.parse().ok()?;
+        Some((s, pgrp))
+    };
+    if target > 0 {
+        return match state(&target.to_string()) {
+            Some(('T', _)) => vec![target],
+            _ => Vec::new(),
+        };
+    }
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name();
+            let pid = name.to_str()?;
+            match state(pid)? {
+                ('T', pgrp) if pgrp == -target => pid.parse().ok(),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 struct Supervisor<'a> {
@@ -284,6 +324,9 @@ struct Supervisor<'a> {
     termed: Vec<i32>,
     /// When the main child was reaped.
     ended_at: Option<Instant>,
+    /// Signals that arrived during `--drain-delay`, as received and as to
+    /// be sent: forwarded, in order, after the held stop signal.
+    held: Vec<(Signo, Signo)>,
 }
 
 impl Supervisor<'_> {
@@ -317,15 +360,11 @@ impl Supervisor<'_> {
         }
     }
 
+    /// One signal kwait received, for the app: forwarded exactly once, in
+    /// the order received, with nothing added (`--rewrite` may change it or
+    /// drop it). The first TERM or INT (as received or as rewritten) starts
+    /// the drain.
     fn on_signal(&mut self, received: Signo) {
-        if received == Signo::CHLD {
-            return; // the reap pass that follows handles it
-        }
-        if matches!(received, Signo::TTIN | Signo::TTOU) {
-            // Terminal job-control stops aimed at kwait, which never reads
-            // the terminal; the app gets its own from the kernel.
-            return;
-        }
         let signo = self
             .opts
             .rewrites
@@ -339,54 +378,49 @@ impl Supervisor<'_> {
         let stop = [received, signo]
             .iter()
             .any(|s| matches!(*s, Signo::TERM | Signo::INT));
-        if stop {
+        if let Phase::Delaying { signal, .. } = self.phase {
+            if stop {
+                // Another stop signal: someone who does not want to wait
+                // for the delay. Everything is forwarded now, in order.
+                info!("{received} during --drain-delay: ending the delay early");
+                self.held.push((received, signo));
+                self.forward_stop(signal);
+            } else {
+                self.held.push((received, signo));
+            }
+            return;
+        }
+        if stop && self.stop_started.is_none() {
             self.on_stop(received, signo);
         } else {
             self.forward(received, signo);
         }
     }
 
-    /// TERM or INT: the drain. A second one is someone at a terminal who
-    /// does not want to wait: during `--drain-delay` it forwards at once;
-    /// after that it SIGKILLs at once.
+    /// The first TERM or INT: the drain.
     fn on_stop(&mut self, received: Signo, signo: Signo) {
         if received != signo {
             info!("{received} rewritten to {signo} (--rewrite)");
         }
-        if self.stop_started.is_none() {
-            self.stop_started = Some(Instant::now());
-            if self.end.is_some() {
-                info!("{received} received: already draining what the app left behind");
-            } else if self.opts.drain_delay.is_zero() {
-                self.forward_stop(signo);
-            } else {
-                info!(
-                        "{received} received: draining, the app keeps running for --drain-delay {} before it gets {signo}",
-                        since(self.opts.drain_delay)
-                    );
-                self.phase = Phase::Delaying {
-                    signal: signo,
-                    until: Instant::now() + self.opts.drain_delay,
-                };
-            }
-            return;
-        }
-        match self.phase {
-            Phase::Delaying { signal, .. } => {
-                info!("second {received}: ending --drain-delay early");
-                self.forward_stop(signal);
-            }
-            Phase::Draining { .. } => {
-                info!("second {received} during the drain: sending SIGKILL now");
-                self.phase = Phase::Draining {
-                    kill_at: Instant::now(),
-                };
-            }
-            Phase::Running => {}
+        self.stop_started = Some(Instant::now());
+        if self.end.is_some() {
+            info!("{received} received: already draining what the app left behind");
+        } else if self.opts.drain_delay.is_zero() {
+            self.forward_stop(signo);
+        } else {
+            info!(
+                "{received} received: draining, the app keeps running for --drain-delay {} before it gets {signo}",
+                since(self.opts.drain_delay)
+            );
+            self.phase = Phase::Delaying {
+                signal: signo,
+                until: Instant::now() + self.opts.drain_delay,
+            };
         }
     }
 
-    /// Forwards the stop signal and starts the grace period.
+    /// Forwards the stop signal and starts the grace period, then what was
+    /// held behind it.
     fn forward_stop(&mut self, signo: Signo) {
         self.phase = Phase::Draining {
             kill_at: Instant::now() + self.opts.grace,
@@ -402,13 +436,54 @@ impl Supervisor<'_> {
         if self.opts.group && signo == Signo::TERM {
             self.group_termed = true;
         }
+        let mut previous = signo;
+        for (received, signo) in std::mem::take(&mut self.held) {
+            self.taken(previous);
+            previous = signo;
+            self.forward(received, signo);
+        }
     }
 
+    /// Before the next of several signals sent at once: waits (at most
+    /// 50 ms) until the app has taken `previous` off its pending set, so
+    /// the kernel neither merges two of the same nor delivers them in
+    /// number order instead of the order kwait received them.
+    fn taken(&self, previous: Signo) {
+        let Some(bit) = u32::try_from(previous.0 - 1).ok().filter(|b| *b < 64) else {
+            return;
+        };
+        let status = format!("/proc/{}/status", self.pid);
+        let until = Instant::now() + Duration::from_millis(50);
+        while Instant::now() < until {
+            let text = std::fs::read_to_string(&status).unwrap_or_default();
+            let pending = text.lines().any(|l| {
+                let mask = l
+                    .strip_prefix("SigPnd:")
+                    .or_else(|| l.strip_prefix("ShdPnd:"));
+                mask.and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+                    .is_some_and(|m| m & (1 << bit) != 0)
+            });
+            if !pending {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Sends one signal to the app. A later stop signal during the drain
+    /// (`docker stop` after a Ctrl-C) is forwarded like any other and gives
+    /// the app a full --grace from now: kwait never SIGKILLs early because
+    /// a second signal came.
     fn forward(&mut self, received: Signo, signo: Signo) {
         if self.end.is_some() {
             return; // never signal a reaped pid: it may have been reused
         }
-        send(self.target(), signo);
+        let stop = matches!(signo, Signo::TERM | Signo::INT);
+        if stop {
+            send_stop(self.target(), signo);
+        } else {
+            send(self.target(), signo);
+        }
         if received == signo {
             if signo == Signo::WINCH {
                 debug!("forwarded {signo} to {}", self.whom());
@@ -417,6 +492,16 @@ impl Supervisor<'_> {
             }
         } else {
             info!("rewrote {received} to {signo}, sent to {}", self.whom());
+        }
+        if let Phase::Draining { kill_at } = self.phase {
+            let fresh = Instant::now() + self.opts.grace;
+            if stop && fresh > kill_at {
+                info!(
+                    "another {signo} during the drain: SIGKILL now in --grace {} if it is still running",
+                    since(self.opts.grace)
+                );
+                self.phase = Phase::Draining { kill_at: fresh };
+            }
         }
     }
 
@@ -491,7 +576,7 @@ impl Supervisor<'_> {
     }
 
     /// The main child is gone but some of its processes are not: each gets
-    /// SIGTERM once (and SIGCONT, should it be stopped), and the rest of the
+    /// SIGTERM once (and SIGCONT, if it is stopped), and the rest of the
     /// grace window. Listed again on every pass: a process whose parent
     /// exits later comes to kwait then, and gets its SIGTERM then.
     fn after_main_exit(&mut self) {

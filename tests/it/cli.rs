@@ -1266,3 +1266,17 @@ fn usage_bad_target_is_named_once() {
         assert!(!line.contains("invalid value"), "{line}");
     }
 }
+
+/// A usage error of `kwait probe` points at probe's own help.
+#[test]
+fn probe_usage_error_points_at_probe_help() {
+    let mut cmd = crate::peers::kwait_with(&["probe", "--bogus", "tcp://127.0.0.1:1"], &[]);
+    let done = crate::peers::run(&mut cmd, Duration::from_secs(10));
+    done.expect(
+        1,
+        &["unexpected argument '--bogus' found (see kwait probe --help)"],
+    );
+    let mut cmd = crate::peers::kwait_with(&["--bogus", "tcp://127.0.0.1:1"], &[]);
+    let done = crate::peers::run(&mut cmd, Duration::from_secs(10));
+    done.expect(2, &["(see kwait --help)"]);
+}
