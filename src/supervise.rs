@@ -255,8 +255,14 @@ fn shed_startup_pages() {
 /// Sends a raw signal number (real-time ones too) to a pid or, negative, a
 /// process group. ESRCH (already gone) is normal and ignored.
 fn send(target: i32, signo: Signo) {
-    // SAFETY: kill(2) has no memory-safety preconditions.
-    unsafe { libc::kill(target, signo.0) };
+    // SAFETY: kill(2) and sched_yield(2) have no memory-safety
+    // preconditions.
+    unsafe {
+        libc::kill(target, signo.0);
+        // Let the receiver, woken on this CPU, run now: its handler should
+        // not wait for kwait's log line and reap pass.
+        libc::sched_yield();
+    }
 }
 
 /// `send` of a stop signal (TERM, INT), then SIGCONT to exactly those of

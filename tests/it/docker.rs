@@ -853,6 +853,35 @@ fn docker_stop_drains_the_app() {
     s.wait_line(&app, "kwait: app exited with status 0", SHORT);
 }
 
+/// Ctrl-C (`docker run` without -t proxies it as SIGINT to PID 1; here
+/// `docker kill -s INT`), then `docker stop` two seconds later: the app
+/// handles INT and keeps running, then drains on TERM for 2 s. The TERM
+/// gets its own full --grace 3s: the app exits 0, not SIGKILLed at once as
+/// a "second stop signal", nor one second into its drain by a grace counted
+/// from the INT.
+#[test]
+fn docker_stop_after_ctrl_c_gets_the_full_grace() {
+    let mut s = Stack::new();
+    let app = s.run_app(
+        &[],
+        &["--grace", "3s"],
+        "trap 'echo \"app: got SIGINT\"' INT\n\
+         trap 'echo \"app: got SIGTERM, draining\"; sleep 2; echo \"app: drained\"; exit 0' TERM\n\
+         echo 'app: started'\n\
+         while :; do sleep 1000000 & wait $!; done",
+    );
+    s.wait_line(&app, "app: started", SHORT);
+    docker_ok(&["kill", "-s", "INT", &app]);
+    s.wait_line(&app, "app: got SIGINT", SHORT);
+    std::thread::sleep(Duration::from_secs(2));
+    let took = s.stop(&app, 20);
+    let code = s.inspect(&app, "{{.State.ExitCode}}");
+    eprintln!("measured: docker stop 2 s after a Ctrl-C took {took:?}; exit {code}");
+    assert_eq!(code, "0", "{}", s.logs(&app));
+    s.wait_line(&app, "app: drained", SHORT);
+    assert!(!s.logs(&app).contains("SIGKILL"), "{}", s.logs(&app));
+}
+
 /// An app that ignores SIGTERM is SIGKILLed by kwait after --grace 2s, long
 /// before Docker's own `-t 10`: exit 137 after about 2 s.
 #[test]
