@@ -91,6 +91,19 @@ pub async fn resolve(host: &str, port: u16, deadline: Instant) -> Result<Vec<Soc
     if let Ok(ip) = literal.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
+    let lower = host.trim_end_matches('.').to_ascii_lowercase();
+    if lower == "localhost" || lower.ends_with(".localhost") {
+        // RFC 6761 §6.3: loopback, whatever DNS says; /etc/hosts first,
+        // for an image whose hosts file says otherwise.
+        let mut ips = from_hosts(&read_small("/etc/hosts"), host);
+        if ips.is_empty() {
+            ips = vec![Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into()];
+        }
+        return Ok(ips
+            .into_iter()
+            .map(|ip| SocketAddr::new(ip, port))
+            .collect());
+    }
     let started = Instant::now();
     let deadline = deadline.min(started + LOOKUP_LIMIT);
     let conf = Conf::parse(&read_small("/etc/resolv.conf"));
