@@ -1322,22 +1322,29 @@ both!(term_ignoring_app_is_killed_after_grace);
 /// the app's log is exactly the sent list. Stop signals after the first
 /// (INT then TERM: Ctrl-C, then `docker stop`; the same one twice) are
 /// forwarded like any other, never turned into a SIGKILL, and no SIGCONT is
-/// added (the app logs CONT too).
+/// added (the app logs CONT too); with and without --group.
 fn sequences_arrive_exactly(mode: Mode) {
     let s = Scratch::new("seq");
     let (int, term, usr1, hup) = (libc::SIGINT, libc::SIGTERM, libc::SIGUSR1, libc::SIGHUP);
-    for (i, sent) in [
+    let runs = [
         vec![int, term],
         vec![term, usr1, hup],
         vec![term, term, int, int, usr1, usr1],
-    ]
-    .into_iter()
-    .enumerate()
+    ];
+    for (i, (group, sent)) in [false, true]
+        .into_iter()
+        .flat_map(|g| runs.iter().map(move |r| (g, r.clone())))
+        .enumerate()
     {
         let log = s.log(&format!("app{i}.log"));
+        let flags: &[&str] = if group {
+            &["--group", "--grace", "30s"]
+        } else {
+            &["--grace", "30s"]
+        };
         let mut kw = s.start_helper(
             mode,
-            &["--grace", "30s"],
+            flags,
             &log,
             &["--log", "1,2,10,15,18", "--exit-on", "12:0"],
         );
@@ -1350,7 +1357,12 @@ fn sequences_arrive_exactly(mode: Mode) {
         let done = kw.finish(LIMIT);
         let mut want = sent.clone();
         want.push(libc::SIGUSR2);
-        assert_eq!(signals(&log), want, "sent {sent:?}; kwait: {}", done.stderr);
+        assert_eq!(
+            signals(&log),
+            want,
+            "sent {sent:?} (--group: {group}); kwait: {}",
+            done.stderr
+        );
         assert_eq!(done.code, Some(0), "{done:?}");
         assert!(!done.stderr.contains("SIGKILL to"), "{}", done.stderr);
     }
