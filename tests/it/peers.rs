@@ -40,7 +40,7 @@
 
 #![allow(dead_code)]
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
@@ -78,10 +78,89 @@ pub fn kwait_bin() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_kwait")))
 }
 
-/// The kwait binary under test, without any `KWAIT_*` variables inherited
-/// from the developer's shell (tests set the ones they mean).
+/// The program the kwait binary under test runs under, with its arguments:
+/// `$KWAIT_TEST_RUNNER` split at whitespace, or `None` when it is unset or
+/// empty (the binary runs natively). `scripts/test` sets it to
+/// `qemu-aarch64-static` to run the core tests a second time against the
+/// aarch64 build. qemu-user is one process: the pid a test signals and
+/// reads in /proc is qemu's, whose guest is kwait (signals reach the guest
+/// through qemu; the app kwait starts is a native child of that process).
+pub fn runner() -> Option<&'static [String]> {
+    static RUNNER: OnceLock<Vec<String>> = OnceLock::new();
+    let words = RUNNER.get_or_init(|| {
+        std::env::var("KWAIT_TEST_RUNNER")
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    });
+    if words.is_empty() {
+        return None;
+    }
+    need(&words[0]);
+    Some(words)
+}
+
+/// The words that start the kwait under test: [`runner`]'s, then
+/// [`kwait_bin`]. For wrappers (`unshare`, `strace`, a shell's `exec "$@"`)
+/// that run kwait.
+pub fn kwait_argv() -> Vec<OsString> {
+    let mut argv: Vec<OsString> = runner()
+        .unwrap_or_default()
+        .iter()
+        .map(OsString::from)
+        .collect();
+    argv.push(kwait_bin().into());
+    argv
+}
+
+/// The command name /proc shows for the process that runs kwait: `kwait`,
+/// or under a [`runner`] the runner's file name (its first 15 bytes, all
+/// the kernel keeps: `qemu-aarch64-st`).
+pub fn kwait_comm() -> String {
+    match runner() {
+        None => "kwait".to_owned(),
+        Some(words) => {
+            let name = Path::new(&words[0])
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            name.bytes().take(15).map(char::from).collect::<String>()
+        }
+    }
+}
+
+/// Under a [`runner`], skips the calling test: prints why on stderr, adds
+/// a line to the file `$KWAIT_TEST_SKIPPED` names (so `scripts/test` can
+/// list every skip), and returns true. Without a runner it returns false
+/// and the test runs as always: nothing is ever skipped natively.
+pub fn skip_under_runner(reason: &str) -> bool {
+    let Some(words) = runner() else {
+        return false;
+    };
+    let current = thread::current();
+    let test = current.name().unwrap_or("a test");
+    let line = format!("{test}: skipped under {}: {reason}", words.join(" "));
+    eprintln!("{line}");
+    if let Some(path) = std::env::var_os("KWAIT_TEST_SKIPPED") {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("open {}: {e}", Path::new(&path).display()));
+        writeln!(file, "{line}").expect("write the skip list");
+    }
+    true
+}
+
+/// The kwait binary under test (under its [`runner`], if any), without any
+/// `KWAIT_*` variables inherited from the developer's shell (tests set the
+/// ones they mean).
 pub fn kwait() -> Command {
-    without_kwait_env(Command::new(kwait_bin()))
+    let argv = kwait_argv();
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..]);
+    without_kwait_env(cmd)
 }
 
 /// [`kwait`] with `args` and the given `KWAIT_*` variables.
@@ -102,7 +181,7 @@ pub fn kwait_as_pid1() -> Command {
     need("unshare");
     let mut cmd = without_kwait_env(Command::new("unshare"));
     cmd.args(["--pid", "--fork", "--mount-proc", "--"])
-        .arg(kwait_bin());
+        .args(kwait_argv());
     cmd
 }
 
@@ -117,12 +196,13 @@ fn without_kwait_env(mut cmd: Command) -> Command {
 
 /// The pid, as seen here, of the kwait that `unshare` (pid `unshare`,
 /// started from [`kwait_as_pid1`]) runs: polls /proc until unshare's child
-/// has exec'd kwait, `None` after `timeout`. Asserts it is PID 1 of its
-/// namespace.
+/// has exec'd kwait (or its [`runner`]), `None` after `timeout`. Asserts it
+/// is PID 1 of its namespace.
 pub fn pid1_kwait(unshare: u32, timeout: Duration) -> Option<u32> {
+    let name = kwait_comm();
     let mut found = None;
     poll_until(timeout, || {
-        found = children(unshare).into_iter().find(|&c| comm(c) == "kwait");
+        found = children(unshare).into_iter().find(|&c| comm(c) == name);
         found.is_some()
     });
     let pid = found?;

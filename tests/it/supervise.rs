@@ -26,9 +26,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::peers::{
-    assert_contains, children, clean_start, collect, comm, kwait, kwait_as_pid1, kwait_bin,
+    assert_contains, children, clean_start, collect, comm, kwait, kwait_argv, kwait_as_pid1,
     listener, need, not_executable_script, pid1_kwait, poll_until, signal_mask,
-    signal_pid1_from_inside, status_field, ChildGuard, Done, Running, TempDir,
+    signal_pid1_from_inside, skip_under_runner, status_field, ChildGuard, Done, Running, TempDir,
 };
 
 /// The longest any single kwait run here may take before the test fails.
@@ -63,6 +63,43 @@ macro_rules! both {
             }
         }
     };
+}
+
+/// Under an emulating runner (`KWAIT_TEST_RUNNER`, see
+/// [`skip_under_runner`]), a plain kwait adopts no orphans: qemu-user 7.2
+/// refuses PR_SET_CHILD_SUBREAPER (EINVAL), so what the app leaves behind
+/// goes to the host's init. As PID 1 the kernel brings orphans to kwait
+/// anyway, so the `pid1` variant of each such test still runs. Natively:
+/// false, and the test runs.
+fn skip_plain_without_subreaper(mode: Mode) -> bool {
+    mode == Mode::Plain
+        && skip_under_runner(
+            "qemu-user refuses PR_SET_CHILD_SUBREAPER (EINVAL), so orphans never reach a \
+             plain kwait; the pid1 variant runs",
+        )
+}
+
+/// `sigs` without the ones an emulating runner does not pass to kwait:
+/// qemu-user keeps a SIGSEGV or SIGBUS sent to its process for its own
+/// fault handling (measured: never forwarded). Each is left out with a
+/// printed reason, under a runner only; natively `sigs` unchanged.
+///
+/// Real-time signals do get through, renumbered: qemu-user maps host
+/// signal N to guest N-2 and back (host 32 and 33 are its C library's), so
+/// the app gets the number that was sent, but kwait logs and counts 2 less
+/// (measured: host 35 is logged as "signal 33", an app killed by 40 makes
+/// the emulated kwait exit 128+38).
+fn without_unemulated_signals(sigs: &[i32]) -> Vec<i32> {
+    sigs.iter()
+        .copied()
+        .filter(|&sig| {
+            let unemulated = sig == libc::SIGSEGV || sig == libc::SIGBUS;
+            !(unemulated
+                && skip_under_runner(&format!(
+                    "signal {sig} left out: qemu-user keeps SIGSEGV and SIGBUS for itself"
+                )))
+        })
+        .collect()
 }
 
 /// What kwait's stdin, stdout and stderr are.
@@ -512,7 +549,7 @@ fn exit_codes_pass_through_as_pid1() {
 
 fn death_by_signal(mode: Mode) {
     // `ulimit -c 0`: a SIGSEGV must not leave a core file behind.
-    for (sig, name, code) in [
+    let cases = [
         ("TERM", "SIGTERM", 143),
         ("KILL", "SIGKILL", 137),
         ("SEGV", "SIGSEGV", 139),
@@ -521,7 +558,16 @@ fn death_by_signal(mode: Mode) {
         // A real-time signal: no name in nix's table, and once lost the
         // app's end with it.
         ("40", "SIGRTMIN+", 168),
-    ] {
+    ];
+    for (sig, name, code) in cases {
+        if sig == "40"
+            && skip_under_runner(
+                "signal 40 left out: qemu-user renumbers real-time signals (an app killed by \
+                 40 makes the emulated kwait exit 128+38)",
+            )
+        {
+            continue;
+        }
         let script = format!("ulimit -c 0; kill -{sig} $$");
         let mut kw = Kw::start(mode, &["--", "sh", "-c", &script]);
         let done = kw.finish(LIMIT);
@@ -540,6 +586,12 @@ both!(death_by_signal);
 /// them for themselves); sent with `kill`, one of them must reach the app
 /// like any other, not end kwait and orphan the app.
 fn signals_32_to_34_reach_the_app(mode: Mode) {
+    if skip_under_runner(
+        "qemu-user keeps host signals 32 and 33 for its C library and renumbers the \
+         real-time ones (host 34 is the guest's 32)",
+    ) {
+        return;
+    }
     for sig in 32..=34 {
         let mut kw = Kw::start(mode, &["--", "sleep", "30"]);
         kw.app();
@@ -654,10 +706,11 @@ fn forwarding(mode: Mode, from: Side) {
     let rtmax = libc::SIGRTMAX();
     // Fault signals sent with kill(1) are forwarded too (README); a real
     // fault in kwait itself would still kill it.
-    let mut others: Vec<i32> = (1..32)
+    let mut all: Vec<i32> = (1..32)
         .filter(|&n| ![libc::SIGKILL, libc::SIGSTOP, libc::SIGTERM].contains(&n))
         .collect();
-    others.extend([rt1, rtmax]);
+    all.extend([rt1, rtmax]);
+    let others = without_unemulated_signals(&all);
     let list = others
         .iter()
         .map(i32::to_string)
@@ -681,18 +734,20 @@ fn forwarding(mode: Mode, from: Side) {
     want.push(libc::SIGTERM);
     assert_eq!(signals(&log), want, "log {:?}", lines(&log));
     assert_eq!(done.code, Some(42), "the app's own status: {done:?}");
-    assert_contains(
-        &done.stderr,
-        &[
-            "kwait: forwarded SIGHUP to pid ",
-            "kwait: forwarded SIGQUIT to pid ",
-            "kwait: forwarded SIGUSR1 to pid ",
-            "kwait: forwarded SIGUSR2 to pid ",
-            "kwait: forwarded SIGRTMIN+1 to pid ",
-            "kwait: SIGINT sent to pid ",
-            "kwait: forwarded SIGTERM to pid ",
-        ],
-    );
+    let mut needles = vec![
+        "kwait: forwarded SIGHUP to pid ",
+        "kwait: forwarded SIGQUIT to pid ",
+        "kwait: forwarded SIGUSR1 to pid ",
+        "kwait: forwarded SIGUSR2 to pid ",
+        "kwait: SIGINT sent to pid ",
+        "kwait: forwarded SIGTERM to pid ",
+    ];
+    // The app got SIGRTMIN+1 (above); kwait's own name for it is checked
+    // natively only (without_unemulated_signals: renumbered under qemu).
+    if !skip_under_runner("the log line naming SIGRTMIN+1 is not checked") {
+        needles.push("kwait: forwarded SIGRTMIN+1 to pid ");
+    }
+    assert_contains(&done.stderr, &needles);
 
     let log = s.log("int.log");
     let mut kw = s.start_helper(mode, &[], &log, &["--exit-on", "2:43"]);
@@ -732,6 +787,9 @@ mod forwarding {
 /// shell (default action) either way; only with `--group` does it reach the
 /// helper too. Then the drain TERMs what the shell left behind.
 fn group_reaches_grandchild_behind_sh(mode: Mode) {
+    if skip_plain_without_subreaper(mode) {
+        return;
+    }
     let s = Scratch::new("group");
     for group in [false, true] {
         let log = s.log(if group { "group.log" } else { "nogroup.log" });
@@ -899,6 +957,9 @@ fn wait_only_app_left(kw: &mut Kw, app: u32, timeout: Duration) -> Duration {
 /// subshell exits, so sleep is reparented to kwait), then all 100 SIGKILLed
 /// at once by pid. None may stay a zombie; the app then ends normally.
 fn reaps_100_orphans(mode: Mode) {
+    if skip_plain_without_subreaper(mode) {
+        return;
+    }
     let script = "for i in $(seq 100); do (sleep 1000 &); done; echo spawned; read x; exit 7";
     let mut kw = Kw::spawn(mode, &["-v", "--", "sh", "-c", script], Io::Piped);
     let app = kw.app();
@@ -930,6 +991,9 @@ both!(reaps_100_orphans);
 
 /// 5,000 short-lived orphans as fast as dash can make them.
 fn reaps_5000_orphans(mode: Mode) {
+    if skip_plain_without_subreaper(mode) {
+        return;
+    }
     let script = "for i in $(seq 5000); do (true &); done; echo spawned; read x; exit 7";
     let mut kw = Kw::spawn(mode, &["-v", "--", "sh", "-c", script], Io::Piped);
     let app = kw.app();
@@ -1056,6 +1120,9 @@ fn assert_drained(log: &Path, linger: f64, done: &Done) {
 /// PID 1 this is what tini and dumb-init get wrong (tini#180): their exit
 /// makes the kernel SIGKILL the helper before its handler is done.
 fn drain_after_the_app_exits_on_its_own(mode: Mode) {
+    if skip_plain_without_subreaper(mode) {
+        return;
+    }
     let s = Scratch::new("drain-own");
     let log = s.log("helper.log");
     let script = format!(
@@ -1091,6 +1158,9 @@ both!(drain_after_the_app_exits_on_its_own);
 /// reaches it) handles SIGTERM and exits a second later; its child B, a
 /// loop with SIGTERM at its default, then comes to kwait.
 fn late_leftovers_get_sigterm_too(mode: Mode) {
+    if skip_plain_without_subreaper(mode) {
+        return;
+    }
     let a = r#"trap : TERM; sh -c "while :; do sleep 0.1; done" & sleep 1"#;
     let script = format!("setsid sh -c {} & sleep 0.2; exit 3", q(a));
     let mut kw = Kw::start(mode, &["--grace", "8s", "--", "sh", "-c", &script]);
@@ -1108,6 +1178,9 @@ both!(late_leftovers_get_sigterm_too);
 /// The same after `docker stop`: SIGTERM to kwait; the app (the helper,
 /// exec'd by sh) exits 4 at once, its TERM-handling child works 0.5 s more.
 fn drain_after_sigterm(mode: Mode) {
+    if skip_plain_without_subreaper(mode) {
+        return;
+    }
     let s = Scratch::new("drain-term");
     let helper_log = s.log("helper.log");
     let app_log = s.log("app.log");
@@ -1135,6 +1208,9 @@ both!(drain_after_sigterm);
 /// A left-behind helper that ignores SIGTERM is SIGKILLed when `--grace`
 /// runs out; kwait still exits with the app's own status.
 fn drain_kills_a_term_ignoring_leftover_after_grace(mode: Mode) {
+    if skip_plain_without_subreaper(mode) {
+        return;
+    }
     let s = Scratch::new("drain-ign");
     let log = s.log("helper.log");
     let script = format!(
@@ -1172,6 +1248,9 @@ both!(drain_kills_a_term_ignoring_leftover_after_grace);
 /// still has a child, nor later than `--grace` allows; as a subreaper,
 /// exiting would also leave it running with nobody to stop it.
 fn orphan_adopted_after_the_sigkill_is_killed_too(mode: Mode) {
+    if skip_plain_without_subreaper(mode) {
+        return;
+    }
     let s = Scratch::new("escape");
     let log = s.log("escaped.log");
     let helper = s.dir.path().join("helper.sh");
@@ -1230,6 +1309,12 @@ both!(orphan_adopted_after_the_sigkill_is_killed_too);
 /// whether two SIGTERMs happen to coalesce in the kernel.
 #[test]
 fn leftovers_get_one_sigterm_each() {
+    if skip_under_runner(
+        "qemu-user refuses PR_SET_CHILD_SUBREAPER (EINVAL), so a plain kwait never sees \
+         the leftovers; drain_after_the_app_exits_on_its_own::pid1 covers their SIGTERM",
+    ) {
+        return;
+    }
     need("strace");
     let dir = TempDir::new("strace");
     let trace = dir.path().join("kill.trace");
@@ -1237,7 +1322,7 @@ fn leftovers_get_one_sigterm_each() {
     cmd.arg("-o")
         .arg(&trace)
         .args(["-e", "trace=kill", "--"])
-        .arg(kwait_bin())
+        .args(kwait_argv())
         .args(["--", "sh", "-c", "sleep 30 & sleep 30 & exit 3"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -1227,7 +1227,7 @@ fn with_resolver(dns: &FakeDns, dir: &TempDir, args: &[&str]) -> Command {
         .arg(r#"mount --bind "$1" /etc/resolv.conf && shift && exec "$@""#)
         .arg("sh")
         .arg(&resolv)
-        .arg(peers::kwait_bin())
+        .args(peers::kwait_argv())
         .args(args)
         .env_remove("KAFKA_BROKER_ID")
         .env_remove("KAFKA_CFG_BROKER_ID");
