@@ -1418,3 +1418,66 @@ for path in sys.argv[1:]:
         "only {checked} kwait command lines found:\n{listed}"
     );
 }
+
+/// `examples/kwait.Dockerfile`, as is, from a context laid out like
+/// `scripts/release`'s dist/: each build puts the binary of its platform at
+/// /kwait. `--build-arg TARGETARCH=...` stands in for the value buildx
+/// passes per platform (no buildx here); without it, as from a plain
+/// `docker build` on the legacy builder, the image holds the amd64 binary
+/// and runs here.
+#[test]
+fn kwait_dockerfile_picks_the_binary_of_the_platform() {
+    let mut s = Stack::new();
+    let t = tools();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let aarch64 = root.join("target/aarch64-unknown-linux-musl/release/kwait");
+    let machine = |p: &Path| {
+        fs::read(p)
+            .ok()
+            .and_then(|b| Some(u16::from_le_bytes([*b.get(0x12)?, *b.get(0x13)?])))
+    };
+    assert!(
+        is_static_elf(&aarch64) && machine(&aarch64) == Some(183),
+        "{} is missing or not a static aarch64 ELF: run cargo build --release --target \
+         aarch64-unknown-linux-musl (scripts/test runs it; scripts/setup installs the toolchain)",
+        aarch64.display()
+    );
+    let recipe = root.join("examples/kwait.Dockerfile");
+    let recipe = recipe.to_string_lossy().into_owned();
+    let files = [
+        ("kwait-x86_64", Src::Copy(&t.kwait)),
+        ("kwait-aarch64", Src::Copy(&aarch64)),
+    ];
+    let out = s.dir("kwait-out");
+    for (what, arch, want) in [
+        ("kwait-noarg", None, &t.kwait),
+        ("kwait-amd64", Some("amd64"), &t.kwait),
+        ("kwait-arm64", Some("arm64"), &aarch64),
+    ] {
+        let arg = arch.map(|a| format!("TARGETARCH={a}"));
+        let mut extra = vec!["-f", recipe.as_str()];
+        if let Some(arg) = &arg {
+            extra.extend(["--build-arg", arg.as_str()]);
+        }
+        let img = s.build(what, "", &files, &extra, |_| {});
+        assert_eq!(
+            s.inspect(&img, "{{json .Config.Entrypoint}}"),
+            r#"["/kwait"]"#
+        );
+        let name = s.name(what);
+        s.containers.push(name.clone());
+        docker_ok(&["create", "--name", &name, &img]);
+        let copy = out.join(what);
+        let copy_s = copy.to_string_lossy().into_owned();
+        docker_ok(&["cp", &format!("{name}:/kwait"), &copy_s]);
+        assert!(
+            fs::read(&copy).ok() == fs::read(want).ok(),
+            "{what} (TARGETARCH {arch:?}): /kwait is not {}",
+            want.display()
+        );
+        if arch != Some("arm64") {
+            let version = docker_ok(&["run", "--rm", &img, "--version"]);
+            assert!(version.starts_with("kwait "), "{what}: {version:?}");
+        }
+    }
+}
