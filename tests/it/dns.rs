@@ -84,26 +84,8 @@ impl Drop for Dns {
 /// `dns` (with musl's and glibc's usual 5 s timeout, which kwait must not
 /// wait out).
 fn kwait_with(dns: &Dns, dir: &TempDir, hosts: &std::path::Path, args: &[String]) -> Command {
-    peers::need("unshare");
-    let resolv = dir.path().join("resolv.conf");
-    std::fs::write(
-        &resolv,
-        format!("nameserver {}\noptions timeout:5 attempts:2\n", dns.ip),
-    )
-    .unwrap();
-    let mut cmd = Command::new("unshare");
-    cmd.args(["--mount", "--", "sh", "-c"])
-        .arg(r#"mount --bind "$1" /etc/resolv.conf && mount --bind "$2" /etc/hosts && shift 2 && exec "$@""#)
-        .arg("sh")
-        .arg(&resolv)
-        .arg(hosts)
-        .arg(peers::kwait_bin())
-        .args(args);
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("KWAIT_") {
-            cmd.env_remove(k);
-        }
-    }
+    let mut cmd = peers::kwait_with_resolver(dns.ip, "timeout:5 attempts:2", Some(hosts), dir);
+    cmd.args(args);
     cmd
 }
 

@@ -1215,22 +1215,8 @@ impl Drop for FakeDns {
 /// `kwait ARGS` in a mount namespace of its own whose /etc/resolv.conf
 /// names only `dns`.
 fn with_resolver(dns: &FakeDns, dir: &TempDir, args: &[&str]) -> Command {
-    peers::need("unshare");
-    let resolv = dir.path().join("resolv.conf");
-    std::fs::write(
-        &resolv,
-        format!("nameserver {}\noptions timeout:1 attempts:1\n", dns.ip),
-    )
-    .unwrap();
-    let mut cmd = Command::new("unshare");
-    cmd.args(["--mount", "--", "sh", "-c"])
-        .arg(r#"mount --bind "$1" /etc/resolv.conf && shift && exec "$@""#)
-        .arg("sh")
-        .arg(&resolv)
-        .args(peers::kwait_argv())
-        .args(args)
-        .env_remove("KAFKA_BROKER_ID")
-        .env_remove("KAFKA_CFG_BROKER_ID");
+    let mut cmd = peers::kwait_with_resolver(dns.ip, "timeout:1 attempts:1", None, dir);
+    cmd.args(args);
     cmd
 }
 
