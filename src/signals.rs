@@ -191,7 +191,8 @@ impl Signals {
     pub fn next(&self, timeout: Duration) -> Option<Signo> {
         let all: KernelSet = !0;
         let ts = libc::timespec {
-            tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+            // At most i32::MAX seconds: fits every libc's time_t.
+            tv_sec: timeout.as_secs().min(i32::MAX as u64) as _,
             tv_nsec: timeout.subsec_nanos().into(),
         };
         // SAFETY: an all-zero siginfo_t is a valid value.
