@@ -655,8 +655,17 @@ mod tests {
             )) && !e.contains('\n'),
             "{e}"
         );
+        // A device or a FIFO could block the read forever: refused.
         let e = read_server_properties(Path::new("/dev/zero")).unwrap_err();
-        assert!(e.contains("larger than 1 MiB"), "{e}");
+        assert!(e.contains("is a character device"), "{e}");
+        let fifo = dir.join("fifo");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        let e = read_server_properties(&fifo).unwrap_err();
+        assert!(e.contains("is a FIFO or pipe"), "{e}");
         let e = read_server_properties(&dir.join("missing")).unwrap_err();
         assert!(e.contains("cannot read it"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();

@@ -8,7 +8,6 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use clap::builder::FalseyValueParser;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
@@ -52,7 +51,6 @@ Exit codes: 0 ready, 124 timed out, 1 failed, 2 usage error,
     about = "Wait until Kafka, ZooKeeper, TCP and HTTP dependencies are really ready, then run and supervise COMMAND.",
     override_usage = "kwait [OPTIONS] [TARGET]... [-- COMMAND [ARG]...]\n       kwait probe [OPTIONS] TARGET...",
     after_help = EXAMPLES,
-    args_conflicts_with_subcommands = true,
     disable_help_subcommand = true
 )]
 struct Cli {
@@ -63,59 +61,49 @@ struct Cli {
     #[arg(value_name = "TARGET")]
     targets: Vec<Target>,
 
-    /// Overall deadline for readiness; 0 waits forever
-    #[arg(short, long, env = "KWAIT_TIMEOUT", value_name = "DURATION", allow_hyphen_values = true,
-          default_value = "60s", value_parser = duration)]
-    timeout: Duration,
-
-    /// Deadline of one attempt (connect, requests, answers) inside the overall one
-    #[arg(long, env = "KWAIT_ATTEMPT_TIMEOUT", value_name = "DURATION", allow_hyphen_values = true,
-          default_value = "5s", value_parser = positive_duration)]
-    attempt_timeout: Duration,
-
     #[command(flatten)]
     common: Common,
 
-    /// Replace kwait with COMMAND instead of supervising it (when another init is PID 1)
-    #[arg(long, env = "KWAIT_EXEC", value_parser = FalseyValueParser::new())]
+    /// Deadline of one attempt (connect, requests, answers) inside the overall one [env: KWAIT_ATTEMPT_TIMEOUT]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true,
+          default_value = "5s", value_parser = positive_duration)]
+    attempt_timeout: Duration,
+
+    /// Replace kwait with COMMAND instead of supervising it (when another init is PID 1) [env: KWAIT_EXEC]
+    #[arg(long)]
     exec: bool,
 
-    /// Time the app has to exit after the stop signal, before SIGKILL
-    #[arg(long, env = "KWAIT_GRACE", value_name = "DURATION", allow_hyphen_values = true,
+    /// Time the app has to exit after the stop signal, before SIGKILL [env: KWAIT_GRACE]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true,
           default_value = "10s", value_parser = duration)]
     grace: Duration,
 
-    /// On SIGTERM/SIGINT, keep the app running this long before forwarding
-    #[arg(long, env = "KWAIT_DRAIN_DELAY", value_name = "DURATION", allow_hyphen_values = true,
+    /// On SIGTERM/SIGINT, keep the app running this long before forwarding [env: KWAIT_DRAIN_DELAY]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true,
           default_value = "0s", value_parser = duration)]
     drain_delay: Duration,
 
-    /// Forward signal FROM as TO (e.g. TERM:QUIT); TO of 0 drops FROM; repeatable
-    #[arg(long, env = "KWAIT_REWRITE", value_name = "FROM:TO",
+    /// Forward signal FROM as TO (e.g. TERM:QUIT); TO of 0 drops FROM; repeatable [env: KWAIT_REWRITE]
+    #[arg(long, value_name = "FROM:TO",
           value_parser = rewrite, value_delimiter = ',')]
     rewrite: Vec<(Signo, Signo)>,
 
-    /// Send forwarded signals to the app's whole process group
-    #[arg(long, env = "KWAIT_GROUP", value_parser = FalseyValueParser::new())]
+    /// Send forwarded signals to the app's whole process group [env: KWAIT_GROUP]
+    #[arg(long)]
     group: bool,
 
     /// Before COMMAND, remove this broker id's stale ZooKeeper registration
-    /// (needs a zk:// target); `auto` reads KAFKA_BROKER_ID,
-    /// KAFKA_CFG_BROKER_ID or broker.id from --server-properties
-    #[arg(
-        long,
-        env = "KWAIT_CLEAN_STALE_BROKER",
-        value_name = "ID|auto",
-        allow_hyphen_values = true
-    )]
+    /// (needs one zk:// target); `auto` reads KAFKA_BROKER_ID,
+    /// KAFKA_CFG_BROKER_ID or broker.id from --server-properties [env: KWAIT_CLEAN_STALE_BROKER]
+    #[arg(long, value_name = "ID|auto", allow_hyphen_values = true)]
     clean_stale_broker: Option<String>,
 
-    /// Kafka's server.properties, for --clean-stale-broker auto
-    #[arg(long, env = "KWAIT_SERVER_PROPERTIES", value_name = "FILE")]
+    /// Kafka's server.properties, for --clean-stale-broker auto [env: KWAIT_SERVER_PROPERTIES]
+    #[arg(long, value_name = "FILE")]
     server_properties: Option<std::path::PathBuf>,
 
-    /// With --clean-stale-broker: report what would be removed, remove nothing
-    #[arg(long, env = "KWAIT_DRY_RUN", value_parser = FalseyValueParser::new())]
+    /// With --clean-stale-broker: report what would be removed, remove nothing [env: KWAIT_DRY_RUN]
+    #[arg(long)]
     dry_run: bool,
 
     /// The program to run once everything is ready
@@ -123,64 +111,76 @@ struct Cli {
     command: Vec<OsString>,
 }
 
-/// Options both modes share.
+/// Options both modes share: before or after `probe` (`kwait -q probe X`).
 #[derive(Args, Debug)]
 struct Common {
-    /// Print errors only
-    #[arg(
-        short,
-        long,
-        env = "KWAIT_QUIET",
-        value_parser = FalseyValueParser::new(),
-        global = true,
-        conflicts_with = "verbose"
-    )]
+    /// Overall deadline for readiness, 0 waits forever (default 60s) [env: KWAIT_TIMEOUT];
+    /// with probe: of the whole check (default 5s) [env: KWAIT_PROBE_TIMEOUT]
+    #[arg(short, long, value_name = "DURATION", allow_hyphen_values = true,
+          value_parser = duration, global = true)]
+    timeout: Option<Duration>,
+
+    /// Print errors only [env: KWAIT_QUIET]
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
     quiet: bool,
 
-    /// Print every attempt's result too
-    #[arg(short, long, env = "KWAIT_VERBOSE", value_parser = FalseyValueParser::new(), global = true)]
+    /// Print every attempt's result too [env: KWAIT_VERBOSE]
+    #[arg(short, long, global = true)]
     verbose: bool,
 }
 
 #[derive(Subcommand, Debug)]
 enum Mode {
     /// One check of each TARGET, for Docker HEALTHCHECK and Kubernetes exec probes
+    #[command(
+        override_usage = "kwait probe [OPTIONS] TARGET...",
+        about = "One check of each TARGET, for Docker HEALTHCHECK and Kubernetes exec probes: exit 0 when all are ready, 1 otherwise."
+    )]
     Probe(ProbeArgs),
 }
 
 #[derive(Args, Debug)]
 struct ProbeArgs {
     /// What to check
-    #[arg(value_name = "TARGET", required = true)]
+    #[arg(value_name = "TARGET")]
     targets: Vec<Target>,
 
-    /// Deadline for the whole check
-    #[arg(short, long, env = "KWAIT_PROBE_TIMEOUT", value_name = "DURATION", allow_hyphen_values = true,
-          default_value = "5s", value_parser = positive_duration)]
-    timeout: Duration,
+    /// Nothing: a probe runs no COMMAND (refused with a message)
+    #[arg(last = true, hide = true)]
+    command: Vec<OsString>,
 }
 
-/// `kwait probe ...` parsed on its own, so that the wait-mode options'
-/// environment twins (KWAIT_TIMEOUT, KWAIT_GRACE, ...), set for the app's
-/// start-up, can neither change nor break a health check.
-#[derive(Parser, Debug)]
-#[command(
-    name = "kwait probe",
-    version,
-    override_usage = "kwait probe [OPTIONS] TARGET...",
-    about = "One check of each TARGET, for Docker HEALTHCHECK and Kubernetes exec probes: exit 0 when all are ready, 1 otherwise.",
-    disable_help_subcommand = true
-)]
-struct ProbeCli {
-    #[command(flatten)]
-    args: ProbeArgs,
+/// The environment twins of options: the variable, the option's clap id,
+/// and whether it is a flag (a boolean: `1`/`yes`/`true` sets it,
+/// `0`/`no`/`false`/`off` leaves it unset). A twin counts only where its
+/// option is not on the command line, and an empty value (compose's
+/// `${UNSET}`) counts as unset. `KWAIT_TIMEOUT` is the wait's deadline and
+/// `KWAIT_PROBE_TIMEOUT` the probe's, so that a start-up deadline set in
+/// an image can neither change nor break its health check.
+const WAIT_TWINS: &[(&str, &str, bool)] = &[
+    ("KWAIT_TIMEOUT", "timeout", false),
+    ("KWAIT_ATTEMPT_TIMEOUT", "attempt_timeout", false),
+    ("KWAIT_EXEC", "exec", true),
+    ("KWAIT_GRACE", "grace", false),
+    ("KWAIT_DRAIN_DELAY", "drain_delay", false),
+    ("KWAIT_REWRITE", "rewrite", false),
+    ("KWAIT_GROUP", "group", true),
+    ("KWAIT_CLEAN_STALE_BROKER", "clean_stale_broker", false),
+    ("KWAIT_SERVER_PROPERTIES", "server_properties", false),
+    ("KWAIT_DRY_RUN", "dry_run", true),
+    ("KWAIT_QUIET", "quiet", true),
+    ("KWAIT_VERBOSE", "verbose", true),
+];
+const PROBE_TWINS: &[(&str, &str, bool)] = &[
+    ("KWAIT_PROBE_TIMEOUT", "timeout", false),
+    ("KWAIT_QUIET", "quiet", true),
+    ("KWAIT_VERBOSE", "verbose", true),
+];
 
-    #[command(flatten)]
-    common: Common,
-}
-
-/// What kwait was asked to do, validated.
+/// What kwait was asked to do, validated. Made once, moved once: its
+/// size does not matter.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Plan {
     Wait(Wait),
     Probe(Probe),
@@ -195,8 +195,11 @@ pub struct Wait {
     pub command: Vec<OsString>,
     pub exec: bool,
     pub supervise: supervise::Options,
-    /// `--clean-stale-broker`: the ensemble (the first zk:// target) and what to clean.
+    /// `--clean-stale-broker`: the ensemble (the one zk:// target) and what to clean.
     pub clean: Option<(Zk, clean::Request)>,
+    /// Options that have no effect as given, each a line saying why: the
+    /// caller prints them once.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -215,46 +218,165 @@ pub enum Stop {
     ProbeUsage(String),
 }
 
-/// Parses `argv`; `env` looks up the variables kwait reads besides its own
-/// option twins (`KWAIT_TARGETS`, `KAFKA_BROKER_ID`, `KAFKA_CFG_BROKER_ID`).
+/// The wait's deadline when neither -t nor KWAIT_TIMEOUT gives one.
+const WAIT_TIMEOUT: Duration = Duration::from_secs(60);
+/// The probe's.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Parses `argv`; `env` is the only way to the environment: each option's
+/// twin ([`WAIT_TWINS`]), `KWAIT_TARGETS`, `KAFKA_BROKER_ID` and
+/// `KAFKA_CFG_BROKER_ID`. A variable set to something that is not UTF-8
+/// text is a usage error naming it, never a silent "unset".
 pub fn parse<I: IntoIterator<Item = OsString>>(
     argv: I,
-    env: impl Fn(&str) -> Option<String>,
+    env: impl Fn(&str) -> Option<OsString>,
 ) -> Result<Plan, Stop> {
     // main() parses first thing: as good as the process's start.
     let kwait_started = std::time::Instant::now();
-    let mut argv: Vec<OsString> = argv.into_iter().collect();
-    if let Some(at) = probe_at(&argv) {
-        // `kwait -q probe X` means `kwait probe -q X`.
-        let word = argv.remove(at);
-        argv.insert(1, word);
-        let cli =
-            ProbeCli::try_parse_from(argv.iter().skip(1)).map_err(|err| stop(&err, &argv, true))?;
-        set_level(&cli.common);
-        return Ok(Plan::Probe(Probe {
-            targets: cli.args.targets,
-            timeout: cli.args.timeout,
-        }));
+    let argv: Vec<OsString> = argv.into_iter().collect();
+    // A target always has a scheme, so a bare `probe` word before `--` is
+    // the mode (clap places it: `kwait -q probe X` is probe mode too).
+    let probing = argv
+        .iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .any(|a| a == "probe");
+    let usage = |message: String| {
+        if probing {
+            Stop::ProbeUsage(message)
+        } else {
+            Stop::Usage(message)
+        }
+    };
+    let var = |name: &str| -> Result<Option<String>, Stop> {
+        match env(name) {
+            None => Ok(None),
+            Some(value) => match value.into_string() {
+                Ok(text) if text.trim().is_empty() => Ok(None),
+                Ok(text) => Ok(Some(text)),
+                Err(_) => Err(usage(format!(
+                    "{name} is set to bytes that are not UTF-8 text: fix or unset it"
+                ))),
+            },
+        }
+    };
+
+    // Once for the command line alone, to know which options it gives;
+    // then again with the twins of the others put before it.
+    let cli_only = Cli::command()
+        .try_get_matches_from(&argv)
+        .map_err(|err| stop(&err, &[], probing))?;
+    let (twins, given) = match cli_only.subcommand_matches("probe") {
+        Some(sub) => {
+            // Only the shared options (the `Common` group) may come
+            // before `probe`.
+            let shared = ["timeout", "quiet", "verbose", "Common"];
+            let wait_option = cli_only.ids().any(|id| {
+                !shared.contains(&id.as_str())
+                    && cli_only.value_source(id.as_str())
+                        == Some(clap::parser::ValueSource::CommandLine)
+            });
+            if wait_option {
+                return Err(Stop::ProbeUsage(
+                    "'probe' must come first: kwait probe [OPTIONS] TARGET... (see kwait probe --help)"
+                        .into(),
+                ));
+            }
+            (PROBE_TWINS, sub)
+        }
+        None => (WAIT_TWINS, &cli_only),
+    };
+    let mut from_env: Vec<(&str, String)> = Vec::new();
+    let mut full: Vec<OsString> = vec![argv[0].clone()];
+    let mut twin_args: Vec<OsString> = Vec::new();
+    for &(name, id, flag) in twins {
+        let on_argv = given.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+        let Some(value) = var(name)? else { continue };
+        if on_argv {
+            continue;
+        }
+        let long = Cli::command()
+            .get_arguments()
+            .find(|a| a.get_id() == id)
+            .and_then(|a| a.get_long())
+            .unwrap_or(id)
+            .to_string();
+        if flag {
+            if !falsey(&value) {
+                twin_args.push(format!("--{long}").into());
+                from_env.push((name, long));
+            }
+        } else {
+            twin_args.push(format!("--{long}={value}").into());
+            from_env.push((name, long));
+        }
     }
-    let cli = Cli::try_parse_from(&argv).map_err(|err| stop(&err, &argv, false))?;
+    if probing {
+        // After `probe`: its own options there.
+        let at = argv.iter().position(|a| a == "probe").unwrap_or(1);
+        full.extend(argv[1..=at].iter().cloned());
+        full.extend(twin_args);
+        full.extend(argv[at + 1..].iter().cloned());
+    } else {
+        full.extend(twin_args);
+        full.extend(argv[1..].iter().cloned());
+    }
+    let cli = Cli::try_parse_from(&full).map_err(|err| stop(&err, &from_env, probing))?;
     set_level(&cli.common);
     if let Some(Mode::Probe(args)) = cli.probe {
+        if !args.command.is_empty() {
+            return Err(usage(
+                "kwait probe runs no COMMAND: it checks each TARGET once and exits 0 or 1 \
+                 (to wait and then run COMMAND: kwait TARGET... -- COMMAND)"
+                    .into(),
+            ));
+        }
+        if args.targets.is_empty() {
+            let hint = if var("KWAIT_TARGETS")?.is_some() {
+                " (kwait probe does not read KWAIT_TARGETS: a health check names what it checks)"
+            } else {
+                ""
+            };
+            return Err(usage(format!(
+                "kwait probe needs a TARGET: kwait probe [OPTIONS] TARGET...{hint} (see kwait probe --help)"
+            )));
+        }
+        let timeout = cli.common.timeout.unwrap_or(PROBE_TIMEOUT);
+        if timeout.is_zero() {
+            let source = from_env
+                .iter()
+                .find(|(_, long)| long == "timeout")
+                .map_or(String::new(), |(name, _)| {
+                    format!(" (the value came from {name})")
+                });
+            return Err(usage(format!(
+                "invalid value '0' for '--timeout <DURATION>': must be more than 0{source} (see kwait probe --help)"
+            )));
+        }
         return Ok(Plan::Probe(Probe {
             targets: args.targets,
-            timeout: args.timeout,
+            timeout,
         }));
     }
 
+    let mut warnings = Vec::new();
     let mut targets = cli.targets;
-    if targets.is_empty() {
-        for word in env("KWAIT_TARGETS")
-            .as_deref()
-            .unwrap_or("")
-            .split_whitespace()
-        {
-            targets.push(
-                word.parse()
-                    .map_err(|e| Stop::Usage(format!("KWAIT_TARGETS: {e}")))?,
+    if let Some(list) = var("KWAIT_TARGETS")? {
+        if targets.is_empty() {
+            for word in list.split_whitespace() {
+                targets.push(word.parse().map_err(|e: String| {
+                    let hint = if word.matches("://").count() > 1 && word.contains(',') {
+                        " (separate targets with spaces, not commas)"
+                    } else {
+                        ""
+                    };
+                    Stop::Usage(format!("KWAIT_TARGETS: {e}{hint}"))
+                })?);
+            }
+        } else {
+            warnings.push(
+                "KWAIT_TARGETS is set but not used: the command line names the targets, and those win"
+                    .to_string(),
             );
         }
     }
@@ -267,6 +389,50 @@ pub fn parse<I: IntoIterator<Item = OsString>>(
     if cli.exec && cli.command.is_empty() {
         return Err(Stop::Usage("--exec needs a COMMAND after --".into()));
     }
+    let source = |id: &str| -> Option<&str> {
+        let long = id.replace('_', "-");
+        from_env
+            .iter()
+            .find(|(_, l)| *l == long)
+            .map(|(name, _)| *name)
+    };
+    // An option that changes nothing is a mistake the user should hear of:
+    // refused when it is on the command line, a warning when it comes from
+    // an environment an image may set for every start.
+    let mut no_effect = |id: &str, given: bool, why: &str| -> Result<(), Stop> {
+        if !given {
+            return Ok(());
+        }
+        let flag = format!("--{}", id.replace('_', "-"));
+        match source(id) {
+            Some(name) => {
+                warnings.push(format!("{name} ({flag}) has no effect: {why}"));
+                Ok(())
+            }
+            None => Err(Stop::Usage(format!("{flag} has no effect: {why}"))),
+        }
+    };
+    let set = |id: &str| {
+        cli_only.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+            || source(id).is_some()
+    };
+    if cli.exec {
+        let why = "with --exec kwait is replaced by COMMAND, so nothing supervises or drains it";
+        for id in ["grace", "drain_delay", "rewrite", "group"] {
+            no_effect(id, set(id), why)?;
+        }
+    } else if cli.command.is_empty() {
+        let why = "there is no COMMAND to supervise";
+        for id in ["grace", "drain_delay", "rewrite", "group"] {
+            no_effect(id, set(id), why)?;
+        }
+    }
+    let auto = cli.clean_stale_broker.as_deref() == Some("auto");
+    no_effect(
+        "server_properties",
+        cli.server_properties.is_some() && !auto,
+        "it is read only by --clean-stale-broker auto",
+    )?;
     let clean = match &cli.clean_stale_broker {
         None if cli.dry_run => {
             return Err(Stop::Usage(
@@ -275,20 +441,39 @@ pub fn parse<I: IntoIterator<Item = OsString>>(
         }
         None => None,
         Some(value) => {
-            let Some(zk) = targets.iter_mut().find_map(|t| match &mut t.kind {
-                Kind::Zk(zk) => Some(zk),
-                _ => None,
-            }) else {
+            let zks: Vec<usize> = targets
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| matches!(t.kind, Kind::Zk(_)))
+                .map(|(i, _)| i)
+                .collect();
+            let at = match zks[..] {
+                [] => {
+                    return Err(Stop::Usage(
+                        "--clean-stale-broker needs a zk:// target: the ZooKeeper that holds the registration".into(),
+                    ))
+                }
+                [at] => at,
+                _ => {
+                    let named: Vec<String> = zks.iter().map(|&i| targets[i].to_string()).collect();
+                    return Err(Stop::Usage(format!(
+                        "--clean-stale-broker needs exactly one zk:// target, the ensemble that holds this \
+                         broker's registration; there are {}: {} (wait for the others with tcp:// or in another step)",
+                        zks.len(),
+                        named.join(" ")
+                    )));
+                }
+            };
+            let Kind::Zk(zk) = &mut targets[at].kind else {
                 return Err(Stop::Usage(
-                    "--clean-stale-broker needs a zk:// target: the ZooKeeper that holds the registration".into(),
+                    "--clean-stale-broker needs a zk:// target".into(),
                 ));
             };
             // Kafka creates its chroot on its first start: the broker this
             // cleans for must not wait for it (src/probe/zk.rs).
             zk.missing_chroot_ok = true;
             let zk = zk.clone();
-            let id =
-                broker_id(value, cli.server_properties.as_deref(), &env).map_err(Stop::Usage)?;
+            let id = broker_id(value, cli.server_properties.as_deref(), &var)?;
             Some((
                 zk,
                 clean::Request {
@@ -306,9 +491,10 @@ pub fn parse<I: IntoIterator<Item = OsString>>(
             )));
         }
     }
+    let timeout = cli.common.timeout.unwrap_or(WAIT_TIMEOUT);
     Ok(Plan::Wait(Wait {
         targets,
-        timeout: (!cli.timeout.is_zero()).then_some(cli.timeout),
+        timeout: (!timeout.is_zero()).then_some(timeout),
         attempt_timeout: cli.attempt_timeout,
         command: cli.command,
         exec: cli.exec,
@@ -319,7 +505,17 @@ pub fn parse<I: IntoIterator<Item = OsString>>(
             rewrites: cli.rewrite,
         },
         clean,
+        warnings,
     }))
+}
+
+/// clap's rule for a boolean's value (`FalseyValueParser`): these are false,
+/// anything else true.
+fn falsey(value: &str) -> bool {
+    matches!(
+        value.trim().to_ascii_lowercase().as_str(),
+        "n" | "no" | "f" | "false" | "off" | "0"
+    )
 }
 
 fn set_level(common: &Common) {
@@ -332,35 +528,25 @@ fn set_level(common: &Common) {
     });
 }
 
-/// Where the word `probe` is, when only options `probe` also takes come
-/// before it (`kwait -q probe X`, `kwait -t 3s probe X`); 1 when it is first.
-fn probe_at(argv: &[OsString]) -> Option<usize> {
-    let mut i = 1;
-    while let Some(arg) = argv.get(i) {
-        match arg.to_str()? {
-            "probe" => return Some(i),
-            "-t" | "--timeout" => i += 1,
-            "-q" | "-v" | "--quiet" | "--verbose" => {}
-            a if a.starts_with("--timeout=") || a.starts_with("-t") => {}
-            _ => return None,
-        }
-        i += 1;
-    }
-    None
-}
-
 /// Turns a clap error into help text to print, or a one-line usage error
-/// that says where a bad value came from when it was not on the command line.
-fn stop(err: &clap::Error, argv: &[OsString], probing: bool) -> Stop {
+/// that says where a bad value came from when it was not on the command
+/// line (`from_env`: the variables whose values kwait passed as options).
+fn stop(err: &clap::Error, from_env: &[(&str, String)], probing: bool) -> Stop {
     if matches!(
         err.kind(),
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
     ) {
         return Stop::Print(err.to_string());
     }
-    // `kwait --grace 1s probe X` took `probe` for a target. A health check
-    // must not exit 2 (Docker reserves it), so this is probe's usage error.
-    if matches!(err.get(ContextKind::InvalidValue), Some(ContextValue::String(v)) if v == "probe") {
+    // `kwait --grace 1s probe X` took `probe` for a target, or refused it
+    // beside a wait option. A health check must not exit 2 (Docker reserves
+    // it), so this is probe's usage error.
+    let probe_word = matches!(err.get(ContextKind::InvalidValue), Some(ContextValue::String(v)) if v == "probe")
+        || matches!(err.get(ContextKind::InvalidSubcommand), Some(ContextValue::String(v)) if v == "probe")
+        || (probing
+            && err.kind() == ErrorKind::ArgumentConflict
+            && err.to_string().contains("'probe'"));
+    if probe_word {
         return Stop::ProbeUsage(
             "'probe' must come first: kwait probe [OPTIONS] TARGET... (see kwait probe --help)"
                 .into(),
@@ -374,19 +560,11 @@ fn stop(err: &clap::Error, argv: &[OsString], probing: bool) -> Stop {
             "kwait --help"
         },
     );
-    let cmd = if probing {
-        ProbeCli::command()
-    } else {
-        Cli::command()
-    };
-    for arg in cmd.get_arguments() {
-        let (Some(long), Some(env)) = (arg.get_long(), arg.get_env()) else {
-            continue;
-        };
+    for (name, long) in from_env {
         let named =
             message.contains(&format!("'--{long} ")) || message.contains(&format!("'--{long}'"));
-        if named && !on_argv(argv, long, arg.get_short()) && std::env::var_os(env).is_some() {
-            message.push_str(&format!(" (the value came from {})", env.to_string_lossy()));
+        if named {
+            message.push_str(&format!(" (the value came from {name})"));
         }
     }
     if probing {
@@ -411,33 +589,6 @@ fn target_error(err: &clap::Error) -> Option<String> {
     }
 }
 
-/// Whether option `--long` (or `-s`) is on the command line before `--`, in
-/// any form clap takes: `--long V`, `--long=V`, `-s V`, `-sV`, `-qs V`.
-fn on_argv(argv: &[OsString], long: &str, short: Option<char>) -> bool {
-    argv.iter()
-        .skip(1)
-        .map(|a| a.to_string_lossy())
-        .take_while(|a| a != "--")
-        .any(|a| {
-            if let Some(name) = a.strip_prefix("--") {
-                return name.split('=').next() == Some(long);
-            }
-            let Some(cluster) = a.strip_prefix('-') else {
-                return false;
-            };
-            // In `-qt5s` everything after `t` is its value.
-            for c in cluster.chars() {
-                if Some(c) == short {
-                    return true;
-                }
-                if c == 't' {
-                    break;
-                }
-            }
-            false
-        })
-}
-
 /// clap renders errors over several lines (usage, tips); kwait's contract is
 /// one line naming the bad value.
 fn one_line(rendered: &str, help: &str) -> String {
@@ -445,7 +596,10 @@ fn one_line(rendered: &str, help: &str) -> String {
         .lines()
         .map(str::trim)
         .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
-        .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+        // clap's "did you mean" is kept; its other tips (`-- --flag`)
+        // would point at COMMAND.
+        .filter(|l| !l.is_empty() && (!l.starts_with("tip:") || l.contains("similar")))
+        .map(|l| l.strip_prefix("tip: ").unwrap_or(l))
         .collect::<Vec<_>>()
         .join(" ");
     let kept = kept.strip_prefix("error: ").unwrap_or(&kept);
@@ -464,6 +618,12 @@ fn duration(s: &str) -> Result<Duration, String> {
     if s == "0" {
         return Ok(Duration::ZERO);
     }
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        // wait-for-it's `-t 10` means seconds; kwait wants the unit said.
+        return Err(format!(
+            "a number without a unit: write {s}s (or {s}ms, {s}m)"
+        ));
+    }
     match humantime::parse_duration(s) {
         Ok(d) if d <= LONGEST => Ok(d),
         Ok(_) | Err(humantime::DurationError::NumberOverflow) => {
@@ -477,42 +637,45 @@ fn duration(s: &str) -> Result<Duration, String> {
 fn broker_id(
     value: &str,
     properties: Option<&std::path::Path>,
-    env: &impl Fn(&str) -> Option<String>,
-) -> Result<i32, String> {
+    var: &impl Fn(&str) -> Result<Option<String>, Stop>,
+) -> Result<i32, Stop> {
     // Compose's `${KAFKA_BROKER_ID}` of an unset variable is an empty one:
-    // empty (or blank) means unset, and the next source decides.
-    let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+    // empty (or blank) means unset (`var`), and the next source decides.
     let (raw, source) = if value == "auto" {
-        if let Some(id) = env("KAFKA_BROKER_ID") {
+        if let Some(id) = var("KAFKA_BROKER_ID")? {
             (id, "KAFKA_BROKER_ID".to_string())
-        } else if let Some(id) = env("KAFKA_CFG_BROKER_ID") {
+        } else if let Some(id) = var("KAFKA_CFG_BROKER_ID")? {
             (id, "KAFKA_CFG_BROKER_ID".to_string())
         } else if let Some(path) = properties {
-            let text = clean::read_server_properties(path)?;
-            let id = clean::broker_id_from_properties(&text).ok_or_else(|| {
-                format!(
-                    "--clean-stale-broker auto: no broker.id in --server-properties {}",
-                    path.display()
-                )
-            })?;
+            let text = clean::read_server_properties(path).map_err(Stop::Usage)?;
+            let id = clean::broker_id_from_properties(&text)
+                .ok_or_else(|| {
+                    format!(
+                        "--clean-stale-broker auto: no broker.id in --server-properties {}",
+                        path.display()
+                    )
+                })
+                .map_err(Stop::Usage)?;
             (id, format!("broker.id in {}", path.display()))
         } else {
-            return Err(
+            return Err(Stop::Usage(
                 "--clean-stale-broker auto found no broker id: set KAFKA_BROKER_ID or \
                  KAFKA_CFG_BROKER_ID (an empty one counts as unset), or give \
                  --server-properties FILE with broker.id"
                     .into(),
-            );
+            ));
         }
     } else {
         (value.to_string(), "--clean-stale-broker".to_string())
     };
     match raw.trim().parse::<i32>() {
         Ok(id) if id >= 0 => Ok(id),
-        Ok(_) => Err(format!(
+        Ok(_) => Err(Stop::Usage(format!(
             "{source} is {raw}: a negative broker.id makes Kafka generate one, so there is no fixed registration to clean"
-        )),
-        Err(_) => Err(format!("{source}: '{raw}' is not a broker id (a whole number, or auto)")),
+        ))),
+        Err(_) => Err(Stop::Usage(format!(
+            "{source}: '{raw}' is not a broker id (a whole number, or auto)"
+        ))),
     }
 }
 
@@ -639,7 +802,7 @@ mod tests {
             panic!()
         };
         assert!(matches!(&w.targets[0].kind, Kind::Zk(z) if !z.missing_chroot_ok));
-        let env = |k: &str| (k == "KAFKA_CFG_BROKER_ID").then(|| "3".to_string());
+        let env = |k: &str| (k == "KAFKA_CFG_BROKER_ID").then(|| "3".into());
         let Ok(Plan::Wait(w)) = parse(argv(&["zk://z:2181", "--clean-stale-broker", "auto"]), env)
         else {
             panic!()
@@ -648,8 +811,8 @@ mod tests {
         // An empty KAFKA_BROKER_ID (compose's `${KAFKA_BROKER_ID}` of an
         // unset variable) is unset: the next source decides.
         let env = |k: &str| match k {
-            "KAFKA_BROKER_ID" => Some(String::new()),
-            "KAFKA_CFG_BROKER_ID" => Some(" 4 ".to_string()),
+            "KAFKA_BROKER_ID" => Some(OsString::new()),
+            "KAFKA_CFG_BROKER_ID" => Some(" 4 ".into()),
             _ => None,
         };
         let Ok(Plan::Wait(w)) = parse(argv(&["zk://z:2181", "--clean-stale-broker", "auto"]), env)
@@ -657,7 +820,7 @@ mod tests {
             panic!()
         };
         assert_eq!(w.clean.unwrap().1.id, 4);
-        let env = |k: &str| k.starts_with("KAFKA_").then(|| " ".to_string());
+        let env = |k: &str| k.starts_with("KAFKA_").then(|| " ".into());
         match parse(argv(&["zk://z:1", "--clean-stale-broker", "auto"]), env) {
             Err(Stop::Usage(msg)) => assert!(msg.contains("found no broker id"), "{msg}"),
             other => panic!("{other:?}"),
@@ -752,31 +915,6 @@ mod tests {
     }
 
     #[test]
-    fn options_found_on_argv_in_every_form() {
-        let argv = |args: &[&str]| {
-            std::iter::once("kwait")
-                .chain(args.iter().copied())
-                .map(OsString::from)
-                .collect::<Vec<_>>()
-        };
-        let t = |args: &[&str]| on_argv(&argv(args), "timeout", Some('t'));
-        assert!(t(&["-t", "soon"]));
-        assert!(t(&["-tsoon"]));
-        assert!(t(&["-qt", "soon"]));
-        assert!(t(&["--timeout", "soon"]));
-        assert!(t(&["--timeout=soon"]));
-        assert!(!t(&["tcp://a:1"]));
-        assert!(!t(&["--timeouts"]));
-        assert!(!t(&["-q"]));
-        assert!(!t(&["--", "app", "-t", "1"]));
-        let q = |args: &[&str]| on_argv(&argv(args), "quiet", Some('q'));
-        assert!(q(&["-q"]) && q(&["-vq"]) && q(&["--quiet"]));
-        assert!(!q(&["-tq"]), "q is -t's value there");
-        let grace = |args: &[&str]| on_argv(&argv(args), "grace", None);
-        assert!(grace(&["--grace=soon"]) && !grace(&["-g"]));
-    }
-
-    #[test]
     fn probe_plan() {
         let Ok(Plan::Probe(p)) = run(&["probe", "kafka://localhost:9092"]) else {
             panic!("not a probe plan")
@@ -801,7 +939,7 @@ mod tests {
     #[test]
     fn a_bad_target_is_named_once() {
         for args in [
-            &["redis://x:1"][..],
+            &["nosuch://x:1"][..],
             &["kafka://b:1?min-brokers=x"],
             &["probe", "zk://z"],
         ] {
@@ -815,6 +953,179 @@ mod tests {
         }
     }
 
+    /// The environment as the tests give it: `pairs`, nothing else.
+    fn with_env(args: &[&str], pairs: &[(&str, &[u8])]) -> Result<Plan, Stop> {
+        use std::os::unix::ffi::OsStrExt;
+        let pairs: Vec<(String, OsString)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), std::ffi::OsStr::from_bytes(v).to_owned()))
+            .collect();
+        parse(
+            std::iter::once("kwait")
+                .chain(args.iter().copied())
+                .map(OsString::from),
+            move |name| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+            },
+        )
+    }
+
+    fn usage_with_env(args: &[&str], pairs: &[(&str, &[u8])]) -> String {
+        match with_env(args, pairs) {
+            Err(Stop::Usage(msg) | Stop::ProbeUsage(msg)) => msg,
+            other => panic!("{args:?} {pairs:?}: expected a usage error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn env_values_that_are_not_utf8_are_usage_errors_naming_the_variable() {
+        for name in [
+            "KWAIT_TARGETS",
+            "KWAIT_TIMEOUT",
+            "KWAIT_GRACE",
+            "KWAIT_QUIET",
+            "KAFKA_BROKER_ID",
+        ] {
+            let args: &[&str] = if name == "KAFKA_BROKER_ID" {
+                &["zk://z:1", "--clean-stale-broker", "auto"]
+            } else {
+                &["--", "app"]
+            };
+            let msg = usage_with_env(args, &[(name, b"caf\xe9")]);
+            assert!(msg.starts_with(name) && msg.contains("not UTF-8"), "{msg}");
+        }
+        let msg = usage_with_env(&["probe", "tcp://a:1"], &[("KWAIT_PROBE_TIMEOUT", b"\xff")]);
+        assert!(msg.contains("KWAIT_PROBE_TIMEOUT"), "{msg}");
+    }
+
+    #[test]
+    fn empty_env_values_count_as_unset() {
+        let empty: &[u8] = b"";
+        let Ok(Plan::Wait(w)) = with_env(
+            &["--", "app"],
+            &[
+                ("KWAIT_TIMEOUT", empty),
+                ("KWAIT_GRACE", b" "),
+                ("KWAIT_REWRITE", empty),
+                ("KWAIT_TARGETS", empty),
+                ("KWAIT_EXEC", empty),
+            ],
+        ) else {
+            panic!()
+        };
+        assert_eq!(w.timeout, Some(WAIT_TIMEOUT));
+        assert_eq!(w.supervise.grace, Duration::from_secs(10));
+        assert!(w.targets.is_empty() && !w.exec && w.warnings.is_empty());
+        let Ok(Plan::Wait(w)) = with_env(&["--", "app"], &[("KWAIT_TIMEOUT", b"90s")]) else {
+            panic!()
+        };
+        assert_eq!(w.timeout, Some(Duration::from_secs(90)));
+        // The command line wins, in every form.
+        for args in [
+            &["-t", "3s", "--", "a"][..],
+            &["-t3s", "--", "a"],
+            &["--timeout=3s", "--", "a"],
+        ] {
+            let Ok(Plan::Wait(w)) = with_env(args, &[("KWAIT_TIMEOUT", b"soon")]) else {
+                panic!("{args:?}")
+            };
+            assert_eq!(w.timeout, Some(Duration::from_secs(3)), "{args:?}");
+        }
+        // Booleans: clap's falsey words leave the flag unset.
+        let Ok(Plan::Wait(w)) = with_env(&["--", "a"], &[("KWAIT_GROUP", b"no")]) else {
+            panic!()
+        };
+        assert!(!w.supervise.group);
+        let Ok(Plan::Wait(w)) = with_env(&["--", "a"], &[("KWAIT_GROUP", b"1")]) else {
+            panic!()
+        };
+        assert!(w.supervise.group);
+    }
+
+    #[test]
+    fn a_bare_number_is_told_to_take_a_unit() {
+        let msg = usage(&["-t", "10", "tcp://a:1"]);
+        assert!(msg.contains("write 10s"), "{msg}");
+        let msg = usage_with_env(&["tcp://a:1"], &[("KWAIT_TIMEOUT", b"10")]);
+        assert!(
+            msg.contains("write 10s") && msg.contains("KWAIT_TIMEOUT"),
+            "{msg}"
+        );
+        // 0 stays "no deadline".
+        assert!(matches!(run(&["-t", "0", "tcp://a:1"]), Ok(Plan::Wait(w)) if w.timeout.is_none()));
+    }
+
+    #[test]
+    fn options_without_effect() {
+        for args in [
+            &["--exec", "--grace", "3s", "--", "a"][..],
+            &["--exec", "--drain-delay", "1s", "--", "a"],
+            &["--exec", "--rewrite", "TERM:QUIT", "--", "a"],
+            &["--exec", "--group", "--", "a"],
+            &["--grace", "3s", "tcp://a:1"],
+            &["--server-properties", "/x", "tcp://a:1"],
+            &[
+                "zk://z:1",
+                "--clean-stale-broker",
+                "1",
+                "--server-properties",
+                "/x",
+            ],
+        ] {
+            let msg = usage(args);
+            assert!(msg.contains("has no effect"), "{args:?}: {msg}");
+        }
+        // From the environment (an image's ENV): a warning, and it runs.
+        let Ok(Plan::Wait(w)) = with_env(&["--exec", "--", "a"], &[("KWAIT_GRACE", b"3s")]) else {
+            panic!()
+        };
+        assert!(
+            w.warnings
+                .iter()
+                .any(|l| l.starts_with("KWAIT_GRACE (--grace) has no effect")),
+            "{:?}",
+            w.warnings
+        );
+    }
+
+    #[test]
+    fn env_targets_beside_command_line_targets() {
+        let Ok(Plan::Wait(w)) = with_env(&["tcp://a:1"], &[("KWAIT_TARGETS", b"tcp://b:1")]) else {
+            panic!()
+        };
+        assert_eq!(w.targets.len(), 1);
+        assert!(
+            w.warnings
+                .iter()
+                .any(|l| l.contains("KWAIT_TARGETS is set but not used")),
+            "{:?}",
+            w.warnings
+        );
+        let msg = usage_with_env(&["probe"], &[("KWAIT_TARGETS", b"tcp://b:1")]);
+        assert!(msg.contains("does not read KWAIT_TARGETS"), "{msg}");
+        let msg = usage_with_env(&[], &[("KWAIT_TARGETS", b"tcp://a:1,tcp://b:1")]);
+        assert!(msg.contains("separate targets with spaces"), "{msg}");
+    }
+
+    #[test]
+    fn clean_needs_exactly_one_zookeeper() {
+        let msg = usage(&["zk://a:1", "zk://b:1", "--clean-stale-broker", "1"]);
+        assert!(
+            msg.contains("exactly one zk:// target") && msg.contains("zk://a:1 zk://b:1"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn probe_takes_no_command() {
+        assert!(
+            matches!(run(&["probe", "tcp://a:1", "--", "echo"]), Err(Stop::ProbeUsage(m)) if m.contains("runs no COMMAND"))
+        );
+    }
+
     #[test]
     fn usage_errors_are_one_line_and_name_the_value() {
         for (args, needle) in [
@@ -825,6 +1136,13 @@ mod tests {
             (&[][..], "nothing to do"),
             (&["--exec", "tcp://a:1"][..], "--exec"),
             (&["--bogus"][..], "--bogus"),
+            (
+                &["--gracee", "1s", "--", "x"][..],
+                "similar argument exists: '--grace'",
+            ),
+            (&["kafka://a:1,,b:2"][..], "empty address"),
+            (&["http://h:80#frag"][..], "#fragment"),
+            (&["PLAINTEXT://kafka:9092"][..], "write kafka://kafka:9092"),
             (&["--rewrite", "TERM", "--", "x"][..], "FROM:TO"),
             (&["--rewrite", "TERM:NOPE", "--", "x"][..], "NOPE"),
             (&["--rewrite", "KILL:TERM", "--", "x"][..], "SIGKILL cannot"),

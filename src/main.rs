@@ -38,7 +38,7 @@ use tokio::time::{timeout_at, Instant};
 
 use crate::cli::{Plan, Stop};
 use crate::exit::Exit;
-use crate::log::{error, info};
+use crate::log::{error, info, warning};
 use crate::probe::{Attempt, Outcome};
 use crate::signals::Signals;
 
@@ -52,7 +52,7 @@ fn main() -> ExitCode {
             return Exit::Failed.into();
         }
     };
-    let plan = cli::parse(std::env::args_os(), |name| std::env::var(name).ok());
+    let plan = cli::parse(std::env::args_os(), |name| std::env::var_os(name));
     let exit = match plan {
         Ok(Plan::Wait(plan)) => wait_then_run(plan, &signals),
         Ok(Plan::Probe(plan)) => {
@@ -96,6 +96,9 @@ fn runtime() -> Result<tokio::runtime::Runtime, Exit> {
 }
 
 fn wait_then_run(plan: cli::Wait, signals: &Signals) -> Exit {
+    for warning in &plan.warnings {
+        warning!("{warning}");
+    }
     if !plan.targets.is_empty() {
         let rt = match runtime() {
             Ok(rt) => rt,

@@ -342,11 +342,14 @@ fn sasl<'a>(
     // or this target's config=; both set is ambiguous, so it is refused.
     let password = if let Some(path) = get("password-file") {
         let text = read(path, "password-file", what)?;
-        Secret(
-            String::from_utf8_lossy(&text)
-                .trim_end_matches(['\n', '\r'])
-                .to_string(),
-        )
+        // Converting invalid bytes would authenticate with a password that
+        // is not the file's: refused instead.
+        let text = String::from_utf8(text).map_err(|_| {
+            format!(
+                "{what}: password-file={path} is not UTF-8 text (a password kwait sends must be)"
+            )
+        })?;
+        Secret(text.trim_end_matches(['\n', '\r']).to_string())
     } else {
         let from_env = match std::env::var(PASSWORD_ENV) {
             Ok(p) => Some(Secret(p)),
@@ -397,11 +400,46 @@ const MAX_FILE: u64 = 1 << 20;
 /// user named it (`target 'kafka://…': ca=/x`, `--server-properties /x`),
 /// which starts either error; `larger` says what a larger file cannot be.
 /// Every user file goes through here, so all are bounded alike.
+///
+/// Only a regular file is read: a FIFO (`mkfifo`), a pipe or a terminal
+/// (`/dev/stdin`) or a device can block a read forever, and kwait reads
+/// these files with every signal blocked, so `docker stop` would wait for
+/// its SIGKILL. The file is opened non-blocking (opening a FIFO blocks
+/// until a writer comes) and its type checked on the open file.
 pub fn read_file(path: &Path, named: &str, larger: &str) -> Result<Vec<u8>, String> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let cannot =
+        |e: std::io::Error| format!("{named}: cannot read it ({})", crate::probe::describe(&e));
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)
+        .map_err(cannot)?;
+    let kind = file.metadata().map_err(cannot)?.file_type();
+    if !kind.is_file() {
+        let what = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_fifo() {
+            "a FIFO or pipe"
+        } else if kind.is_char_device() {
+            "a character device (a terminal, /dev/stdin, /dev/zero)"
+        } else if kind.is_block_device() {
+            "a block device"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "not a regular file"
+        };
+        return Err(format!(
+            "{named}: is {what}: kwait reads only regular files, since a read from \
+             anything else can block forever; name the file itself"
+        ));
+    }
     let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|file| file.take(MAX_FILE + 1).read_to_end(&mut bytes))
-        .map_err(|e| format!("{named}: cannot read it ({})", crate::probe::describe(&e)))?;
+    (&mut file)
+        .take(MAX_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
     if bytes.len() as u64 > MAX_FILE {
         return Err(format!("{named}: larger than 1 MiB, {larger}"));
     }

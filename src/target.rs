@@ -53,6 +53,14 @@ impl HostPort {
         if host.is_empty() {
             return Err(format!("{what}: missing host"));
         }
+        if host.len() > 253 {
+            // DNS's limit (RFC 1035): such a name can never resolve, and
+            // each attempt's line would carry it.
+            return Err(format!(
+                "{what}: the host name is {} characters long; a DNS name has at most 253",
+                host.len()
+            ));
+        }
         if !host
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '%'))
@@ -139,9 +147,23 @@ impl FromStr for Target {
                 "target '{s}' has no scheme: write kafka://{s} or tcp://{s} ({SCHEMES})"
             ));
         };
-        // How every error names this target.
-        let what = &format!("target '{s}'");
-        let kind = match scheme.to_ascii_lowercase().as_str() {
+        // How every error names this target (a pasted 100 KB one, once and
+        // shortened).
+        let what = &format!("target '{}'", crate::log::shown(s, 200));
+        let lower = scheme.to_ascii_lowercase();
+        if let Some(tail) = listener_hint(&lower) {
+            let shown_rest = crate::log::shown(&shown[scheme.len() + 3..], 200);
+            return Err(format!(
+                "{what}: {scheme}:// is a Kafka listener's security protocol, not a target scheme: \
+                 write kafka://{shown_rest}{tail}"
+            ));
+        }
+        if rest.contains('#') && matches!(lower.as_str(), "http" | "https") {
+            return Err(format!(
+                "{what}: a #fragment is never sent to the server; remove it from the URL"
+            ));
+        }
+        let kind = match lower.as_str() {
             "kafka" => Kind::Kafka(parse_kafka(what, rest)?),
             "tcp" => {
                 no_userinfo(what, rest)?;
@@ -170,6 +192,36 @@ impl FromStr for Target {
     }
 }
 
+/// For a Kafka listener protocol written as a scheme (`PLAINTEXT://kafka:9092`,
+/// copied from `advertised.listeners`): what to add to kafka:// instead.
+fn listener_hint(scheme: &str) -> Option<&'static str> {
+    match scheme {
+        "plaintext" => Some(""),
+        "ssl" => Some("?tls=true"),
+        "sasl_plaintext" => Some("?sasl=MECHANISM&user=NAME"),
+        "sasl_ssl" => Some("?tls=true&sasl=MECHANISM&user=NAME"),
+        _ => None,
+    }
+}
+
+/// `host:port[,host:port...]`, with an empty entry (`a:1,,b:2`, a comma at
+/// the end) named as what it is.
+fn host_list(what: &str, hosts: &str) -> Result<Vec<HostPort>, String> {
+    hosts
+        .split(',')
+        .map(|hp| {
+            if hp.trim().is_empty() {
+                Err(format!(
+                    "{what}: an empty address in the list '{}' (two commas, or one at an end?)",
+                    crate::log::shown(hosts, 200)
+                ))
+            } else {
+                HostPort::parse(hp, what)
+            }
+        })
+        .collect()
+}
+
 fn parse_kafka(what: &str, rest: &str) -> Result<Kafka, String> {
     let (hosts, query) = match rest.split_once('?') {
         Some((h, q)) => (h, Some(q)),
@@ -188,10 +240,7 @@ fn parse_kafka(what: &str, rest: &str) -> Result<Kafka, String> {
             "{what}: kafka:// takes host:port[,host:port...] with no path"
         ));
     }
-    let bootstrap = hosts
-        .split(',')
-        .map(|hp| HostPort::parse(hp, what))
-        .collect::<Result<Vec<_>, _>>()?;
+    let bootstrap = host_list(what, hosts)?;
     let mut kafka = Kafka {
         bootstrap,
         min_brokers: 1,
@@ -275,10 +324,7 @@ fn parse_zk(what: &str, rest: &str) -> Result<Zk, String> {
         None => (rest, ""),
     };
     no_userinfo(what, hosts)?;
-    let hosts = hosts
-        .split(',')
-        .map(|hp| HostPort::parse(hp, what))
-        .collect::<Result<Vec<_>, _>>()?;
+    let hosts = host_list(what, hosts)?;
     let chroot = chroot.trim_end_matches('/');
     if chroot
         .split('/')

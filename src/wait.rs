@@ -220,8 +220,14 @@ pub fn since(d: Duration) -> String {
         // Integer arithmetic: float formatting costs kwait's binary ~9 KB.
         let _ = write!(out, "{}.{}s", ms / 1000, (ms % 1000) / 100);
     } else {
+        // In the largest units, as a user writes them: "1h", "1h30m",
+        // "2m5s" (not "60m0s").
         let s = d.as_secs();
-        let _ = write!(out, "{}m{}s", s / 60, s % 60);
+        for (unit, secs) in [("h", s / 3600), ("m", s / 60 % 60), ("s", s % 60)] {
+            if secs > 0 {
+                let _ = write!(out, "{secs}{unit}");
+            }
+        }
     }
     out
 }
@@ -237,5 +243,9 @@ mod tests {
         assert_eq!(since(Duration::from_millis(3210)), "3.2s");
         assert_eq!(since(Duration::from_secs(90)), "1m30s");
         assert_eq!(since(Duration::from_secs(20)), "20s");
+        assert_eq!(since(Duration::from_secs(3600)), "1h");
+        assert_eq!(since(Duration::from_secs(5400)), "1h30m");
+        assert_eq!(since(Duration::from_secs(120)), "2m");
+        assert_eq!(since(Duration::from_secs(3725)), "1h2m5s");
     }
 }

@@ -479,11 +479,11 @@ fn auto_without_an_id_is_a_usage_error() {
         (&[], None, "found no broker id"),
         (&["--server-properties", &props], None, "no broker.id in"),
         (&["--server-properties", &missing], None, "cannot read it"),
-        // Read bounded: not PID 1's memory.
+        // A device is refused before it is read: its read may not end.
         (
             &["--server-properties", "/dev/zero"],
             None,
-            "--server-properties /dev/zero: larger than 1 MiB",
+            "--server-properties /dev/zero: is a character device",
         ),
         (&[], Some("-1"), "negative broker.id"),
     ];
