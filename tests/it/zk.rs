@@ -1,11 +1,12 @@
 //! zk:// readiness and --clean-stale-broker against a real ZooKeeper.
 //!
-//! Every test starts its own ZooKeeper (Debian's 3.8, see peers.rs) on a
-//! free loopback port and stops it by pid. A crashed broker is
-//! tests/helpers/zk_broker.py (kazoo) registering `/brokers/ids/<id>` the way
-//! Kafka does and then being SIGKILLed: its session, and the ephemeral
-//! nodes, outlive it by the 30 s session timeout. What is in ZooKeeper
-//! before and after kwait runs is read with kazoo, never with kwait.
+//! Every test starts its own ZooKeeper (Debian's 3.8, see
+//! peers/zookeeper.rs) on a free loopback port and stops it by pid. A
+//! crashed broker is tests/helpers/zk_broker.py (kazoo) registering
+//! `/brokers/ids/<id>` the way Kafka does and then being SIGKILLed: its
+//! session, and the ephemeral nodes, outlive it by the 30 s session timeout.
+//! What is in ZooKeeper before and after kwait runs is read with kazoo,
+//! never with kwait.
 
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
