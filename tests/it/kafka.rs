@@ -1,13 +1,15 @@
 //! The kafka:// target against real brokers: tansu (a separate process) and
-//! the librdkafka mock cluster (in this process, on real sockets).
+//! the librdkafka mock cluster (in this process, on real sockets); and
+//! against small fake brokers for what neither shows on demand (the client
+//! name kwait announces, KIP-511's retry, no active controller).
 
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest};
 
 use crate::peers::{
-    self, free_port, kafka_request, kwait_with, metadata, Done, Marker, Mock, RDKafkaApiKey,
-    Running, Tansu, TempDir,
+    self, free_port, kafka_request, kwait_with, metadata, Done, FakeBroker, Kip511Broker, Marker,
+    Mock, RDKafkaApiKey, Running, Tansu, TempDir,
 };
 
 const LONG: Duration = Duration::from_secs(30);
@@ -226,7 +228,7 @@ fn mock_kip511_fallback() {
 fn kip511_retries_at_the_brokers_highest_apiversions() {
     let broker = Kip511Broker::start();
     assert_probe(
-        &[&format!("kafka://{}", broker.addr)],
+        &[&format!("kafka://{}", broker.addr())],
         0,
         &["ready: 1 broker (1), controller 1"],
     );
@@ -234,88 +236,6 @@ fn kip511_retries_at_the_brokers_highest_apiversions() {
     // The bootstrap connection and the advertised-listener check: each asks
     // at v3 first, then at the broker's highest, v2.
     assert_eq!(seen, vec![3, 2, 3, 2], "ApiVersions versions asked");
-}
-
-struct Kip511Broker {
-    addr: String,
-    seen: std::sync::Arc<std::sync::Mutex<Vec<i16>>>,
-}
-
-impl Kip511Broker {
-    fn start() -> Kip511Broker {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = listener.local_addr().expect("local_addr");
-        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let log = seen.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let log = log.clone();
-                std::thread::spawn(move || kip511_serve(stream, addr.port(), &log));
-            }
-        });
-        Kip511Broker {
-            addr: addr.to_string(),
-            seen,
-        }
-    }
-
-    fn api_versions_seen(&self) -> Vec<i16> {
-        self.seen.lock().unwrap().clone()
-    }
-}
-
-fn kip511_serve(mut s: std::net::TcpStream, port: u16, seen: &std::sync::Mutex<Vec<i16>>) {
-    use crate::fake_broker::{read_request, write_response};
-    use kafka_protocol::messages::api_versions_response::ApiVersion;
-    use kafka_protocol::messages::metadata_response::MetadataResponseBroker;
-    use kafka_protocol::messages::{ApiVersionsResponse, BrokerId, MetadataResponse};
-    use kafka_protocol::protocol::{Encodable, StrBytes};
-
-    let range = |key: ApiKey, min: i16, max: i16| {
-        ApiVersion::default()
-            .with_api_key(key as i16)
-            .with_min_version(min)
-            .with_max_version(max)
-    };
-    while let Some(request) = read_request(&mut s) {
-        let key = i16::from_be_bytes([request[0], request[1]]);
-        let version = i16::from_be_bytes([request[2], request[3]]);
-        let correlation = &request[4..8];
-        let mut body = bytes::BytesMut::new();
-        if key == ApiKey::ApiVersions as i16 {
-            seen.lock().unwrap().push(version);
-            if version > 2 {
-                // Error 35 with the v0 body: the range of ApiVersions known.
-                body.extend_from_slice(&35i16.to_be_bytes());
-                body.extend_from_slice(&1i32.to_be_bytes());
-                for v in [ApiKey::ApiVersions as i16, 0, 2] {
-                    body.extend_from_slice(&v.to_be_bytes());
-                }
-            } else {
-                ApiVersionsResponse::default()
-                    .with_api_keys(vec![
-                        range(ApiKey::ApiVersions, 0, 2),
-                        range(ApiKey::Metadata, 0, 8),
-                    ])
-                    .encode(&mut body, version)
-                    .expect("encode ApiVersions");
-            }
-        } else if key == ApiKey::Metadata as i16 && version <= 8 {
-            MetadataResponse::default()
-                .with_brokers(vec![MetadataResponseBroker::default()
-                    .with_node_id(BrokerId(1))
-                    .with_host(StrBytes::from_static_str("127.0.0.1"))
-                    .with_port(i32::from(port))])
-                .with_controller_id(BrokerId(1))
-                .encode(&mut body, version)
-                .expect("encode Metadata");
-        } else {
-            return;
-        }
-        if !write_response(&mut s, correlation, &body) {
-            return;
-        }
-    }
 }
 
 #[test]
@@ -371,5 +291,45 @@ fn mock_group_coordinator_not_available() {
     assert!(
         log.contains("__consumer_offsets") && log.contains("group billing coordinator 1"),
         "{log}"
+    );
+}
+
+/// KIP-511: kwait names itself and its version in ApiVersions v3, so a
+/// broker's metrics and logs show who is asking.
+#[test]
+fn apiversions_names_kwait_and_its_version() {
+    let broker = FakeBroker::start(1, 0);
+    let target = format!("kafka://{}", broker.addr());
+    peers::run(&mut kwait_with(&["probe", &target], &[]), LONG)
+        .expect(0, &["ready: 1 broker (1), controller 1"]);
+    let clients = broker.clients();
+    assert!(!clients.is_empty(), "no ApiVersions v3 request seen");
+    for (name, version) in clients {
+        assert_eq!(name, "kwait");
+        assert_eq!(version, env!("CARGO_PKG_VERSION"));
+    }
+}
+
+/// Metadata with controller id -1 (an election in progress): not ready,
+/// and the reason says so; once a controller shows, waiting ends.
+#[test]
+fn no_active_controller_is_not_ready() {
+    let broker = FakeBroker::start(-1, usize::MAX);
+    let target = format!("kafka://{}", broker.addr());
+    peers::run(&mut kwait_with(&["probe", &target], &[]), LONG).expect(
+        1,
+        &[
+            "no active controller yet (Metadata from ",
+            "controller id -1",
+        ],
+    );
+
+    let broker = FakeBroker::start(-1, 3);
+    let target = format!("kafka://{}", broker.addr());
+    let waited = peers::run(&mut kwait_with(&[&target, "-t", "10s"], &[]), LONG);
+    waited.expect(0, &["ready after", "controller 1"]);
+    assert!(
+        broker.metadata_answers() > 3,
+        "ready before a controller was shown"
     );
 }

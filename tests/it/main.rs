@@ -4,7 +4,6 @@ mod bootstrap;
 mod cli;
 mod dns;
 mod docker;
-mod fake_broker;
 mod kafka;
 mod peers;
 mod security;

@@ -47,6 +47,7 @@ macro_rules! peer_deref {
 
 mod certs;
 mod fake;
+mod fake_broker;
 mod kafka_client;
 mod mock;
 mod process;
@@ -58,6 +59,7 @@ mod zookeeper;
 
 pub use certs::Certs;
 pub use fake::Fake;
+pub use fake_broker::{FakeBroker, Kip511Broker};
 pub use kafka_client::{kafka_request, metadata};
 pub use mock::{Mock, RDKafkaApiKey};
 pub use process::{children, clean_start, clean_start_blocking, comm, signal_mask, status_field};
