@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use crate::peers::{
     self, four_letter, free_port, kwait, poll_until, zk_broker, zk_broker_registered, zk_create,
-    zk_delete, zk_exists, zk_make_read_only, zk_stat, Certs, Done, Fake, Marker, Running, Stunnel,
-    StunnelConfig, Tansu, TempDir, ZkEnsemble, ZooKeeper,
+    zk_delete, zk_exists, zk_make_read_only, zk_stat, Certs, Dns, Done, Fake, Marker, Running,
+    Stunnel, StunnelConfig, Tansu, TempDir, ZkEnsemble, ZooKeeper,
 };
 
 /// The longest any single kwait run here may take before the test fails.
@@ -1143,80 +1143,10 @@ fn unreadable_controller_is_left_with_a_warning() {
     );
 }
 
-/// A DNS server on a loopback address of its own, port 53: NXDOMAIN for
-/// names with a label `gone`, SERVFAIL (which resolvers report as a
-/// temporary failure, EAI_AGAIN) for `flaky`, no answer at all for `slow`.
-struct FakeDns {
-    ip: std::net::Ipv4Addr,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl FakeDns {
-    fn start() -> FakeDns {
-        use std::sync::atomic::{AtomicBool, Ordering};
-        let seed = std::process::id() ^ Instant::now().elapsed().subsec_nanos();
-        let mut socket = None;
-        for i in 0..50u32 {
-            let n = seed.wrapping_add(i.wrapping_mul(7919));
-            let ip = std::net::Ipv4Addr::new(127, 53, (n >> 8) as u8, (n as u8).max(1));
-            if let Ok(s) = std::net::UdpSocket::bind((ip, 53)) {
-                socket = Some((s, ip));
-                break;
-            }
-        }
-        let (socket, ip) = socket.expect("bind a fake DNS server on 127.53.x.y:53 (root?)");
-        socket
-            .set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        let stop = std::sync::Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 512];
-            while !stopped.load(Ordering::SeqCst) {
-                let Ok((n, from)) = socket.recv_from(&mut buf) else {
-                    continue;
-                };
-                let query = &buf[..n];
-                // The question: labels up to the root, then type and class.
-                let mut end = 12;
-                while end < n && query[end] != 0 {
-                    end += 1 + query[end] as usize;
-                }
-                let end = (end + 5).min(n);
-                if n < 12 || end > n {
-                    continue;
-                }
-                let question = &query[12..end];
-                let has = |label: &[u8]| question.windows(label.len()).any(|w| w == label);
-                let rcode = if has(b"\x04gone") {
-                    3
-                } else if has(b"\x05flaky") {
-                    2
-                } else {
-                    continue;
-                };
-                let mut reply = query[..2].to_vec();
-                reply.push(0x80 | (query[2] & 0x01)); // QR, RD as asked
-                reply.push(0x80 | rcode); // RA, the answer
-                reply.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
-                reply.extend_from_slice(question);
-                let _ = socket.send_to(&reply, from);
-            }
-        });
-        FakeDns { ip, stop }
-    }
-}
-
-impl Drop for FakeDns {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
 /// `kwait ARGS` in a mount namespace of its own whose /etc/resolv.conf
 /// names only `dns`.
-fn with_resolver(dns: &FakeDns, dir: &TempDir, args: &[&str]) -> Command {
-    let mut cmd = peers::kwait_with_resolver(dns.ip, "timeout:1 attempts:1", None, dir);
+fn with_resolver(dns: &Dns, dir: &TempDir, args: &[&str]) -> Command {
+    let mut cmd = peers::kwait_with_resolver(dns.ip(), "timeout:1 attempts:1", None, dir);
     cmd.args(args);
     cmd
 }
@@ -1230,7 +1160,7 @@ fn endpoint_names_dns_cannot_answer_are_not_deleted() {
     let zk = ZooKeeper::start_ready();
     let hosts = zk.addr();
     let target = format!("zk://{hosts}");
-    let dns = FakeDns::start();
+    let dns = Dns::start();
     let dir = TempDir::new("zk-dns");
     crashed_broker(&hosts, 1, "PLAINTEXT://kafka-1.flaky.test:9092", &[]);
     crashed_broker(&hosts, 2, "PLAINTEXT://kafka-2.slow.test:9092", &[]);

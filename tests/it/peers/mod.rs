@@ -63,7 +63,7 @@ pub use fake_broker::{FakeBroker, Kip511Broker};
 pub use kafka_client::{kafka_request, metadata};
 pub use mock::{Mock, RDKafkaApiKey};
 pub use process::{children, clean_start, clean_start_blocking, comm, signal_mask, status_field};
-pub use resolver::kwait_with_resolver;
+pub use resolver::{kwait_with_resolver, Dns};
 pub use sasl_front::SaslFront;
 pub use stunnel::{Stunnel, StunnelConfig};
 pub use tansu::{tansu_path, Tansu};
