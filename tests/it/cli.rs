@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use crate::peers::{
     self, assert_contains, clean_start_blocking, kwait, kwait_as_pid1, kwait_with, listener, need,
-    not_executable_script, pid1_kwait, poll_until, signal_mask, signal_pid1_from_inside, Done,
-    Fake, Running, TempDir,
+    not_executable_script, pid1_kwait, poll_until, run_kwait, signal_mask, signal_pid1_from_inside,
+    Done, Fake, Running, TempDir,
 };
 
 /// The longest any single kwait run here may take before the test fails.
@@ -27,11 +27,6 @@ const LIMIT: Duration = Duration::from_secs(15);
 // ---------------------------------------------------------------------------
 // Running kwait
 // ---------------------------------------------------------------------------
-
-/// Runs kwait to completion (at most [`LIMIT`]).
-fn run<S: AsRef<OsStr>>(args: &[S], env: &[(&str, &str)]) -> Done {
-    peers::run(&mut kwait_with(args, env), LIMIT)
-}
 
 /// The stderr lines that end waiting with a timeout.
 fn timed_out_line(done: &Done) -> String {
@@ -57,7 +52,7 @@ fn usage_error(args: &[&str], env: &[(&str, &str)], needles: &[&str]) -> String 
     // `probe` never exits 2 (Docker reserves a health check's 2): its usage
     // errors are "not ready", 1.
     let want = if args.first() == Some(&"probe") { 1 } else { 2 };
-    let done = run(args, env);
+    let done = run_kwait(args, env, LIMIT);
     done.assert_no_panic();
     assert_eq!(done.code, Some(want), "{args:?} {env:?}: {done:?}");
     assert_eq!(
@@ -243,7 +238,11 @@ fn https_to_a_plaintext_server_names_the_likely_cause() {
     // waits for its end: the handshake gets no answer, and kwait says why.
     let fake = Fake::http("HTTP/1.1 200 OK");
     let target = format!("https://{}/health", fake.addr());
-    let done = run(&[&target, "-t", "1s", "--attempt-timeout", "300ms"], &[]);
+    let done = run_kwait(
+        &[&target, "-t", "1s", "--attempt-timeout", "300ms"],
+        &[],
+        LIMIT,
+    );
     done.assert_no_panic();
     assert_eq!(done.code, Some(124), "{done:?}");
     assert!(done.stderr.contains("no TLS handshake answer"), "{done:?}");
@@ -273,7 +272,11 @@ fn usage_errors_name_the_value_as_typed() {
 fn a_silent_peers_timeout_line_names_attempt_timeout() {
     let fake = Fake::silent();
     let target = format!("kafka://{}", fake.addr());
-    let done = run(&[&target, "-t", "1s", "--attempt-timeout", "300ms"], &[]);
+    let done = run_kwait(
+        &[&target, "-t", "1s", "--attempt-timeout", "300ms"],
+        &[],
+        LIMIT,
+    );
     assert_eq!(done.code, Some(124), "{done:?}");
     let line = timed_out_line(&done);
     assert!(
@@ -407,7 +410,7 @@ fn usage_bad_rewrite_signal_numbers() {
 #[test]
 fn probe_after_options_probe_takes() {
     let (_l, target) = listener();
-    let done = run(&["-q", "probe", target.as_str()], &[]);
+    let done = run_kwait(&["-q", "probe", target.as_str()], &[], LIMIT);
     done.expect(0, &[]);
     assert_eq!(done.stderr, "", "-q prints errors only");
     let refused = RefusedPort::new();
@@ -415,7 +418,7 @@ fn probe_after_options_probe_takes() {
     for first in [&["-v"][..], &["--quiet"], &["-t", "2s"]] {
         let mut args = first.to_vec();
         args.extend(["probe", down.as_str()]);
-        let done = run(&args, &[]);
+        let done = run_kwait(&args, &[], LIMIT);
         done.expect(1, &[]);
         let line = probe_line(&done);
         assert!(
@@ -423,9 +426,9 @@ fn probe_after_options_probe_takes() {
             "{line}"
         );
     }
-    let done = run(&["-t", "2s", "probe", target.as_str()], &[]);
+    let done = run_kwait(&["-t", "2s", "probe", target.as_str()], &[], LIMIT);
     assert!(probe_line(done.expect(0, &[])).contains(" ready: "));
-    let done = run(&["--grace", "1s", "probe", target.as_str()], &[]);
+    let done = run_kwait(&["--grace", "1s", "probe", target.as_str()], &[], LIMIT);
     done.expect(1, &[]);
     assert!(
         probe_line(&done).contains("'probe' must come first"),
@@ -465,7 +468,11 @@ fn usage_unknown_option() {
 #[test]
 fn probe_ignores_a_bad_kwait_timeout_meant_for_waiting() {
     let (_l, target) = listener();
-    let done = run(&["probe", target.as_str()], &[("KWAIT_TIMEOUT", "soon")]);
+    let done = run_kwait(
+        &["probe", target.as_str()],
+        &[("KWAIT_TIMEOUT", "soon")],
+        LIMIT,
+    );
     done.assert_no_panic();
     assert_eq!(done.code, Some(0), "{done:?}");
     assert!(probe_line(&done).contains(" ready: "), "{}", done.stderr);
@@ -477,7 +484,7 @@ fn probe_ignores_a_bad_kwait_timeout_meant_for_waiting() {
 #[test]
 fn flag_env_twin_accepts_1() {
     let (_l, target) = listener();
-    let done = run(&[target.as_str()], &[("KWAIT_QUIET", "1")]);
+    let done = run_kwait(&[target.as_str()], &[("KWAIT_QUIET", "1")], LIMIT);
     done.assert_no_panic();
     assert_eq!(done.code, Some(0), "{done:?}");
     assert_eq!(done.stderr, "", "-q via KWAIT_QUIET=1 prints errors only");
@@ -489,7 +496,7 @@ fn flag_env_twin_accepts_1() {
 
 #[test]
 fn help_exits_0_and_shows_examples() {
-    let done = run(&["--help"], &[]);
+    let done = run_kwait(&["--help"], &[], LIMIT);
     assert_eq!(done.code, Some(0), "{done:?}");
     assert_contains(
         &done.stdout,
@@ -523,7 +530,7 @@ fn help_into_a_closed_pipe_is_no_crash() {
 
 #[test]
 fn help_names_https_and_kafka_security() {
-    let done = run(&["--help"], &[]);
+    let done = run_kwait(&["--help"], &[], LIMIT);
     assert_eq!(done.code, Some(0), "{done:?}");
     assert_contains(
         &done.stdout,
@@ -539,7 +546,7 @@ fn help_names_https_and_kafka_security() {
 
 #[test]
 fn version_exits_0() {
-    let done = run(&["--version"], &[]);
+    let done = run_kwait(&["--version"], &[], LIMIT);
     assert_eq!(done.code, Some(0), "{done:?}");
     assert_eq!(
         done.stdout.trim(),
@@ -554,7 +561,7 @@ fn version_exits_0() {
 #[test]
 fn ready_without_command_exits_0() {
     let (_l, target) = listener();
-    let done = run(&[target.as_str(), "-t", "10s"], &[]);
+    let done = run_kwait(&[target.as_str(), "-t", "10s"], &[], LIMIT);
     done.expect(
         0,
         &[
@@ -569,7 +576,7 @@ fn ready_without_command_exits_0() {
 fn several_targets_ready_exits_0() {
     let (_a, first) = listener();
     let (_b, second) = listener();
-    let done = run(&[first.as_str(), second.as_str()], &[]);
+    let done = run_kwait(&[first.as_str(), second.as_str()], &[], LIMIT);
     done.expect(0, &["all 2 targets ready after "]);
 }
 
@@ -578,7 +585,7 @@ fn kwait_targets_used_when_argv_has_none() {
     let (_a, first) = listener();
     let (_b, second) = listener();
     let list = format!("  {first}\n\t{second} ");
-    let done = run::<&str>(&[], &[("KWAIT_TARGETS", &list)]);
+    let done = run_kwait(&[], &[("KWAIT_TARGETS", &list)], LIMIT);
     assert_eq!(done.code, Some(0), "{done:?}");
     for t in [&first, &second] {
         assert!(
@@ -593,7 +600,11 @@ fn kwait_targets_used_when_argv_has_none() {
 fn argv_targets_win_over_kwait_targets() {
     let (_l, target) = listener();
     // Never parsed: the command line has a target.
-    let done = run(&[target.as_str()], &[("KWAIT_TARGETS", "not-a-target")]);
+    let done = run_kwait(
+        &[target.as_str()],
+        &[("KWAIT_TARGETS", "not-a-target")],
+        LIMIT,
+    );
     assert_eq!(done.code, Some(0), "{done:?}");
     assert!(!done.stderr.contains("not-a-target"), "{}", done.stderr);
 }
@@ -601,7 +612,11 @@ fn argv_targets_win_over_kwait_targets() {
 #[test]
 fn argv_timeout_wins_over_env() {
     let (_l, target) = listener();
-    let done = run(&["-t", "10s", target.as_str()], &[("KWAIT_TIMEOUT", "1ms")]);
+    let done = run_kwait(
+        &["-t", "10s", target.as_str()],
+        &[("KWAIT_TIMEOUT", "1ms")],
+        LIMIT,
+    );
     assert_eq!(done.code, Some(0), "{done:?}");
     assert!(
         done.stderr
@@ -615,7 +630,7 @@ fn argv_timeout_wins_over_env() {
 fn env_timeout_applies_without_argv() {
     let refused = RefusedPort::new();
     let target = refused.target("tcp");
-    let done = run(&[target.as_str()], &[("KWAIT_TIMEOUT", "300ms")]);
+    let done = run_kwait(&[target.as_str()], &[("KWAIT_TIMEOUT", "300ms")], LIMIT);
     done.expect(
         124,
         &[&format!("kwait: waiting for {target} (timeout 300ms)")],
@@ -634,7 +649,7 @@ fn timeout_exits_124_with_reason_and_command_never_runs() {
     let target = refused.target("tcp");
     let mut args: Vec<&OsStr> = vec!["-t".as_ref(), "1s".as_ref(), target.as_ref()];
     args.extend(["--".as_ref(), "touch".as_ref(), marker.as_os_str()]);
-    let done = run(&args, &[]);
+    let done = peers::run(&mut kwait_with(&args, &[]), LIMIT);
     done.assert_no_panic();
     assert_eq!(done.code, Some(124), "{done:?}");
     let line = timed_out_line(&done);
@@ -864,7 +879,11 @@ fn sigint_from_inside_the_namespace_to_pid1_exits_130() {
 
 #[test]
 fn exec_command_not_found_exits_127() {
-    let done = run(&["--exec", "--", "kwait-no-such-command-xyz", "arg"], &[]);
+    let done = run_kwait(
+        &["--exec", "--", "kwait-no-such-command-xyz", "arg"],
+        &[],
+        LIMIT,
+    );
     done.assert_no_panic();
     assert_eq!(done.code, Some(127), "{done:?}");
     let line = done.stderr.lines().last().unwrap_or_default();
@@ -878,7 +897,11 @@ fn exec_command_not_found_exits_127() {
 #[test]
 fn command_not_found_without_exec_exits_127() {
     let (_l, target) = listener();
-    let done = run(&[target.as_str(), "--", "kwait-no-such-command-xyz"], &[]);
+    let done = run_kwait(
+        &[target.as_str(), "--", "kwait-no-such-command-xyz"],
+        &[],
+        LIMIT,
+    );
     done.expect(127, &["cannot run 'kwait-no-such-command-xyz'"]);
 }
 
@@ -887,7 +910,7 @@ fn exec_command_not_executable_exits_126() {
     let dir = TempDir::new("noexec");
     let script = not_executable_script(&dir);
     let args: Vec<&OsStr> = vec!["--exec".as_ref(), "--".as_ref(), script.as_os_str()];
-    let done = run(&args, &[]);
+    let done = peers::run(&mut kwait_with(&args, &[]), LIMIT);
     done.expect(
         126,
         &[
@@ -900,7 +923,7 @@ fn exec_command_not_executable_exits_126() {
 #[test]
 fn exec_passes_command_exit_code() {
     let (_l, target) = listener();
-    let done = run(
+    let done = run_kwait(
         &[
             "--exec",
             target.as_str(),
@@ -910,6 +933,7 @@ fn exec_passes_command_exit_code() {
             "echo out; exit 42",
         ],
         &[],
+        LIMIT,
     );
     assert_eq!(done.code, Some(42), "{done:?}");
     assert_eq!(done.stdout, "out\n", "COMMAND owns stdout");
@@ -995,7 +1019,7 @@ fn supervised_command_gets_an_empty_mask_even_if_kwait_inherited_one() {
 /// that the single line it printed holds every one of `needles`; returns
 /// the run and that line.
 fn probe(target: &str, timeout: &str, code: i32, needles: &[&str]) -> (Done, String) {
-    let done = run(&["probe", "-t", timeout, target], &[]);
+    let done = run_kwait(&["probe", "-t", timeout, target], &[], LIMIT);
     done.assert_no_panic();
     assert_eq!(done.code, Some(code), "{done:?}");
     let line = probe_line(&done);
@@ -1009,7 +1033,7 @@ fn probe(target: &str, timeout: &str, code: i32, needles: &[&str]) -> (Done, Str
 fn times_out(target: &str, extra: &[&str], needles: &[&str]) -> (Done, String) {
     let mut args = extra.to_vec();
     args.push(target);
-    let done = run(&args, &[]);
+    let done = run_kwait(&args, &[], LIMIT);
     done.assert_no_panic();
     assert_eq!(done.code, Some(124), "{done:?}");
     let line = timed_out_line(&done);
@@ -1155,7 +1179,7 @@ fn probe_several_targets_one_line_each_and_1_if_any_not_ready() {
     let (_l, ready) = listener();
     let refused = RefusedPort::new();
     let unready = refused.target("tcp");
-    let done = run(&["probe", ready.as_str(), unready.as_str()], &[]);
+    let done = run_kwait(&["probe", ready.as_str(), unready.as_str()], &[], LIMIT);
     assert_eq!(done.code, Some(1), "{done:?}");
     let lines: Vec<&str> = done.stderr.lines().collect();
     assert_eq!(lines.len(), 2, "{lines:?}");
@@ -1270,13 +1294,13 @@ fn usage_bad_target_is_named_once() {
 /// A usage error of `kwait probe` points at probe's own help.
 #[test]
 fn probe_usage_error_points_at_probe_help() {
-    let mut cmd = crate::peers::kwait_with(&["probe", "--bogus", "tcp://127.0.0.1:1"], &[]);
-    let done = crate::peers::run(&mut cmd, Duration::from_secs(10));
+    let args = ["probe", "--bogus", "tcp://127.0.0.1:1"];
+    let done = run_kwait(&args, &[], Duration::from_secs(10));
     done.expect(
         1,
         &["unexpected argument '--bogus' found (see kwait probe --help)"],
     );
-    let mut cmd = crate::peers::kwait_with(&["--bogus", "tcp://127.0.0.1:1"], &[]);
-    let done = crate::peers::run(&mut cmd, Duration::from_secs(10));
+    let args = ["--bogus", "tcp://127.0.0.1:1"];
+    let done = run_kwait(&args, &[], Duration::from_secs(10));
     done.expect(2, &["(see kwait --help)"]);
 }

@@ -8,23 +8,18 @@ use std::time::{Duration, Instant};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest};
 
 use crate::peers::{
-    self, free_port, kafka_request, kwait_with, metadata, Done, FakeBroker, Kip511Broker, Marker,
+    free_port, kafka_request, kwait_with, metadata, run_kwait, FakeBroker, Kip511Broker, Marker,
     Mock, RDKafkaApiKey, Running, Tansu, TempDir,
 };
 
 const LONG: Duration = Duration::from_secs(30);
-
-/// `kwait ARGS...`, finished.
-fn run(args: &[&str]) -> Done {
-    peers::run(&mut kwait_with(args, &[]), LONG)
-}
 
 /// `kwait probe ARGS...`, which must exit `code` with every one of `needles`
 /// on stderr.
 fn assert_probe(args: &[&str], code: i32, needles: &[&str]) {
     let mut all = vec!["probe"];
     all.extend(args);
-    run(&all).expect(code, needles);
+    run_kwait(&all, &[], LONG).expect(code, needles);
 }
 
 /// A kwait running in the background, with a COMMAND that leaves a marker
@@ -104,7 +99,7 @@ fn tansu_advertising_an_unreachable_listener() {
         &[&expected, "connection refused", "advertised.listeners"],
     );
 
-    run(&[&target, "-t", "1s"]).expect(124, &[&expected]);
+    run_kwait(&[&target, "-t", "1s"], &[], LONG).expect(124, &[&expected]);
 
     // An advertised name that does not resolve from here.
     let broker = Tansu::start_advertising(free_port(), "kafka-1.invalid:9092");
@@ -255,7 +250,12 @@ fn mock_round_trip_time_within_and_beyond_the_attempt_deadline() {
     );
     // Waiting: each attempt is cut at --attempt-timeout, and the overall
     // deadline still holds.
-    run(&[&target, "--attempt-timeout", "400ms", "-t", "2s"]).expect(124, &["--attempt-timeout"]);
+    run_kwait(
+        &[&target, "--attempt-timeout", "400ms", "-t", "2s"],
+        &[],
+        LONG,
+    )
+    .expect(124, &["--attempt-timeout"]);
 }
 
 #[test]
@@ -300,8 +300,7 @@ fn mock_group_coordinator_not_available() {
 fn apiversions_names_kwait_and_its_version() {
     let broker = FakeBroker::start(1, 0);
     let target = format!("kafka://{}", broker.addr());
-    peers::run(&mut kwait_with(&["probe", &target], &[]), LONG)
-        .expect(0, &["ready: 1 broker (1), controller 1"]);
+    run_kwait(&["probe", &target], &[], LONG).expect(0, &["ready: 1 broker (1), controller 1"]);
     let clients = broker.clients();
     assert!(!clients.is_empty(), "no ApiVersions v3 request seen");
     for (name, version) in clients {
@@ -316,7 +315,7 @@ fn apiversions_names_kwait_and_its_version() {
 fn no_active_controller_is_not_ready() {
     let broker = FakeBroker::start(-1, usize::MAX);
     let target = format!("kafka://{}", broker.addr());
-    peers::run(&mut kwait_with(&["probe", &target], &[]), LONG).expect(
+    run_kwait(&["probe", &target], &[], LONG).expect(
         1,
         &[
             "no active controller yet (Metadata from ",
@@ -326,7 +325,7 @@ fn no_active_controller_is_not_ready() {
 
     let broker = FakeBroker::start(-1, 3);
     let target = format!("kafka://{}", broker.addr());
-    let waited = peers::run(&mut kwait_with(&[&target, "-t", "10s"], &[]), LONG);
+    let waited = run_kwait(&[&target, "-t", "10s"], &[], LONG);
     waited.expect(0, &["ready after", "controller 1"]);
     assert!(
         broker.metadata_answers() > 3,

@@ -164,8 +164,8 @@ pub fn skip_under_runner(reason: &str) -> bool {
 }
 
 /// The kwait binary under test (under its [`runner`], if any), without any
-/// `KWAIT_*` variables inherited from the developer's shell (tests set the
-/// ones they mean).
+/// `KWAIT_*` or broker-id variable (`KAFKA_BROKER_ID`, `KAFKA_CFG_BROKER_ID`)
+/// inherited from the developer's shell (tests set the ones they mean).
 pub fn kwait() -> Command {
     let argv = kwait_argv();
     let mut cmd = Command::new(&argv[0]);
@@ -186,7 +186,8 @@ pub fn kwait_with<S: AsRef<OsStr>>(args: &[S], env: &[(&str, &str)]) -> Command 
 /// `unshare --pid --fork --mount-proc -- kwait`: kwait as PID 1 of a fresh
 /// PID namespace, where the kernel's init rules apply (signals without a
 /// handler are dropped, orphans come to it, its exit SIGKILLs what is left).
-/// No `KWAIT_*` variable inherited. [`pid1_kwait`] finds its pid.
+/// No `KWAIT_*` or broker-id variable inherited. [`pid1_kwait`] finds its
+/// pid.
 pub fn kwait_as_pid1() -> Command {
     need("unshare");
     let mut cmd = without_kwait_env(Command::new("unshare"));
@@ -195,12 +196,16 @@ pub fn kwait_as_pid1() -> Command {
     cmd
 }
 
+/// `cmd` without the variables kwait reads: every `KWAIT_*` and the broker
+/// ids `--clean-stale-broker auto` takes.
 fn without_kwait_env(mut cmd: Command) -> Command {
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("KWAIT_") {
             cmd.env_remove(k);
         }
     }
+    cmd.env_remove("KAFKA_BROKER_ID")
+        .env_remove("KAFKA_CFG_BROKER_ID");
     cmd
 }
 
@@ -269,6 +274,13 @@ pub fn need(tool: &str) {
 /// after `limit`.
 pub fn run(cmd: &mut Command, limit: Duration) -> Done {
     Running::spawn("kwait", cmd).finish(limit)
+}
+
+/// `kwait ARGS` with the given `KWAIT_*` variables ([`kwait_with`]), run
+/// to completion; panics after `limit`. The one way the test files run
+/// kwait plainly; [`run`] is for a `Command` set up further.
+pub fn run_kwait(args: &[&str], env: &[(&str, &str)], limit: Duration) -> Done {
+    run(&mut kwait_with(args, env), limit)
 }
 
 /// A running process (kwait, or a wrapper around it) whose piped stdout and

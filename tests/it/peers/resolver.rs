@@ -138,8 +138,6 @@ pub fn kwait_with_resolver(
     if let Some(hosts) = hosts {
         cmd.arg(hosts);
     }
-    cmd.args(kwait_argv())
-        .env_remove("KAFKA_BROKER_ID")
-        .env_remove("KAFKA_CFG_BROKER_ID");
+    cmd.args(kwait_argv());
     cmd
 }
