@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest};
 
 use crate::peers::{
-    free_port, kafka_request, kwait_with, metadata, run_kwait, FakeBroker, Kip511Broker, Marker,
-    Mock, RDKafkaApiKey, Running, Tansu, TempDir,
+    free_port, kafka_request, kwait_with, metadata, run_kwait, FakeBroker, Kip511Broker, Mock,
+    RDKafkaApiKey, Tansu, Waiting,
 };
 
 const LONG: Duration = Duration::from_secs(30);
@@ -22,51 +22,30 @@ fn assert_probe(args: &[&str], code: i32, needles: &[&str]) {
     run_kwait(&all, &[], LONG).expect(code, needles);
 }
 
-/// A kwait running in the background, with a COMMAND that leaves a marker
-/// file behind when it runs.
-struct Waiting {
-    kw: Running,
-    marker: Marker,
-    _dir: TempDir,
+/// `kwait ARGS -- <marker>` in the background.
+fn waiting(args: &[&str]) -> Waiting {
+    Waiting::spawn("kafka-wait", "kwait", kwait_with(args, &[]))
 }
 
-impl Waiting {
-    fn start(args: &[&str]) -> Waiting {
-        let dir = TempDir::new("kafka-wait");
-        let marker = Marker::new(&dir, "ran");
-        let mut cmd = kwait_with(args, &[]);
-        cmd.arg("--").args(marker.command());
-        Waiting {
-            kw: Running::spawn("kwait", &mut cmd),
-            marker,
-            _dir: dir,
-        }
-    }
-
-    fn ran(&self) -> bool {
-        self.marker.ran()
-    }
-
-    /// Waits for the exit; asserts it is 0 and returns stderr.
-    fn finish_ok(&mut self) -> String {
-        let done = self.kw.finish(LONG);
-        assert_eq!(done.code, Some(0), "{}", done.stderr);
-        done.stderr
-    }
+/// Waits for the exit; asserts it is 0 and returns stderr.
+fn finish_ok(waiting: &mut Waiting) -> String {
+    let done = waiting.kw.finish(LONG);
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
+    done.stderr
 }
 
 #[test]
 fn tansu_started_after_kwait() {
     let port = free_port();
     let target = format!("kafka://127.0.0.1:{port}");
-    let mut waiting = Waiting::start(&[&target, "-t", "30s", "-v"]);
+    let mut waiting = waiting(&[&target, "-t", "30s", "-v"]);
     waiting.kw.wait_for_stderr("connection refused", LONG);
     assert!(waiting.kw.running(), "{}", waiting.kw.stderr());
     assert!(!waiting.ran(), "COMMAND ran before the broker existed");
 
     let broker = Tansu::start(port);
     broker.wait_accepting(LONG);
-    let log = waiting.finish_ok();
+    let log = finish_ok(&mut waiting);
     assert!(waiting.ran(), "COMMAND did not run: {log}");
     assert!(
         log.contains(&format!("{target} ready after"))
@@ -147,12 +126,12 @@ fn tansu_topics_and_group() {
 
     // Waiting for a topic that appears later.
     let target = format!("kafka://{addr}?topics=payments");
-    let mut waiting = Waiting::start(&[&target, "-t", "30s", "-v"]);
+    let mut waiting = waiting(&[&target, "-t", "30s", "-v"]);
     waiting
         .kw
         .wait_for_stderr("topic 'payments' does not exist", LONG);
     broker.create_topic("payments", 2);
-    let log = waiting.finish_ok();
+    let log = finish_ok(&mut waiting);
     assert!(
         waiting.ran() && log.contains("topic payments (2 partitions led)"),
         "{log}"
@@ -164,13 +143,13 @@ fn mock_min_brokers_while_one_is_down() {
     let mock = Mock::new(3);
     mock.broker_down(3);
     let target = format!("kafka://{}?min-brokers=3", mock.bootstrap());
-    let mut waiting = Waiting::start(&[&target, "-t", "30s", "-v"]);
+    let mut waiting = waiting(&[&target, "-t", "30s", "-v"]);
     waiting
         .kw
         .wait_for_stderr("2 of min-brokers=3 brokers registered (ids: 1, 2)", LONG);
     assert!(!waiting.ran());
     mock.broker_up(3);
-    let log = waiting.finish_ok();
+    let log = finish_ok(&mut waiting);
     assert!(log.contains("3 brokers (1, 2, 3), controller 0"), "{log}");
     assert!(waiting.ran());
 }
@@ -286,8 +265,8 @@ fn mock_group_coordinator_not_available() {
     );
     // Waiting rides out a few such answers.
     mock.coordinator_not_available(3);
-    let mut waiting = Waiting::start(&[&target, "-t", "30s", "-v"]);
-    let log = waiting.finish_ok();
+    let mut waiting = waiting(&[&target, "-t", "30s", "-v"]);
+    let log = finish_ok(&mut waiting);
     assert!(
         log.contains("__consumer_offsets") && log.contains("group billing coordinator 1"),
         "{log}"

@@ -2,12 +2,15 @@
 
 mod bootstrap;
 mod cli;
+mod command;
 mod dns;
 mod docker;
 mod kafka;
 mod peers;
+mod probe;
 mod security;
 mod supervise;
+mod wait;
 mod zk;
 
 use std::time::Duration;

@@ -19,7 +19,9 @@
 
 use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::mem::{size_of, zeroed};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -451,6 +453,26 @@ impl Done {
         self
     }
 
+    /// The stderr line that ended waiting with a timeout ("kwait: timed
+    /// out after ..."); panics if there is none.
+    #[track_caller]
+    pub fn timed_out_line(&self) -> String {
+        self.stderr
+            .lines()
+            .find(|l| l.starts_with("kwait: timed out after "))
+            .unwrap_or_else(|| panic!("no 'timed out' line on stderr:\n{}", self.stderr))
+            .to_owned()
+    }
+
+    /// The single line `probe` printed for its single target.
+    #[track_caller]
+    pub fn probe_line(&self) -> String {
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "probe printed {lines:?}");
+        assert!(lines[0].starts_with("kwait: "), "{lines:?}");
+        lines[0].to_owned()
+    }
+
     /// Asserts that nothing kwait printed looks like a Rust panic.
     #[track_caller]
     pub fn assert_no_panic(&self) {
@@ -480,6 +502,62 @@ pub fn listener() -> (TcpListener, String) {
     (l, target)
 }
 
+/// A loopback port that refuses connections for as long as this lives: a
+/// socket bound to it but not listening (the kernel answers SYNs with RST),
+/// so no other test can take the port meanwhile.
+pub struct RefusedPort {
+    fd: OwnedFd,
+    port: u16,
+}
+
+impl RefusedPort {
+    pub fn new() -> RefusedPort {
+        // SAFETY: plain socket calls on a fresh fd, which OwnedFd then owns;
+        // the sockaddr is a zeroed, correctly sized sockaddr_in.
+        unsafe {
+            let raw = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+            assert!(raw >= 0, "socket: {}", std::io::Error::last_os_error());
+            let fd = OwnedFd::from_raw_fd(raw);
+            let mut addr: libc::sockaddr_in = zeroed();
+            addr.sin_family = libc::AF_INET as libc::sa_family_t;
+            addr.sin_addr.s_addr = u32::from(Ipv4Addr::LOCALHOST).to_be();
+            let mut len = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            let sa = &mut addr as *mut libc::sockaddr_in as *mut libc::sockaddr;
+            assert_eq!(
+                libc::bind(raw, sa, len),
+                0,
+                "bind: {}",
+                std::io::Error::last_os_error()
+            );
+            assert_eq!(
+                libc::getsockname(raw, sa, &mut len),
+                0,
+                "getsockname: {}",
+                std::io::Error::last_os_error()
+            );
+            RefusedPort {
+                fd,
+                port: u16::from_be(addr.sin_port),
+            }
+        }
+    }
+
+    /// `scheme://127.0.0.1:PORT`.
+    pub fn target(&self, scheme: &str) -> String {
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts listening on the same socket: from now on the port accepts,
+    /// with no moment in which another socket could take it.
+    pub fn listen(self) -> TcpListener {
+        let fd = self.fd;
+        // SAFETY: listen(2) on a bound TCP socket we own.
+        let rc = unsafe { libc::listen(fd.as_raw_fd(), 16) };
+        assert_eq!(rc, 0, "listen: {}", std::io::Error::last_os_error());
+        TcpListener::from(fd)
+    }
+}
+
 /// A COMMAND that leaves a marker file when it runs:
 /// `sh -c 'touch M; echo COMMAND started >&2'`.
 pub struct Marker(PathBuf);
@@ -504,6 +582,42 @@ impl Marker {
 
     pub fn ran(&self) -> bool {
         self.0.exists()
+    }
+}
+
+/// A kwait in the background, in wait mode, with a [`Marker`] as COMMAND:
+/// a test checks that COMMAND ran only once the targets were ready, or
+/// never. Stopped by pid when dropped.
+pub struct Waiting {
+    pub kw: Running,
+    /// kwait's pid as seen here: the child's, unless a test started kwait
+    /// through a wrapper and set it (e.g. from [`pid1_kwait`]).
+    pub pid: u32,
+    pub marker: Marker,
+    _dir: TempDir,
+}
+
+impl Waiting {
+    /// Spawns `cmd` (kwait with its targets and options) as `name`, with
+    /// `-- <marker command>` appended; the marker goes in a fresh
+    /// directory named after `tag`.
+    pub fn spawn(tag: &str, name: &str, mut cmd: Command) -> Waiting {
+        let dir = TempDir::new(tag);
+        let marker = Marker::new(&dir, "ran");
+        cmd.arg("--").args(marker.command());
+        let kw = Running::spawn(name, &mut cmd);
+        let pid = kw.child.pid();
+        Waiting {
+            kw,
+            pid,
+            marker,
+            _dir: dir,
+        }
+    }
+
+    /// Whether COMMAND ran.
+    pub fn ran(&self) -> bool {
+        self.marker.ran()
     }
 }
 
