@@ -1,19 +1,20 @@
 //! Peers for the integration tests: the kwait binary (plain or as PID 1 of
-//! a PID namespace) and the one way every test file runs it ([`Running`],
-//! [`Done`], [`run`]), a real tansu broker process, librdkafka's mock
-//! cluster, and fake TCP servers for the failure modes no real broker shows
-//! on demand.
+//! a PID namespace) and the one way every test file runs it
+//! ([`run_kwait`], [`run`], [`Running`], [`Waiting`], [`Done`]), and the
+//! processes and servers kwait talks to.
 //!
 //! Everything started here is stopped by pid when its handle is dropped, also
 //! when the test panics. Waiting is always polling with a deadline.
 //!
 //! One file per peer: [`tansu`], [`mock`] (librdkafka's mock cluster),
-//! [`fake`] (fake TCP servers), [`zookeeper`], [`certs`], [`stunnel`],
-//! [`sasl_front`], [`resolver`]; [`kafka_client`] talks to a Kafka peer
-//! without kwait, [`process`] reads /proc and sets up a clean start. This
-//! file holds what they share: running kwait, [`ChildGuard`], [`Peer`],
-//! [`TempDir`], ports and polling. Everything a test needs is re-exported
-//! here, so tests `use crate::peers::...`.
+//! [`fake`] (fake TCP servers), [`fake_broker`] (small fake Kafka
+//! brokers), [`zookeeper`], [`certs`], [`stunnel`], [`sasl_front`],
+//! [`resolver`] (a fake DNS server and kwait asking only it);
+//! [`kafka_client`] talks to a Kafka peer without kwait, [`process`] reads
+//! /proc and sets up a clean start. This file holds what they share:
+//! running kwait, [`ChildGuard`], [`Peer`], [`RefusedPort`], [`TempDir`],
+//! ports and polling. Everything a test needs is re-exported here, so
+//! tests `use crate::peers::...`.
 
 #![allow(dead_code)]
 
