@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::peers::{self, free_port, kwait_with, Fake, Tansu, ZooKeeper};
+use crate::peers::{free_port, run_kwait, Fake, Tansu, ZooKeeper};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -18,7 +18,7 @@ fn a_silent_bootstrap_address_does_not_hold_back_a_serving_one() {
     let target = format!("kafka://{},{}", silent.addr(), broker.addr());
 
     let t0 = Instant::now();
-    let probed = peers::run(&mut kwait_with(&["probe", "-t", "3s", &target], &[]), LIMIT);
+    let probed = run_kwait(&["probe", "-t", "3s", &target], &[], LIMIT);
     probed.expect(0, &["ready: 1 broker"]);
     assert!(
         t0.elapsed() < Duration::from_secs(2),
@@ -27,7 +27,7 @@ fn a_silent_bootstrap_address_does_not_hold_back_a_serving_one() {
     );
 
     let t0 = Instant::now();
-    let waited = peers::run(&mut kwait_with(&[&target, "-t", "4s"], &[]), LIMIT);
+    let waited = run_kwait(&[&target, "-t", "4s"], &[], LIMIT);
     waited.expect(0, &["ready after"]);
     let took = t0.elapsed();
     eprintln!("measured: ready {took:?} after start, with a silent first address");
@@ -40,7 +40,7 @@ fn an_unready_target_names_every_address() {
     let silent = Fake::silent();
     let refused = format!("127.0.0.1:{}", free_port());
     let target = format!("kafka://{},{refused}", silent.addr());
-    let probed = peers::run(&mut kwait_with(&["probe", "-t", "1s", &target], &[]), LIMIT);
+    let probed = run_kwait(&["probe", "-t", "1s", &target], &[], LIMIT);
     probed.expect(
         1,
         &[&silent.addr(), &format!("connection refused at {refused}")],
@@ -53,6 +53,6 @@ fn a_silent_zookeeper_member_does_not_hold_back_a_serving_one() {
     let silent = Fake::silent();
     let zk = ZooKeeper::start_ready();
     let target = format!("zk://{},{}", silent.addr(), zk.addr());
-    let probed = peers::run(&mut kwait_with(&["probe", "-t", "3s", &target], &[]), LIMIT);
+    let probed = run_kwait(&["probe", "-t", "3s", &target], &[], LIMIT);
     probed.expect(0, &["ready: session 0x"]);
 }

@@ -250,14 +250,15 @@ impl Out {
     }
 }
 
-/// Runs `cmd` to completion, killed after [`DOCKER_LIMIT`]; panics if it
-/// cannot start or does not end.
-fn run(cmd: &mut Command) -> Out {
-    try_run(cmd).unwrap_or_else(|e| panic!("{e}"))
+/// Runs `cmd` (docker, docker-compose, python3: a tool, never kwait) to
+/// completion, killed after [`DOCKER_LIMIT`]; panics if it cannot start
+/// or does not end.
+fn run_tool(cmd: &mut Command) -> Out {
+    try_run_tool(cmd).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// [`run`] without panicking, for clean-up in `Drop`.
-fn try_run(cmd: &mut Command) -> Result<Out, String> {
+/// [`run_tool`] without panicking, for clean-up in `Drop`.
+fn try_run_tool(cmd: &mut Command) -> Result<Out, String> {
     let child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -287,13 +288,13 @@ fn try_run(cmd: &mut Command) -> Result<Out, String> {
 }
 
 fn docker(args: &[&str]) -> Out {
-    run(Command::new("docker").args(args))
+    run_tool(Command::new("docker").args(args))
 }
 
 /// `docker ARGS` for clean-up and diagnosis: never panics, reports a
 /// failure, returns stdout and stderr.
 fn docker_quiet(args: &[&str]) -> (String, String) {
-    match try_run(Command::new("docker").args(args)) {
+    match try_run_tool(Command::new("docker").args(args)) {
         Ok(out) => {
             if !out.status.success() {
                 eprintln!("clean-up: docker {}: {}", args.join(" "), out.err());
@@ -459,7 +460,7 @@ impl Stack {
         }
         args.extend(extra);
         args.push(".");
-        let out = run(Command::new("docker").args(&args).current_dir(&ctx));
+        let out = run_tool(Command::new("docker").args(&args).current_dir(&ctx));
         assert!(
             out.status.success(),
             "docker build of {tag} failed: {}",
@@ -522,7 +523,7 @@ impl Stack {
     }
 
     /// `docker run -d --name <id>-what ARGS...`; returns the container's name.
-    fn run(&mut self, what: &str, args: &[&str]) -> String {
+    fn docker_run(&mut self, what: &str, args: &[&str]) -> String {
         let name = self.name(what);
         self.containers.push(name.clone());
         docker_ok(&[&["run", "-d", "--name", &name], args].concat());
@@ -537,7 +538,7 @@ impl Stack {
         args.extend([img.as_str(), "kwait"]);
         args.extend(kwait_args);
         args.extend(["--", "sh", "-c", script]);
-        self.run("app", &args)
+        self.docker_run("app", &args)
     }
 
     /// `docker logs -t`: every line of stdout and stderr with the engine's
@@ -695,7 +696,7 @@ impl Drop for Stack {
         }
         for (project, file) in &self.projects {
             let file = file.to_string_lossy();
-            let down = try_run(Command::new("docker-compose").args([
+            let down = try_run_tool(Command::new("docker-compose").args([
                 "-p",
                 project,
                 "-f",
@@ -765,7 +766,7 @@ fn app_waits_for_broker_by_service_name() {
          exec {}",
         tansu_broker("broker")
     );
-    let broker = s.run(
+    let broker = s.docker_run(
         "broker",
         &[
             "--network",
@@ -919,7 +920,7 @@ fn healthcheck_follows_the_broker() {
         "{} & wait; echo 'broker: tansu stopped'; exec sleep 1000000",
         tansu_broker("localhost")
     );
-    let broker = s.run("broker", &[&img, "kwait", "--", "sh", "-c", &script]);
+    let broker = s.docker_run("broker", &[&img, "kwait", "--", "sh", "-c", &script]);
     let started = parse_ts(&s.inspect(&broker, "{{.State.StartedAt}}")).expect("StartedAt");
     let healthy = s.wait_health(&broker, "healthy", SHORT);
     let log = s.inspect(&broker, "{{json .State.Health.Log}}");
@@ -973,7 +974,7 @@ services:
     );
     let (project, file) = s.compose_project(&yaml);
     let file_s = file.to_string_lossy().into_owned();
-    let out = try_run(Command::new("docker-compose").args(["-f", &file_s, "config", "-q"]))
+    let out = try_run_tool(Command::new("docker-compose").args(["-f", &file_s, "config", "-q"]))
         .unwrap_or_else(|e| {
             panic!("{e}: this test needs Debian's docker-compose; run scripts/setup")
         });
@@ -1254,7 +1255,7 @@ fn dockerfile_example_builds_and_runs() {
     );
 
     let net = s.network();
-    let app = s.run(
+    let app = s.docker_run(
         "app",
         &[
             "--network",
@@ -1267,7 +1268,7 @@ fn dockerfile_example_builds_and_runs() {
     );
     s.wait_line(&app, "kwait: waiting for kafka://kafka:9092", SHORT);
     assert!(s.line(&app, "app: serving").is_none());
-    s.run(
+    s.docker_run(
         "kafka",
         &[
             "--network",
@@ -1304,11 +1305,13 @@ fn dockerfile_example_builds_and_runs() {
 fn examples_parse_with_this_kwait() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let compose = root.join("examples/compose.yml");
-    let config = run(Command::new("docker-compose")
-        .arg("-f")
-        .arg(&compose)
-        .args(["config", "-q"])
-        .env("KWAIT_BIN", &tools().kwait));
+    let config = run_tool(
+        Command::new("docker-compose")
+            .arg("-f")
+            .arg(&compose)
+            .args(["config", "-q"])
+            .env("KWAIT_BIN", &tools().kwait),
+    );
     assert!(
         config.status.success(),
         "docker-compose config: {}",
@@ -1348,7 +1351,7 @@ for path in sys.argv[1:]:
     for entry in fs::read_dir(root.join("examples/k8s")).expect("examples/k8s") {
         files.push(entry.expect("entry").path());
     }
-    let found = run(Command::new("python3").arg("-c").arg(extract).args(&files));
+    let found = run_tool(Command::new("python3").arg("-c").arg(extract).args(&files));
     assert!(
         found.status.success(),
         "reading the examples: {}",
@@ -1398,7 +1401,7 @@ for path in sys.argv[1:]:
                 cmd.args(["--", "true"]);
             }
         }
-        let out = run(&mut cmd);
+        let out = run_tool(&mut cmd);
         let code = out.status.code();
         let stderr = out.err();
         let text = format!("{place}: kwait {args:?} -> {code:?}\n{stderr}");

@@ -1,75 +1,51 @@
 //! The kafka:// target against real brokers: tansu (a separate process) and
-//! the librdkafka mock cluster (in this process, on real sockets).
+//! the librdkafka mock cluster (in this process, on real sockets); and
+//! against small fake brokers for what neither shows on demand (the client
+//! name kwait announces, KIP-511's retry, no active controller).
 
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest};
 
 use crate::peers::{
-    self, free_port, kafka_request, kwait_with, metadata, Done, Marker, Mock, RDKafkaApiKey,
-    Running, Tansu, TempDir,
+    free_port, kafka_request, kwait_with, metadata, run_kwait, FakeBroker, Kip511Broker, Mock,
+    RDKafkaApiKey, Tansu, Waiting,
 };
 
 const LONG: Duration = Duration::from_secs(30);
-
-/// `kwait ARGS...`, finished.
-fn run(args: &[&str]) -> Done {
-    peers::run(&mut kwait_with(args, &[]), LONG)
-}
 
 /// `kwait probe ARGS...`, which must exit `code` with every one of `needles`
 /// on stderr.
 fn assert_probe(args: &[&str], code: i32, needles: &[&str]) {
     let mut all = vec!["probe"];
     all.extend(args);
-    run(&all).expect(code, needles);
+    run_kwait(&all, &[], LONG).expect(code, needles);
 }
 
-/// A kwait running in the background, with a COMMAND that leaves a marker
-/// file behind when it runs.
-struct Waiting {
-    kw: Running,
-    marker: Marker,
-    _dir: TempDir,
+/// `kwait ARGS -- <marker>` in the background.
+fn waiting(args: &[&str]) -> Waiting {
+    Waiting::spawn("kafka-wait", "kwait", kwait_with(args, &[]))
 }
 
-impl Waiting {
-    fn start(args: &[&str]) -> Waiting {
-        let dir = TempDir::new("kafka-wait");
-        let marker = Marker::new(&dir, "ran");
-        let mut cmd = kwait_with(args, &[]);
-        cmd.arg("--").args(marker.command());
-        Waiting {
-            kw: Running::spawn("kwait", &mut cmd),
-            marker,
-            _dir: dir,
-        }
-    }
-
-    fn ran(&self) -> bool {
-        self.marker.ran()
-    }
-
-    /// Waits for the exit; asserts it is 0 and returns stderr.
-    fn finish_ok(&mut self) -> String {
-        let done = self.kw.finish(LONG);
-        assert_eq!(done.code, Some(0), "{}", done.stderr);
-        done.stderr
-    }
+/// Waits for the exit; asserts it is 0 and returns stderr.
+fn finish_ok(waiting: &mut Waiting) -> String {
+    let done = waiting.kw.finish(LONG);
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
+    done.stderr
 }
 
 #[test]
 fn tansu_started_after_kwait() {
     let port = free_port();
     let target = format!("kafka://127.0.0.1:{port}");
-    let mut waiting = Waiting::start(&[&target, "-t", "30s", "-v"]);
+    let mut waiting = waiting(&[&target, "-t", "30s", "-v"]);
     waiting.kw.wait_for_stderr("connection refused", LONG);
     assert!(waiting.kw.running(), "{}", waiting.kw.stderr());
     assert!(!waiting.ran(), "COMMAND ran before the broker existed");
 
     let broker = Tansu::start(port);
     broker.wait_accepting(LONG);
-    let log = waiting.finish_ok();
+    let log = finish_ok(&mut waiting);
     assert!(waiting.ran(), "COMMAND did not run: {log}");
     assert!(
         log.contains(&format!("{target} ready after"))
@@ -102,7 +78,7 @@ fn tansu_advertising_an_unreachable_listener() {
         &[&expected, "connection refused", "advertised.listeners"],
     );
 
-    run(&[&target, "-t", "1s"]).expect(124, &[&expected]);
+    run_kwait(&[&target, "-t", "1s"], &[], LONG).expect(124, &[&expected]);
 
     // An advertised name that does not resolve from here.
     let broker = Tansu::start_advertising(free_port(), "kafka-1.invalid:9092");
@@ -150,12 +126,12 @@ fn tansu_topics_and_group() {
 
     // Waiting for a topic that appears later.
     let target = format!("kafka://{addr}?topics=payments");
-    let mut waiting = Waiting::start(&[&target, "-t", "30s", "-v"]);
+    let mut waiting = waiting(&[&target, "-t", "30s", "-v"]);
     waiting
         .kw
         .wait_for_stderr("topic 'payments' does not exist", LONG);
     broker.create_topic("payments", 2);
-    let log = waiting.finish_ok();
+    let log = finish_ok(&mut waiting);
     assert!(
         waiting.ran() && log.contains("topic payments (2 partitions led)"),
         "{log}"
@@ -167,13 +143,13 @@ fn mock_min_brokers_while_one_is_down() {
     let mock = Mock::new(3);
     mock.broker_down(3);
     let target = format!("kafka://{}?min-brokers=3", mock.bootstrap());
-    let mut waiting = Waiting::start(&[&target, "-t", "30s", "-v"]);
+    let mut waiting = waiting(&[&target, "-t", "30s", "-v"]);
     waiting
         .kw
         .wait_for_stderr("2 of min-brokers=3 brokers registered (ids: 1, 2)", LONG);
     assert!(!waiting.ran());
     mock.broker_up(3);
-    let log = waiting.finish_ok();
+    let log = finish_ok(&mut waiting);
     assert!(log.contains("3 brokers (1, 2, 3), controller 0"), "{log}");
     assert!(waiting.ran());
 }
@@ -226,7 +202,7 @@ fn mock_kip511_fallback() {
 fn kip511_retries_at_the_brokers_highest_apiversions() {
     let broker = Kip511Broker::start();
     assert_probe(
-        &[&format!("kafka://{}", broker.addr)],
+        &[&format!("kafka://{}", broker.addr())],
         0,
         &["ready: 1 broker (1), controller 1"],
     );
@@ -234,88 +210,6 @@ fn kip511_retries_at_the_brokers_highest_apiversions() {
     // The bootstrap connection and the advertised-listener check: each asks
     // at v3 first, then at the broker's highest, v2.
     assert_eq!(seen, vec![3, 2, 3, 2], "ApiVersions versions asked");
-}
-
-struct Kip511Broker {
-    addr: String,
-    seen: std::sync::Arc<std::sync::Mutex<Vec<i16>>>,
-}
-
-impl Kip511Broker {
-    fn start() -> Kip511Broker {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = listener.local_addr().expect("local_addr");
-        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let log = seen.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let log = log.clone();
-                std::thread::spawn(move || kip511_serve(stream, addr.port(), &log));
-            }
-        });
-        Kip511Broker {
-            addr: addr.to_string(),
-            seen,
-        }
-    }
-
-    fn api_versions_seen(&self) -> Vec<i16> {
-        self.seen.lock().unwrap().clone()
-    }
-}
-
-fn kip511_serve(mut s: std::net::TcpStream, port: u16, seen: &std::sync::Mutex<Vec<i16>>) {
-    use crate::fake_broker::{read_request, write_response};
-    use kafka_protocol::messages::api_versions_response::ApiVersion;
-    use kafka_protocol::messages::metadata_response::MetadataResponseBroker;
-    use kafka_protocol::messages::{ApiVersionsResponse, BrokerId, MetadataResponse};
-    use kafka_protocol::protocol::{Encodable, StrBytes};
-
-    let range = |key: ApiKey, min: i16, max: i16| {
-        ApiVersion::default()
-            .with_api_key(key as i16)
-            .with_min_version(min)
-            .with_max_version(max)
-    };
-    while let Some(request) = read_request(&mut s) {
-        let key = i16::from_be_bytes([request[0], request[1]]);
-        let version = i16::from_be_bytes([request[2], request[3]]);
-        let correlation = &request[4..8];
-        let mut body = bytes::BytesMut::new();
-        if key == ApiKey::ApiVersions as i16 {
-            seen.lock().unwrap().push(version);
-            if version > 2 {
-                // Error 35 with the v0 body: the range of ApiVersions known.
-                body.extend_from_slice(&35i16.to_be_bytes());
-                body.extend_from_slice(&1i32.to_be_bytes());
-                for v in [ApiKey::ApiVersions as i16, 0, 2] {
-                    body.extend_from_slice(&v.to_be_bytes());
-                }
-            } else {
-                ApiVersionsResponse::default()
-                    .with_api_keys(vec![
-                        range(ApiKey::ApiVersions, 0, 2),
-                        range(ApiKey::Metadata, 0, 8),
-                    ])
-                    .encode(&mut body, version)
-                    .expect("encode ApiVersions");
-            }
-        } else if key == ApiKey::Metadata as i16 && version <= 8 {
-            MetadataResponse::default()
-                .with_brokers(vec![MetadataResponseBroker::default()
-                    .with_node_id(BrokerId(1))
-                    .with_host(StrBytes::from_static_str("127.0.0.1"))
-                    .with_port(i32::from(port))])
-                .with_controller_id(BrokerId(1))
-                .encode(&mut body, version)
-                .expect("encode Metadata");
-        } else {
-            return;
-        }
-        if !write_response(&mut s, correlation, &body) {
-            return;
-        }
-    }
 }
 
 #[test]
@@ -335,7 +229,12 @@ fn mock_round_trip_time_within_and_beyond_the_attempt_deadline() {
     );
     // Waiting: each attempt is cut at --attempt-timeout, and the overall
     // deadline still holds.
-    run(&[&target, "--attempt-timeout", "400ms", "-t", "2s"]).expect(124, &["--attempt-timeout"]);
+    run_kwait(
+        &[&target, "--attempt-timeout", "400ms", "-t", "2s"],
+        &[],
+        LONG,
+    )
+    .expect(124, &["--attempt-timeout"]);
 }
 
 #[test]
@@ -366,10 +265,49 @@ fn mock_group_coordinator_not_available() {
     );
     // Waiting rides out a few such answers.
     mock.coordinator_not_available(3);
-    let mut waiting = Waiting::start(&[&target, "-t", "30s", "-v"]);
-    let log = waiting.finish_ok();
+    let mut waiting = waiting(&[&target, "-t", "30s", "-v"]);
+    let log = finish_ok(&mut waiting);
     assert!(
         log.contains("__consumer_offsets") && log.contains("group billing coordinator 1"),
         "{log}"
+    );
+}
+
+/// KIP-511: kwait names itself and its version in ApiVersions v3, so a
+/// broker's metrics and logs show who is asking.
+#[test]
+fn apiversions_names_kwait_and_its_version() {
+    let broker = FakeBroker::start(1, 0);
+    let target = format!("kafka://{}", broker.addr());
+    run_kwait(&["probe", &target], &[], LONG).expect(0, &["ready: 1 broker (1), controller 1"]);
+    let clients = broker.clients();
+    assert!(!clients.is_empty(), "no ApiVersions v3 request seen");
+    for (name, version) in clients {
+        assert_eq!(name, "kwait");
+        assert_eq!(version, env!("CARGO_PKG_VERSION"));
+    }
+}
+
+/// Metadata with controller id -1 (an election in progress): not ready,
+/// and the reason says so; once a controller shows, waiting ends.
+#[test]
+fn no_active_controller_is_not_ready() {
+    let broker = FakeBroker::start(-1, usize::MAX);
+    let target = format!("kafka://{}", broker.addr());
+    run_kwait(&["probe", &target], &[], LONG).expect(
+        1,
+        &[
+            "no active controller yet (Metadata from ",
+            "controller id -1",
+        ],
+    );
+
+    let broker = FakeBroker::start(-1, 3);
+    let target = format!("kafka://{}", broker.addr());
+    let waited = run_kwait(&[&target, "-t", "10s"], &[], LONG);
+    waited.expect(0, &["ready after", "controller 1"]);
+    assert!(
+        broker.metadata_answers() > 3,
+        "ready before a controller was shown"
     );
 }

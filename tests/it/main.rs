@@ -1,14 +1,37 @@
 //! Integration tests: one binary, so the peers harness is compiled once.
+//!
+//! Where a new test goes, by what it tests:
+//!
+//! - `cli.rs`: parsing, usage errors, help and version;
+//! - `wait.rs`: the wait loop: ready, timeouts and their messages, argv
+//!   against the environment, signals while waiting, pacing;
+//! - `command.rs`: COMMAND after the wait: its exit code, 126/127,
+//!   `--exec`, the signal state it starts with;
+//! - `probe.rs`: one attempt against tcp://, http:// and hostile kafka://
+//!   peers, as `kwait probe` reports it;
+//! - `kafka.rs`, `zk.rs`, `security.rs`, `bootstrap.rs`, `dns.rs`: one
+//!   target kind or concern against real (or small fake) peers;
+//! - `supervise.rs`: kwait as PID 1 and subreaper; `docker.rs`: kwait in
+//!   real containers.
+//!
+//! Tests run kwait through `peers/mod.rs`: `run_kwait`, or `run` for a
+//! `Command` set up further, `Running` and `Waiting` for one in the
+//! background. A harness for a peer kwait talks to goes in `peers/`, one
+//! file per peer (`peers/tansu.rs`, `peers/zookeeper.rs`, ...),
+//! re-exported from `peers/mod.rs`; a test file keeps only the helpers of
+//! its own tests.
 
 mod bootstrap;
 mod cli;
+mod command;
 mod dns;
 mod docker;
-mod fake_broker;
 mod kafka;
 mod peers;
+mod probe;
 mod security;
 mod supervise;
+mod wait;
 mod zk;
 
 use std::time::Duration;

@@ -14,7 +14,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use crate::peers::{
-    self, free_port, kwait_with, Certs, ChildGuard, Done, Fake, Running, SaslFront, Stunnel,
+    free_port, kwait_with, run_kwait, Certs, ChildGuard, Done, Fake, Running, SaslFront, Stunnel,
     StunnelConfig, Tansu, TempDir,
 };
 
@@ -30,11 +30,6 @@ const READY: &str = "ready: 1 broker (111), controller 111";
 
 /// Far beyond every -t these tests give kwait.
 const LIMIT: Duration = Duration::from_secs(60);
-
-/// `kwait ARGS`, finished.
-fn run(args: &[&str], env: &[(&str, &str)]) -> Done {
-    peers::run(&mut kwait_with(args, env), LIMIT)
-}
 
 /// What these tests check of a finished run besides [`Done::expect`].
 trait Checks {
@@ -92,12 +87,12 @@ fn fails_fast(target: &str, env: &[(&str, &str)], needles: &[&str]) -> [Done; 2]
 fn probe(args: &[&str], env: &[(&str, &str)]) -> Done {
     let mut all = vec!["probe"];
     all.extend(args);
-    run(&all, env)
+    run_kwait(&all, env, LIMIT)
 }
 
 /// `kwait TARGET -t 30s` (no COMMAND): what a failing setting must end fast.
 fn wait(target: &str, env: &[(&str, &str)]) -> Done {
-    run(&[target, "-t", "30s"], env)
+    run_kwait(&[target, "-t", "30s"], env, LIMIT)
 }
 
 fn password_env() -> [(&'static str, &'static str); 1] {
@@ -296,7 +291,7 @@ fn mtls_with_a_client_certificate() {
     probe(&[&target], &[]).expect(0, &[READY]);
     // cert= without key= is a usage error.
     let half = format!("kafka://localhost:{}?cert={}", tls.port(), path(&cert));
-    run(&[&half, "-t", "1s"], &[]).expect(2, &["cert= and key= go together"]);
+    run_kwait(&[&half, "-t", "1s"], &[], LIMIT).expect(2, &["cert= and key= go together"]);
 }
 
 /// stunnel requires a client certificate (with `version`, a
@@ -370,7 +365,7 @@ fn wrong_host_name_fails_fast_unless_name_checks_are_off() {
         .expect(0, &["ready: 1 broker (111)"])
         .expect(0, &warned);
     // Every time, as tls-verify=false: wait mode too.
-    run(&[&target, "-t", "30s"], &[]).expect(0, &warned);
+    run_kwait(&[&target, "-t", "30s"], &[], LIMIT).expect(0, &warned);
 
     // tls-verify=false checks nothing, and says so.
     let target = format!("kafka://localhost:{tls_port}?tls=true&tls-verify=false");
@@ -418,7 +413,7 @@ fn closed_right_after_the_tls_handshake_is_waited_for() {
     let target = format!("kafka://localhost:{port}?tls=true&ca={}", path(&certs.ca()));
     let reason = "right after the TLS handshake; does the broker require a client certificate (cert=, key=)?";
     probe(&[&target], &[]).expect(1, &[reason]);
-    run(&[&target, "-t", "2s"], &[]).expect(124, &[reason]);
+    run_kwait(&[&target, "-t", "2s"], &[], LIMIT).expect(124, &[reason]);
 }
 
 /// A listener that accepts and closes at once (a published port with nothing
@@ -443,7 +438,7 @@ fn accept_then_close_is_waited_for_with_and_without_tls() {
         ),
     ] {
         probe(&[&target], &[]).expect(1, &[reason]);
-        let waited = run(&[&target, "-t", "2s"], &[]);
+        let waited = run_kwait(&[&target, "-t", "2s"], &[], LIMIT);
         waited.expect(124, &[reason]);
         assert!(
             !waited.stderr.contains("is a plaintext listener")
@@ -571,7 +566,7 @@ fn sasl_unsupported_mechanism_fails_fast_naming_the_offered_ones() {
     fails_fast(&target, &password_env(), &needles);
     // A mechanism kwait does not know is a usage error before connecting.
     let target = format!("kafka://localhost:{}?sasl=GSSAPI&user={USER}", front.port());
-    run(&[&target, "-t", "1s"], &password_env())
+    run_kwait(&[&target, "-t", "1s"], &password_env(), LIMIT)
         .expect(2, &["'GSSAPI' is not supported", "SCRAM-SHA-512"]);
 }
 
@@ -673,7 +668,7 @@ fn closed_on_metadata_without_proof_of_sasl_is_waited_for() {
     let reason = "closed the connection on Metadata after answering ApiVersions: \
                   a SASL listener does this (add sasl= and user=, or config=)";
     probe(&[&target], &[]).expect(1, &[reason]);
-    let waited = run(&[&target, "-t", "2s", "-v"], &[]);
+    let waited = run_kwait(&[&target, "-t", "2s", "-v"], &[], LIMIT);
     waited.expect(124, &[reason]);
     assert!(
         !waited.stderr.contains("this is a SASL listener"),
@@ -892,7 +887,7 @@ fn unusable_pem_files_are_named_as_the_user_named_them() {
     ));
     for (params, needle) in cases {
         let target = format!("kafka://localhost:{port}?{params}");
-        let done = run(&[&target, "-t", "30s"], &[]);
+        let done = run_kwait(&[&target, "-t", "30s"], &[], LIMIT);
         done.expect(2, &[&needle]);
         assert!(!done.stderr.contains(" ca: "), "{}", done.stderr);
     }
@@ -922,7 +917,7 @@ fn a_key_that_is_not_the_certificates_is_a_usage_error_naming_both() {
     // The right pair works.
     probe(&[&format!("{base}&cert={client}&key={client_key}")], &[]).expect(0, &[READY]);
     let target = format!("{base}&cert={client}&key={other_key}");
-    let done = run(&[&target, "-t", "30s"], &[]);
+    let done = run_kwait(&[&target, "-t", "30s"], &[], LIMIT);
     done.expect(
         2,
         &[&format!(
@@ -947,7 +942,7 @@ fn a_key_that_is_not_the_certificates_is_a_usage_error_naming_both() {
         ),
     );
     let target = format!("kafka://localhost:{}?config={}", tls.port(), path(&props));
-    run(&[&target, "-t", "30s"], &[]).expect(
+    run_kwait(&[&target, "-t", "30s"], &[], LIMIT).expect(
         2,
         &[&format!(
             "config={}: ssl.keystore.location={}: its key is not its certificate's",
@@ -979,7 +974,7 @@ fn config_jks_and_pkcs12_stores_are_usage_errors_asking_for_pem() {
     ] {
         let props = write(dir.path(), "client.properties", &text);
         let target = format!("kafka://localhost:9?config={}", path(&props));
-        run(&[&target, "-t", "1s"], &[]).expect(
+        run_kwait(&[&target, "-t", "1s"], &[], LIMIT).expect(
             2,
             &[
                 &format!("is a {kind} store, which kwait cannot read")[..],
@@ -994,7 +989,7 @@ fn config_jks_and_pkcs12_stores_are_usage_errors_asking_for_pem() {
 #[test]
 fn password_in_the_url_is_a_usage_error_saying_where_it_goes() {
     let target = "kafka://localhost:9?user=alice&password=hunter2-in-url";
-    run(&[target, "-t", "1s"], &[]).expect(
+    run_kwait(&[target, "-t", "1s"], &[], LIMIT).expect(
         2,
         &[
             "a password does not go in the URL",
@@ -1009,7 +1004,7 @@ fn password_in_the_url_is_a_usage_error_saying_where_it_goes() {
 #[test]
 fn password_in_the_url_is_not_echoed() {
     let target = "kafka://localhost:9?user=alice&password=hunter2-in-url";
-    run(&[target, "-t", "1s"], &[])
+    run_kwait(&[target, "-t", "1s"], &[], LIMIT)
         .expect(2, &["a password does not go in the URL"])
         .expect_no_secret("hunter2-in-url");
 }
@@ -1081,7 +1076,7 @@ fn secrets_stay_out_of_argv_and_output() {
         ),
     );
     let target = format!("kafka://localhost:{front_port}?config={}", path(&props));
-    run(&[&target, "-t", "30s", "-v"], &[])
+    run_kwait(&[&target, "-t", "30s", "-v"], &[], LIMIT)
         .expect(0, &["ready"])
         .expect_no_secret(PASSWORD);
     assert_authenticated(&front, "PLAIN", 2);
@@ -1151,7 +1146,7 @@ fn tls_false_beside_a_tls_setting_is_a_usage_error_naming_both() {
         ("tls=false&tls-verify=false".to_string(), "tls-verify="),
     ] {
         let target = format!("kafka://localhost:{}?{extra}", tls.port());
-        let done = run(&[&target, "-t", "30s"], &[]);
+        let done = run_kwait(&[&target, "-t", "30s"], &[], LIMIT);
         done.expect(2, &["tls=false contradicts", key]);
         assert_eq!(done.stderr.lines().count(), 1, "{}", done.stderr);
     }
@@ -1186,7 +1181,7 @@ fn config_without_sasl_mechanism_follows_the_jaas_module() {
         &jaas("scram.ScramLoginModule"),
     );
     let target = format!("kafka://localhost:{}?config={}", front.port(), path(&scram));
-    run(&[&target, "-t", "30s"], &[])
+    run_kwait(&[&target, "-t", "30s"], &[], LIMIT)
         .expect(
             2,
             &[
@@ -1208,7 +1203,7 @@ fn config_without_sasl_mechanism_follows_the_jaas_module() {
         "security.protocol=SASL_PLAINTEXT\n",
     );
     let target = format!("kafka://localhost:{}?config={}", front.port(), path(&bare));
-    run(&[&target, "-t", "30s"], &password_env())
+    run_kwait(&[&target, "-t", "30s"], &password_env(), LIMIT)
         .expect(2, &["GSSAPI", "set sasl.mechanism=PLAIN"]);
 }
 
@@ -1249,7 +1244,7 @@ fn files_larger_than_a_mib_are_usage_errors_naming_the_key() {
         ),
     ] {
         let target = format!("kafka://localhost:9?{params}");
-        let done = run(&[&target, "-t", "30s"], &[]);
+        let done = run_kwait(&[&target, "-t", "30s"], &[], LIMIT);
         let why = if key.contains("/dev/zero") {
             "is a character device"
         } else {
@@ -1263,7 +1258,7 @@ fn files_larger_than_a_mib_are_usage_errors_naming_the_key() {
     let limit = dir.path().join("limit.pem");
     std::fs::write(&limit, vec![b'A'; 1 << 20]).expect("write 1 MiB file");
     let target = format!("kafka://localhost:9?ca={}", path(&limit));
-    let done = run(&[&target, "-t", "30s"], &[]);
+    let done = run_kwait(&[&target, "-t", "30s"], &[], LIMIT);
     assert_eq!(done.code, Some(2), "{}", done.stderr);
     assert!(!done.stderr.contains("larger than"), "{}", done.stderr);
 }
@@ -1272,7 +1267,7 @@ fn files_larger_than_a_mib_are_usage_errors_naming_the_key() {
 fn password_in_the_url_in_any_case_is_not_echoed() {
     for key in ["Password", "PASSWORD", "pAsSwOrD"] {
         let target = format!("kafka://localhost:9?user=alice&{key}=hunter2-in-url");
-        run(&[&target, "-t", "1s"], &[])
+        run_kwait(&[&target, "-t", "1s"], &[], LIMIT)
             .expect(2, &[&format!("{key}=***")[..]])
             .expect_no_secret("hunter2-in-url");
     }
@@ -1292,7 +1287,7 @@ fn the_app_does_not_get_the_password() {
         let mut args = vec![&target[..], "-t", "30s"];
         args.extend(exec);
         args.extend(["--", "sh", "-c", "env"]);
-        let done = run(&args, &env);
+        let done = run_kwait(&args, &env, LIMIT);
         done.expect(0, &["ready"]);
         assert!(
             done.stdout.contains("APP_SETTING=kept"),
@@ -1327,7 +1322,11 @@ fn password_in_the_environment_and_in_the_config_is_a_usage_error() {
     );
     let target = format!("kafka://localhost:{}?config={}", front.port(), path(&props));
     let other = "Env-pw-3c8d21";
-    let done = run(&[&target, "-t", "30s"], &[("KWAIT_KAFKA_PASSWORD", other)]);
+    let done = run_kwait(
+        &[&target, "-t", "30s"],
+        &[("KWAIT_KAFKA_PASSWORD", other)],
+        LIMIT,
+    );
     done.expect(
         2,
         &[
@@ -1385,9 +1384,10 @@ fn https_with_a_private_ca() {
     let ca = path(&certs.ca());
     let env = [("SSL_CERT_FILE", ca.as_str())];
     probe(&[&target], &env).expect(0, &["ready: answered 200 OK"]);
-    run(&[&target, "-t", "10s"], &env).expect(0, &["ready after"]);
+    run_kwait(&[&target, "-t", "10s"], &env, LIMIT).expect(0, &["ready after"]);
 
     // An unreadable SSL_CERT_FILE is a usage error naming it.
     let env = [("SSL_CERT_FILE", "/nonexistent/ca.pem")];
-    run(&[&target], &env).expect(2, &["SSL_CERT_FILE=/nonexistent/ca.pem", "cannot read it"]);
+    run_kwait(&[&target], &env, LIMIT)
+        .expect(2, &["SSL_CERT_FILE=/nonexistent/ca.pem", "cannot read it"]);
 }

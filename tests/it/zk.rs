@@ -1,11 +1,12 @@
 //! zk:// readiness and --clean-stale-broker against a real ZooKeeper.
 //!
-//! Every test starts its own ZooKeeper (Debian's 3.8, see peers.rs) on a
-//! free loopback port and stops it by pid. A crashed broker is
-//! tests/helpers/zk_broker.py (kazoo) registering `/brokers/ids/<id>` the way
-//! Kafka does and then being SIGKILLed: its session, and the ephemeral
-//! nodes, outlive it by the 30 s session timeout. What is in ZooKeeper
-//! before and after kwait runs is read with kazoo, never with kwait.
+//! Every test starts its own ZooKeeper (Debian's 3.8, see
+//! peers/zookeeper.rs) on a free loopback port and stops it by pid. A
+//! crashed broker is tests/helpers/zk_broker.py (kazoo) registering
+//! `/brokers/ids/<id>` the way Kafka does and then being SIGKILLed: its
+//! session, and the ephemeral nodes, outlive it by the 30 s session timeout.
+//! What is in ZooKeeper before and after kwait runs is read with kazoo,
+//! never with kwait.
 
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
@@ -13,9 +14,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::peers::{
-    self, four_letter, free_port, kwait, poll_until, zk_broker, zk_broker_registered, zk_create,
-    zk_delete, zk_exists, zk_make_read_only, zk_stat, Certs, Done, Fake, Marker, Running, Stunnel,
-    StunnelConfig, Tansu, TempDir, ZkEnsemble, ZooKeeper,
+    self, four_letter, free_port, kwait_with, poll_until, run_kwait, zk_broker,
+    zk_broker_registered, zk_create, zk_delete, zk_exists, zk_make_read_only, zk_stat, Certs, Dns,
+    Done, Fake, Marker, Running, Stunnel, StunnelConfig, Tansu, TempDir, ZkEnsemble, ZooKeeper,
 };
 
 /// The longest any single kwait run here may take before the test fails.
@@ -25,24 +26,9 @@ const LIMIT: Duration = Duration::from_secs(40);
 // Running kwait
 // ---------------------------------------------------------------------------
 
-/// kwait with `args`, without broker-id variables from the caller's
-/// environment (tests set the ones they mean).
-fn command(args: &[&str]) -> Command {
-    let mut cmd = kwait();
-    cmd.args(args)
-        .env_remove("KAFKA_BROKER_ID")
-        .env_remove("KAFKA_CFG_BROKER_ID");
-    cmd
-}
-
-/// Runs kwait to completion.
-fn run(mut cmd: Command) -> Done {
-    peers::run(&mut cmd, LIMIT)
-}
-
 /// `kwait ARGS -- <marker command>`.
 fn with_command(args: &[&str], marker: &Marker) -> Command {
-    let mut cmd = command(args);
+    let mut cmd = kwait_with(args, &[]);
     cmd.arg("--").args(marker.command());
     cmd
 }
@@ -103,12 +89,12 @@ fn one_member_of_three_answers_ruok_but_is_not_ready() {
     let srvr = four_letter(&addr, "srvr", t).expect("srvr");
     assert!(srvr.contains("not currently serving requests"), "{srvr}");
 
-    let r = run(command(&["probe", &target]));
+    let r = run_kwait(&["probe", &target], &[], LIMIT);
     r.expect(1, &["not ready", "no quorum"]);
 
     let dir = TempDir::new("zk-noquorum");
     let marker = Marker::new(&dir, "ran");
-    let r = run(with_command(&[&target, "-t", "2s"], &marker));
+    let r = peers::run(&mut with_command(&[&target, "-t", "2s"], &marker), LIMIT);
     r.expect(124, &["timed out after 2s", &target]);
     assert!(!marker.ran(), "COMMAND ran without quorum");
     // Still the same: imok, and no session.
@@ -125,7 +111,7 @@ fn chroot_absent_then_present() {
     let hosts = zk.addr();
     let target = format!("zk://{hosts}/kafka");
 
-    let r = run(command(&["probe", &target]));
+    let r = run_kwait(&["probe", &target], &[], LIMIT);
     r.expect(1, &["/kafka does not exist"]);
 
     let dir = TempDir::new("zk-chroot");
@@ -141,16 +127,16 @@ fn chroot_absent_then_present() {
     r.expect(0, &[&format!("{target} ready after")]);
     assert!(marker.ran());
 
-    let r = run(command(&["probe", &target]));
+    let r = run_kwait(&["probe", &target], &[], LIMIT);
     r.expect(0, &[]);
     // The root without the chroot was ready all along.
-    run(command(&["probe", &format!("zk://{hosts}")])).expect(0, &[]);
+    run_kwait(&["probe", &format!("zk://{hosts}")], &[], LIMIT).expect(0, &[]);
 
     // Cleaning works relative to the chroot, like Kafka's zookeeper.connect.
     let chrooted = format!("{hosts}/kafka");
     crashed_broker(&chrooted, 1, &dead_endpoint(), &["--controller"]);
     assert!(zk_exists(&hosts, "/kafka/brokers/ids/1"));
-    let r = run(command(&[&target, "--clean-stale-broker", "1"]));
+    let r = run_kwait(&[&target, "--clean-stale-broker", "1"], &[], LIMIT);
     r.expect(
         0,
         &["removed stale /brokers/ids/1", "removed stale /controller"],
@@ -165,26 +151,25 @@ fn probe_exit_codes() {
     let mut zk = ZooKeeper::start_ready();
     let target = format!("zk://{}", zk.addr());
 
-    let r = run(command(&["probe", &target]));
+    let r = run_kwait(&["probe", &target], &[], LIMIT);
     r.expect(0, &["ready", "session 0x"]);
 
     let refused = format!("zk://127.0.0.1:{}", free_port());
-    let r = run(command(&["probe", &refused]));
+    let r = run_kwait(&["probe", &refused], &[], LIMIT);
     r.expect(1, &["not ready"]);
 
     let silent = Fake::silent();
-    let r = run(command(&[
-        "probe",
-        "-t",
-        "1s",
-        &format!("zk://{}", silent.addr()),
-    ]));
+    let r = run_kwait(
+        &["probe", "-t", "1s", &format!("zk://{}", silent.addr())],
+        &[],
+        LIMIT,
+    );
     r.expect(1, &["not ready"]);
     assert!(silent.connections() >= 1);
 
     let status = zk.stop();
     eprintln!("zookeeper stopped: {status}");
-    let r = run(command(&["probe", &target]));
+    let r = run_kwait(&["probe", &target], &[], LIMIT);
     r.expect(1, &["not ready"]);
 }
 
@@ -197,10 +182,10 @@ fn probe_uses_any_member_of_the_ensemble() {
     let zk = ZooKeeper::start_ready();
     // The wait loop gets there (its second attempt uses the second host).
     let dead_first = format!("zk://127.0.0.1:{},{}", free_port(), zk.addr());
-    run(command(&[&dead_first, "-t", "10s"])).expect(0, &["ready after"]);
+    run_kwait(&[&dead_first, "-t", "10s"], &[], LIMIT).expect(0, &["ready after"]);
     // One probe of the same connect string: the first member is down, the
     // second serves. ZooKeeper clients (and Kafka) use any member that answers.
-    let r = run(command(&["probe", &dead_first]));
+    let r = run_kwait(&["probe", &dead_first], &[], LIMIT);
     r.expect(0, &["ready", "session 0x"]);
 }
 
@@ -226,10 +211,13 @@ fn stale_registration_removed_before_the_session_expires() {
 
     let dir = TempDir::new("zk-stale");
     let marker = Marker::new(&dir, "ran");
-    let r = run(with_command(
-        &[&format!("zk://{hosts}"), "--clean-stale-broker", "1"],
-        &marker,
-    ));
+    let r = peers::run(
+        &mut with_command(
+            &[&format!("zk://{hosts}"), "--clean-stale-broker", "1"],
+            &marker,
+        ),
+        LIMIT,
+    );
     let since_kill = killed.elapsed();
     r.expect(
         0,
@@ -302,10 +290,13 @@ fn live_registration_is_refused() {
 
     let dir = TempDir::new("zk-live");
     let marker = Marker::new(&dir, "ran");
-    let r = run(with_command(
-        &[&format!("zk://{hosts}"), "--clean-stale-broker", "1"],
-        &marker,
-    ));
+    let r = peers::run(
+        &mut with_command(
+            &[&format!("zk://{hosts}"), "--clean-stale-broker", "1"],
+            &marker,
+        ),
+        LIMIT,
+    );
     r.expect(1, &["a live broker holds id 1", &endpoint]);
     assert!(!marker.ran(), "COMMAND ran");
     assert_eq!(zk_stat(&hosts, &ids(1)), Some(before));
@@ -323,16 +314,19 @@ fn silent_endpoint_is_refused() {
 
     let dir = TempDir::new("zk-silent");
     let marker = Marker::new(&dir, "ran");
-    let r = run(with_command(
-        &[
-            &format!("zk://{hosts}"),
-            "--clean-stale-broker",
-            "1",
-            "--attempt-timeout",
-            "1s",
-        ],
-        &marker,
-    ));
+    let r = peers::run(
+        &mut with_command(
+            &[
+                &format!("zk://{hosts}"),
+                "--clean-stale-broker",
+                "1",
+                "--attempt-timeout",
+                "1s",
+            ],
+            &marker,
+        ),
+        LIMIT,
+    );
     r.expect(
         1,
         &[
@@ -356,10 +350,13 @@ fn dry_run_then_one_shot_then_nothing_to_do() {
 
     let dir = TempDir::new("zk-dry");
     let marker = Marker::new(&dir, "ran");
-    let r = run(with_command(
-        &[&target, "--clean-stale-broker", "1", "--dry-run"],
-        &marker,
-    ));
+    let r = peers::run(
+        &mut with_command(
+            &[&target, "--clean-stale-broker", "1", "--dry-run"],
+            &marker,
+        ),
+        LIMIT,
+    );
     r.expect(
         0,
         &[
@@ -373,7 +370,7 @@ fn dry_run_then_one_shot_then_nothing_to_do() {
     assert_eq!(zk_stat(&hosts, "/controller"), Some(controller));
 
     // No COMMAND: the one-line zk-cleaner service.
-    let r = run(command(&[&target, "--clean-stale-broker", "1"]));
+    let r = run_kwait(&[&target, "--clean-stale-broker", "1"], &[], LIMIT);
     r.expect(
         0,
         &["removed stale /brokers/ids/1", "removed stale /controller"],
@@ -382,7 +379,7 @@ fn dry_run_then_one_shot_then_nothing_to_do() {
     assert!(!zk_exists(&hosts, "/controller"));
     assert!(zk_exists(&hosts, "/controller_epoch"));
 
-    let r = run(command(&[&target, "--clean-stale-broker", "1"]));
+    let r = run_kwait(&[&target, "--clean-stale-broker", "1"], &[], LIMIT);
     r.expect(0, &["no registration at /brokers/ids/1: nothing to clean"]);
 }
 
@@ -395,11 +392,11 @@ fn controller_of_another_session_is_left_alone() {
     let controller = zk_stat(&hosts, "/controller").expect("controller");
     crashed_broker(&hosts, 1, &dead_endpoint(), &[]);
 
-    let r = run(command(&[
-        &format!("zk://{hosts}"),
-        "--clean-stale-broker",
-        "1",
-    ]));
+    let r = run_kwait(
+        &[&format!("zk://{hosts}"), "--clean-stale-broker", "1"],
+        &[],
+        LIMIT,
+    );
     r.expect(0, &["removed stale /brokers/ids/1"]);
     assert!(!r.stderr.contains("/controller"), "{}", r.stderr);
     assert!(!zk_exists(&hosts, &ids(1)));
@@ -424,20 +421,20 @@ fn what_it_does_not_understand_is_refused() {
 
     let dir = TempDir::new("zk-refuse");
     let marker = Marker::new(&dir, "ran");
-    let r = run(with_command(
-        &[&target, "--clean-stale-broker", "2"],
-        &marker,
-    ));
+    let r = peers::run(
+        &mut with_command(&[&target, "--clean-stale-broker", "2"], &marker),
+        LIMIT,
+    );
     r.expect(1, &["/brokers/ids/2 is a persistent znode", "refusing"]);
     assert_eq!(zk_stat(&hosts, &ids(2)), Some(persistent));
 
     for id in [3, 4] {
         let before = zk_stat(&hosts, &ids(id)).expect("registered");
         assert!(before.owner != 0);
-        let r = run(with_command(
-            &[&target, "--clean-stale-broker", &id.to_string()],
-            &marker,
-        ));
+        let r = peers::run(
+            &mut with_command(&[&target, "--clean-stale-broker", &id.to_string()], &marker),
+            LIMIT,
+        );
         r.expect(
             1,
             &[&format!(
@@ -451,10 +448,10 @@ fn what_it_does_not_understand_is_refused() {
     crashed_broker(&hosts, 5, &dead_endpoint(), &[]);
     let before = zk_stat(&hosts, &ids(5)).expect("registered");
     zk_make_read_only(&hosts, "/brokers/ids");
-    let r = run(with_command(
-        &[&target, "--clean-stale-broker", "5"],
-        &marker,
-    ));
+    let r = peers::run(
+        &mut with_command(&[&target, "--clean-stale-broker", "5"], &marker),
+        LIMIT,
+    );
     r.expect(
         1,
         &["refused to delete /brokers/ids/5 (NoAuth)", "ACL-protected"],
@@ -494,7 +491,7 @@ fn auto_without_an_id_is_a_usage_error() {
         if let Some(id) = env {
             cmd.env("KAFKA_BROKER_ID", id);
         }
-        let r = run(cmd);
+        let r = peers::run(&mut cmd, LIMIT);
         r.expect(2, &[needle]);
         assert!(
             r.elapsed < Duration::from_secs(5),
@@ -525,44 +522,50 @@ fn auto_reads_the_environment_and_server_properties() {
     .unwrap();
     let props = props.to_string_lossy().into_owned();
 
-    let mut cmd = command(&[&target, "--clean-stale-broker", "auto"]);
+    let mut cmd = kwait_with::<&str>(&[&target, "--clean-stale-broker", "auto"], &[]);
     cmd.env("KAFKA_BROKER_ID", "1");
-    run(cmd).expect(0, &["removed stale /brokers/ids/1"]);
+    peers::run(&mut cmd, LIMIT).expect(0, &["removed stale /brokers/ids/1"]);
     assert!(!zk_exists(&hosts, &ids(1)));
     assert!(zk_exists(&hosts, &ids(2)) && zk_exists(&hosts, &ids(3)));
 
     // An empty KAFKA_BROKER_ID, as compose's `${KAFKA_BROKER_ID}` of an
     // unset variable gives, is unset (it was once "'' is not a broker id").
-    let mut cmd = command(&[&target, "--clean-stale-broker", "auto"]);
+    let mut cmd = kwait_with::<&str>(&[&target, "--clean-stale-broker", "auto"], &[]);
     cmd.env("KAFKA_BROKER_ID", "")
         .env("KAFKA_CFG_BROKER_ID", "2");
-    run(cmd).expect(0, &["removed stale /brokers/ids/2"]);
+    peers::run(&mut cmd, LIMIT).expect(0, &["removed stale /brokers/ids/2"]);
     assert!(!zk_exists(&hosts, &ids(2)));
     assert!(zk_exists(&hosts, &ids(3)));
 
     // Both empty: server.properties decides.
-    let mut cmd = command(&[
-        &target,
-        "--clean-stale-broker",
-        "auto",
-        "--server-properties",
-        &props,
-    ]);
+    let mut cmd = kwait_with::<&str>(
+        &[
+            &target,
+            "--clean-stale-broker",
+            "auto",
+            "--server-properties",
+            &props,
+        ],
+        &[],
+    );
     cmd.env("KAFKA_BROKER_ID", "")
         .env("KAFKA_CFG_BROKER_ID", "");
-    run(cmd).expect(0, &["removed stale /brokers/ids/3"]);
+    peers::run(&mut cmd, LIMIT).expect(0, &["removed stale /brokers/ids/3"]);
     assert!(!zk_exists(&hosts, &ids(3)));
     assert!(zk_exists(&hosts, &ids(4)), "the first broker.id won");
 
     std::fs::write(dir.path().join("server.properties"), "broker.id:4\n").unwrap();
-    let cmd = command(&[
-        &target,
-        "--clean-stale-broker",
-        "auto",
-        "--server-properties",
-        &props,
-    ]);
-    run(cmd).expect(0, &["removed stale /brokers/ids/4"]);
+    let mut cmd = kwait_with::<&str>(
+        &[
+            &target,
+            "--clean-stale-broker",
+            "auto",
+            "--server-properties",
+            &props,
+        ],
+        &[],
+    );
+    peers::run(&mut cmd, LIMIT).expect(0, &["removed stale /brokers/ids/4"]);
     assert!(!zk_exists(&hosts, &ids(4)));
 }
 
@@ -604,12 +607,11 @@ fn registration_time_beyond_year_9999_is_shown_as_written() {
     let data = registration(&[quoted(&endpoint)], r#""999999999999999999""#);
     crashed_broker(&hosts, 1, &endpoint, &["--data", &data]);
     // humantime formats up to year 9999; this is about year 31 690 000.
-    let r = run(command(&[
-        &target,
-        "--clean-stale-broker",
-        "1",
-        "--dry-run",
-    ]));
+    let r = run_kwait(
+        &[&target, "--clean-stale-broker", "1", "--dry-run"],
+        &[],
+        LIMIT,
+    );
     r.expect(
         0,
         &[
@@ -617,7 +619,7 @@ fn registration_time_beyond_year_9999_is_shown_as_written() {
             "registered at timestamp 999999999999999999",
         ],
     );
-    let r = run(command(&[&target, "--clean-stale-broker", "1"]));
+    let r = run_kwait(&[&target, "--clean-stale-broker", "1"], &[], LIMIT);
     r.expect(
         0,
         &[
@@ -661,7 +663,7 @@ fn znode_text_reaches_the_log_on_one_bounded_line() {
         if dry_run {
             args.push("--dry-run");
         }
-        let r = run(command(&args));
+        let r = run_kwait(&args, &[], LIMIT);
         r.expect(
             0,
             &[
@@ -686,7 +688,7 @@ fn more_endpoints_than_listeners_are_refused_unprobed() {
     let sixteen: Vec<String> = (0..16).map(|_| quoted(&dead_endpoint())).collect();
     let data = registration(&sixteen, r#""1700000000000""#);
     crashed_broker(&hosts, 1, &dead_endpoint(), &["--data", &data]);
-    run(command(&[&target, "--clean-stale-broker", "1"]))
+    run_kwait(&[&target, "--clean-stale-broker", "1"], &[], LIMIT)
         .expect(0, &["removed stale /brokers/ids/1"]);
     assert!(!zk_exists(&hosts, &ids(1)));
 
@@ -699,7 +701,7 @@ fn more_endpoints_than_listeners_are_refused_unprobed() {
         let data = registration(endpoints, r#""1700000000000""#);
         crashed_broker(&hosts, 2, &dead_endpoint(), &["--data", &data]);
         let before = zk_stat(&hosts, &ids(2)).expect("registered");
-        let r = run(command(&[&target, "--clean-stale-broker", "2"]));
+        let r = run_kwait(&[&target, "--clean-stale-broker", "2"], &[], LIMIT);
         r.expect(
             1,
             &[
@@ -756,7 +758,11 @@ fn tls_registration_is_probed_over_tls() {
     // A Kafka broker answers ApiVersions there over TLS (spoken plainly, a
     // TLS listener would not answer Kafka: "something accepts", not this).
     for (id, endpoint) in [(1, &ssl), (2, &internal)] {
-        let r = run(command(&[&target, "--clean-stale-broker", &id.to_string()]));
+        let r = run_kwait(
+            &[&target, "--clean-stale-broker", &id.to_string()],
+            &[],
+            LIMIT,
+        );
         r.expect(1, &[&format!("a live broker holds id {id}"), endpoint]);
     }
     assert_eq!(zk_stat(&hosts, &ids(1)), one);
@@ -766,7 +772,7 @@ fn tls_registration_is_probed_over_tls() {
     // The broker goes, its TLS front stays: something still completes TLS
     // handshakes there, and kwait cannot prove the broker dead.
     tansu.stop();
-    let r = run(command(&[&target, "--clean-stale-broker", "1"]));
+    let r = run_kwait(&[&target, "--clean-stale-broker", "1"], &[], LIMIT);
     r.expect(
         1,
         &[
@@ -778,7 +784,7 @@ fn tls_registration_is_probed_over_tls() {
 
     // Nothing at all there any more: stale.
     tls.stop();
-    let r = run(command(&[&target, "--clean-stale-broker", "1"]));
+    let r = run_kwait(&[&target, "--clean-stale-broker", "1"], &[], LIMIT);
     r.expect(
         0,
         &[
@@ -787,7 +793,7 @@ fn tls_registration_is_probed_over_tls() {
             "removed stale /controller",
         ],
     );
-    let r = run(command(&[&target, "--clean-stale-broker", "2"]));
+    let r = run_kwait(&[&target, "--clean-stale-broker", "2"], &[], LIMIT);
     r.expect(0, &["removed stale /brokers/ids/2", &internal]);
     assert!(!zk_exists(&hosts, &ids(1)) && !zk_exists(&hosts, &ids(2)));
 }
@@ -817,7 +823,11 @@ fn mtls_registration_is_not_deleted() {
         let endpoint = format!("SSL://localhost:{}", tls.port());
         crashed_broker(&hosts, id, &endpoint, &[]);
         let before = zk_stat(&hosts, &ids(id)).expect("registered");
-        let r = run(command(&[&target, "--clean-stale-broker", &id.to_string()]));
+        let r = run_kwait(
+            &[&target, "--clean-stale-broker", &id.to_string()],
+            &[],
+            LIMIT,
+        );
         r.expect(
             1,
             &[
@@ -988,10 +998,10 @@ fn cleaning_under_a_chroot_kafka_has_not_created_yet() {
     let dir = TempDir::new("zk-fresh-chroot");
 
     let marker = Marker::new(&dir, "fresh");
-    let r = run(with_command(
-        &[&target, "--clean-stale-broker", "1", "-t", "5s"],
-        &marker,
-    ));
+    let r = peers::run(
+        &mut with_command(&[&target, "--clean-stale-broker", "1", "-t", "5s"], &marker),
+        LIMIT,
+    );
     r.expect(
         0,
         &[
@@ -1008,7 +1018,7 @@ fn cleaning_under_a_chroot_kafka_has_not_created_yet() {
     // Without cleaning, the chroot is still waited for; the reason reads as
     // one sentence with one fix.
     let marker = Marker::new(&dir, "plain");
-    let r = run(with_command(&[&target, "-t", "1s"], &marker));
+    let r = peers::run(&mut with_command(&[&target, "-t", "1s"], &marker), LIMIT);
     r.expect(
         124,
         &["the chroot /kafka does not exist yet: Kafka creates it on its first start"],
@@ -1019,7 +1029,7 @@ fn cleaning_under_a_chroot_kafka_has_not_created_yet() {
 
     // The chroot exists, /brokers not yet (Kafka is creating it).
     zk_create(&hosts, "/kafka", "");
-    let r = run(command(&[&target, "--clean-stale-broker", "1"]));
+    let r = run_kwait(&[&target, "--clean-stale-broker", "1"], &[], LIMIT);
     r.expect(
         0,
         &["no registration at /kafka/brokers/ids/1: nothing to clean"],
@@ -1029,10 +1039,10 @@ fn cleaning_under_a_chroot_kafka_has_not_created_yet() {
     // Kafka starts.
     crashed_broker(&format!("{hosts}/kafka"), 1, &dead_endpoint(), &[]);
     let marker = Marker::new(&dir, "stale");
-    let r = run(with_command(
-        &[&target, "--clean-stale-broker", "1"],
-        &marker,
-    ));
+    let r = peers::run(
+        &mut with_command(&[&target, "--clean-stale-broker", "1"], &marker),
+        LIMIT,
+    );
     r.expect(0, &["removed stale /brokers/ids/1", "COMMAND started"]);
     assert!(marker.ran());
     assert!(!zk_exists(&hosts, "/kafka/brokers/ids/1"));
@@ -1048,7 +1058,7 @@ fn a_root_without_brokers_hints_at_a_chroot() {
     let target = format!("zk://{hosts}");
     crashed_broker(&format!("{hosts}/kafka"), 1, &dead_endpoint(), &[]);
 
-    let r = run(command(&[&target, "--clean-stale-broker", "1"]));
+    let r = run_kwait(&[&target, "--clean-stale-broker", "1"], &[], LIMIT);
     r.expect(
         0,
         &[
@@ -1062,17 +1072,21 @@ fn a_root_without_brokers_hints_at_a_chroot() {
 
     // A root that does have /brokers: nothing to hint at.
     zk_create(&hosts, "/brokers/ids", "");
-    let r = run(command(&[&target, "--clean-stale-broker", "1"]));
+    let r = run_kwait(&[&target, "--clean-stale-broker", "1"], &[], LIMIT);
     r.expect(0, &["no registration at /brokers/ids/1: nothing to clean"]);
     assert!(!r.stderr.contains("warning"), "{}", r.stderr);
 
     // An empty ZooKeeper (only its own /zookeeper): nothing to hint at.
     let empty = ZooKeeper::start_ready();
-    let r = run(command(&[
-        &format!("zk://{}", empty.addr()),
-        "--clean-stale-broker",
-        "1",
-    ]));
+    let r = run_kwait(
+        &[
+            &format!("zk://{}", empty.addr()),
+            "--clean-stale-broker",
+            "1",
+        ],
+        &[],
+        LIMIT,
+    );
     r.expect(0, &["no registration at /brokers/ids/1: nothing to clean"]);
     assert!(!r.stderr.contains("warning"), "{}", r.stderr);
 }
@@ -1121,11 +1135,11 @@ fn unreadable_controller_is_left_with_a_warning() {
     crashed_broker(&hosts, 1, &dead_endpoint(), &["--controller"]);
     assert_eq!(kazoo_acl(&hosts, "unreadable", "/controller"), "unreadable");
 
-    let r = run(command(&[
-        &format!("zk://{hosts}"),
-        "--clean-stale-broker",
-        "1",
-    ]));
+    let r = run_kwait(
+        &[&format!("zk://{hosts}"), "--clean-stale-broker", "1"],
+        &[],
+        LIMIT,
+    );
     r.expect(
         0,
         &[
@@ -1142,80 +1156,10 @@ fn unreadable_controller_is_left_with_a_warning() {
     );
 }
 
-/// A DNS server on a loopback address of its own, port 53: NXDOMAIN for
-/// names with a label `gone`, SERVFAIL (which resolvers report as a
-/// temporary failure, EAI_AGAIN) for `flaky`, no answer at all for `slow`.
-struct FakeDns {
-    ip: std::net::Ipv4Addr,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl FakeDns {
-    fn start() -> FakeDns {
-        use std::sync::atomic::{AtomicBool, Ordering};
-        let seed = std::process::id() ^ Instant::now().elapsed().subsec_nanos();
-        let mut socket = None;
-        for i in 0..50u32 {
-            let n = seed.wrapping_add(i.wrapping_mul(7919));
-            let ip = std::net::Ipv4Addr::new(127, 53, (n >> 8) as u8, (n as u8).max(1));
-            if let Ok(s) = std::net::UdpSocket::bind((ip, 53)) {
-                socket = Some((s, ip));
-                break;
-            }
-        }
-        let (socket, ip) = socket.expect("bind a fake DNS server on 127.53.x.y:53 (root?)");
-        socket
-            .set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        let stop = std::sync::Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 512];
-            while !stopped.load(Ordering::SeqCst) {
-                let Ok((n, from)) = socket.recv_from(&mut buf) else {
-                    continue;
-                };
-                let query = &buf[..n];
-                // The question: labels up to the root, then type and class.
-                let mut end = 12;
-                while end < n && query[end] != 0 {
-                    end += 1 + query[end] as usize;
-                }
-                let end = (end + 5).min(n);
-                if n < 12 || end > n {
-                    continue;
-                }
-                let question = &query[12..end];
-                let has = |label: &[u8]| question.windows(label.len()).any(|w| w == label);
-                let rcode = if has(b"\x04gone") {
-                    3
-                } else if has(b"\x05flaky") {
-                    2
-                } else {
-                    continue;
-                };
-                let mut reply = query[..2].to_vec();
-                reply.push(0x80 | (query[2] & 0x01)); // QR, RD as asked
-                reply.push(0x80 | rcode); // RA, the answer
-                reply.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
-                reply.extend_from_slice(question);
-                let _ = socket.send_to(&reply, from);
-            }
-        });
-        FakeDns { ip, stop }
-    }
-}
-
-impl Drop for FakeDns {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
 /// `kwait ARGS` in a mount namespace of its own whose /etc/resolv.conf
 /// names only `dns`.
-fn with_resolver(dns: &FakeDns, dir: &TempDir, args: &[&str]) -> Command {
-    let mut cmd = peers::kwait_with_resolver(dns.ip, "timeout:1 attempts:1", None, dir);
+fn with_resolver(dns: &Dns, dir: &TempDir, args: &[&str]) -> Command {
+    let mut cmd = peers::kwait_with_resolver(dns.ip(), "timeout:1 attempts:1", None, dir);
     cmd.args(args);
     cmd
 }
@@ -1229,7 +1173,7 @@ fn endpoint_names_dns_cannot_answer_are_not_deleted() {
     let zk = ZooKeeper::start_ready();
     let hosts = zk.addr();
     let target = format!("zk://{hosts}");
-    let dns = FakeDns::start();
+    let dns = Dns::start();
     let dir = TempDir::new("zk-dns");
     crashed_broker(&hosts, 1, "PLAINTEXT://kafka-1.flaky.test:9092", &[]);
     crashed_broker(&hosts, 2, "PLAINTEXT://kafka-2.slow.test:9092", &[]);
@@ -1259,7 +1203,7 @@ fn endpoint_names_dns_cannot_answer_are_not_deleted() {
             "--attempt-timeout",
             attempt_timeout,
         ];
-        let r = run(with_resolver(&dns, &dir, &args));
+        let r = peers::run(&mut with_resolver(&dns, &dir, &args), LIMIT);
         r.expect(
             1,
             &[
@@ -1275,7 +1219,7 @@ fn endpoint_names_dns_cannot_answer_are_not_deleted() {
     }
 
     let args = [target.as_str(), "--clean-stale-broker", "3"];
-    let r = run(with_resolver(&dns, &dir, &args));
+    let r = peers::run(&mut with_resolver(&dns, &dir, &args), LIMIT);
     r.expect(
         0,
         &[
@@ -1299,7 +1243,7 @@ fn a_port_that_is_not_zookeeper_says_so() {
     let huge = Fake::huge_length();
     let cut = Fake::reset_mid_frame();
     for addr in [tansu.addr(), garbage.addr(), huge.addr(), cut.addr()] {
-        let r = run(command(&["probe", "-t", "2s", &format!("zk://{addr}")]));
+        let r = run_kwait(&["probe", "-t", "2s", &format!("zk://{addr}")], &[], LIMIT);
         r.expect(
             1,
             &[&format!(
@@ -1311,12 +1255,11 @@ fn a_port_that_is_not_zookeeper_says_so() {
     }
     // A port that closes at once: ZooKeeper without quorum does that too.
     let closing = Fake::closing();
-    let r = run(command(&[
-        "probe",
-        "-t",
-        "2s",
-        &format!("zk://{}", closing.addr()),
-    ]));
+    let r = run_kwait(
+        &["probe", "-t", "2s", &format!("zk://{}", closing.addr())],
+        &[],
+        LIMIT,
+    );
     r.expect(
         1,
         &["connection closed at the session request: no quorum yet"],

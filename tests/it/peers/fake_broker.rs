@@ -1,12 +1,14 @@
-//! What no real test broker shows on demand, from a small fake Kafka broker
-//! (ApiVersions v0-v3, Metadata v0-v8): the client software name and version
-//! kwait announces (KIP-511), and a cluster without an active controller.
+//! Small fake Kafka brokers for what no real test broker shows on demand
+//! (ApiVersions and Metadata only, request header v0-v2, response header
+//! v0): [`FakeBroker`] records the client software name and version kwait
+//! announces (KIP-511) and can show no active controller; [`Kip511Broker`]
+//! answers ApiVersions v3 the way Kafka 2.1-2.3 brokers do.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::thread;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
@@ -16,11 +18,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
-use crate::peers::{self, kwait_with};
-
-const LIMIT: Duration = Duration::from_secs(30);
-
-struct FakeBroker {
+pub struct FakeBroker {
     addr: String,
     /// (client software name, version) of every ApiVersions v3+ request.
     clients: Arc<Mutex<Vec<(String, String)>>>,
@@ -33,7 +31,7 @@ struct FakeBroker {
 impl FakeBroker {
     /// Answers with `controller` as the controller id until `after` Metadata
     /// answers were given, then with its own id, 1.
-    fn start(controller: i32, after: usize) -> FakeBroker {
+    pub fn start(controller: i32, after: usize) -> FakeBroker {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("local_addr").port();
         let fake = FakeBroker {
@@ -47,15 +45,30 @@ impl FakeBroker {
             fake.controller.clone(),
             fake.metadata.clone(),
         );
-        std::thread::spawn(move || {
+        thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let (clients, ctl, count) = (clients.clone(), ctl.clone(), count.clone());
-                std::thread::spawn(move || {
+                thread::spawn(move || {
                     serve(stream, port, &clients, &ctl, &count, after);
                 });
             }
         });
         fake
+    }
+
+    /// "127.0.0.1:PORT".
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// (client software name, version) of every ApiVersions v3+ request so far.
+    pub fn clients(&self) -> Vec<(String, String)> {
+        self.clients.lock().unwrap().clone()
+    }
+
+    /// Metadata answers given so far.
+    pub fn metadata_answers(&self) -> usize {
+        self.metadata.load(Ordering::SeqCst)
     }
 }
 
@@ -144,42 +157,87 @@ pub fn write_response(s: &mut TcpStream, correlation: &[u8], body: &[u8]) -> boo
     s.write_all(&frame).is_ok()
 }
 
-/// KIP-511: kwait names itself and its version in ApiVersions v3, so a
-/// broker's metrics and logs show who is asking.
-#[test]
-fn apiversions_names_kwait_and_its_version() {
-    let broker = FakeBroker::start(1, 0);
-    let target = format!("kafka://{}", broker.addr);
-    peers::run(&mut kwait_with(&["probe", &target], &[]), LIMIT)
-        .expect(0, &["ready: 1 broker (1), controller 1"]);
-    let clients = broker.clients.lock().unwrap().clone();
-    assert!(!clients.is_empty(), "no ApiVersions v3 request seen");
-    for (name, version) in clients {
-        assert_eq!(name, "kwait");
-        assert_eq!(version, env!("CARGO_PKG_VERSION"));
+/// A broker that knows ApiVersions v0-v2 only: it answers v3 with error 35
+/// (UNSUPPORTED_VERSION) and a v0 body listing that range, as Kafka 2.1-2.3
+/// do; Metadata v0-v8 shows itself, broker 1, as the controller.
+pub struct Kip511Broker {
+    addr: String,
+    seen: Arc<Mutex<Vec<i16>>>,
+}
+
+impl Kip511Broker {
+    pub fn start() -> Kip511Broker {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("local_addr");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let log = log.clone();
+                thread::spawn(move || kip511_serve(stream, addr.port(), &log));
+            }
+        });
+        Kip511Broker {
+            addr: addr.to_string(),
+            seen,
+        }
+    }
+
+    /// "127.0.0.1:PORT".
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// The ApiVersions versions asked so far, in order.
+    pub fn api_versions_seen(&self) -> Vec<i16> {
+        self.seen.lock().unwrap().clone()
     }
 }
 
-/// Metadata with controller id -1 (an election in progress): not ready,
-/// and the reason says so; once a controller shows, waiting ends.
-#[test]
-fn no_active_controller_is_not_ready() {
-    let broker = FakeBroker::start(-1, usize::MAX);
-    let target = format!("kafka://{}", broker.addr);
-    peers::run(&mut kwait_with(&["probe", &target], &[]), LIMIT).expect(
-        1,
-        &[
-            "no active controller yet (Metadata from ",
-            "controller id -1",
-        ],
-    );
-
-    let broker = FakeBroker::start(-1, 3);
-    let target = format!("kafka://{}", broker.addr);
-    let waited = peers::run(&mut kwait_with(&[&target, "-t", "10s"], &[]), LIMIT);
-    waited.expect(0, &["ready after", "controller 1"]);
-    assert!(
-        broker.metadata.load(Ordering::SeqCst) > 3,
-        "ready before a controller was shown"
-    );
+fn kip511_serve(mut s: TcpStream, port: u16, seen: &Mutex<Vec<i16>>) {
+    let range = |key: ApiKey, min: i16, max: i16| {
+        ApiVersion::default()
+            .with_api_key(key as i16)
+            .with_min_version(min)
+            .with_max_version(max)
+    };
+    while let Some(request) = read_request(&mut s) {
+        let key = i16::from_be_bytes([request[0], request[1]]);
+        let version = i16::from_be_bytes([request[2], request[3]]);
+        let correlation = &request[4..8];
+        let mut body = BytesMut::new();
+        if key == ApiKey::ApiVersions as i16 {
+            seen.lock().unwrap().push(version);
+            if version > 2 {
+                // Error 35 with the v0 body: the range of ApiVersions known.
+                body.extend_from_slice(&35i16.to_be_bytes());
+                body.extend_from_slice(&1i32.to_be_bytes());
+                for v in [ApiKey::ApiVersions as i16, 0, 2] {
+                    body.extend_from_slice(&v.to_be_bytes());
+                }
+            } else {
+                ApiVersionsResponse::default()
+                    .with_api_keys(vec![
+                        range(ApiKey::ApiVersions, 0, 2),
+                        range(ApiKey::Metadata, 0, 8),
+                    ])
+                    .encode(&mut body, version)
+                    .expect("encode ApiVersions");
+            }
+        } else if key == ApiKey::Metadata as i16 && version <= 8 {
+            MetadataResponse::default()
+                .with_brokers(vec![MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(1))
+                    .with_host(StrBytes::from_static_str("127.0.0.1"))
+                    .with_port(i32::from(port))])
+                .with_controller_id(BrokerId(1))
+                .encode(&mut body, version)
+                .expect("encode Metadata");
+        } else {
+            return;
+        }
+        if !write_response(&mut s, correlation, &body) {
+            return;
+        }
+    }
 }
