@@ -59,7 +59,7 @@ struct Cli {
 
     /// What to wait for; all at once. Also KWAIT_TARGETS (whitespace-separated)
     #[arg(value_name = "TARGET")]
-    targets: Vec<Target>,
+    targets: Vec<String>,
 
     #[command(flatten)]
     common: Common,
@@ -143,7 +143,7 @@ enum Mode {
 struct ProbeArgs {
     /// What to check
     #[arg(value_name = "TARGET")]
-    targets: Vec<Target>,
+    targets: Vec<String>,
 
     /// Nothing: a probe runs no COMMAND (refused with a message)
     #[arg(last = true, hide = true)]
@@ -206,6 +206,8 @@ pub struct Wait {
 pub struct Probe {
     pub targets: Vec<Target>,
     pub timeout: Duration,
+    /// As [`Wait::warnings`].
+    pub warnings: Vec<String>,
 }
 
 /// A parse that did not produce a plan: help or version text to print
@@ -323,7 +325,30 @@ pub fn parse<I: IntoIterator<Item = OsString>>(
     }
     let cli = Cli::try_parse_from(&full).map_err(|err| stop(&err, &from_env, probing))?;
     set_level(&cli.common);
+    let help = if probing {
+        "kwait probe --help"
+    } else {
+        "kwait --help"
+    };
+    let mut warnings = Vec::new();
+    // Targets are parsed here, not by clap: once, with their warnings
+    // returned rather than printed from inside a value parser.
+    let parse_targets = |raw: &[String], warnings: &mut Vec<String>| {
+        raw.iter()
+            .map(|t| {
+                if probing && t == "probe" {
+                    // `kwait tcp://b:1 probe`.
+                    return Err(Stop::ProbeUsage(
+                        "'probe' must come first: kwait probe [OPTIONS] TARGET... (see kwait probe --help)"
+                            .into(),
+                    ));
+                }
+                Target::parse(t, warnings).map_err(|e| usage(one_line(&e, help)))
+            })
+            .collect::<Result<Vec<Target>, Stop>>()
+    };
     if let Some(Mode::Probe(args)) = cli.probe {
+        let targets = parse_targets(&args.targets, &mut warnings)?;
         if !args.command.is_empty() {
             return Err(usage(
                 "kwait probe runs no COMMAND: it checks each TARGET once and exits 0 or 1 \
@@ -331,7 +356,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(
                     .into(),
             ));
         }
-        if args.targets.is_empty() {
+        if targets.is_empty() {
             let hint = if var("KWAIT_TARGETS")?.is_some() {
                 " (kwait probe does not read KWAIT_TARGETS: a health check names what it checks)"
             } else {
@@ -354,17 +379,17 @@ pub fn parse<I: IntoIterator<Item = OsString>>(
             )));
         }
         return Ok(Plan::Probe(Probe {
-            targets: args.targets,
+            targets,
             timeout,
+            warnings,
         }));
     }
 
-    let mut warnings = Vec::new();
-    let mut targets = cli.targets;
+    let mut targets = parse_targets(&cli.targets, &mut warnings)?;
     if let Some(list) = var("KWAIT_TARGETS")? {
         if targets.is_empty() {
             for word in list.split_whitespace() {
-                targets.push(word.parse().map_err(|e: String| {
+                targets.push(Target::parse(word, &mut warnings).map_err(|e: String| {
                     let hint = if word.matches("://").count() > 1 && word.contains(',') {
                         " (separate targets with spaces, not commas)"
                     } else {
@@ -553,7 +578,7 @@ fn stop(err: &clap::Error, from_env: &[(&str, String)], probing: bool) -> Stop {
         );
     }
     let mut message = one_line(
-        &target_error(err).unwrap_or_else(|| err.to_string()),
+        &err.to_string(),
         if probing {
             "kwait probe --help"
         } else {
@@ -571,21 +596,6 @@ fn stop(err: &clap::Error, from_env: &[(&str, String)], probing: bool) -> Stop {
         Stop::ProbeUsage(message)
     } else {
         Stop::Usage(message)
-    }
-}
-
-/// A bad TARGET's own error, which names the target itself ("target 'X':
-/// ..."), without clap's "invalid value 'X' for '[TARGET]...': " before it.
-fn target_error(err: &clap::Error) -> Option<String> {
-    use std::error::Error as _;
-    if err.kind() != ErrorKind::ValueValidation {
-        return None;
-    }
-    match err.get(ContextKind::InvalidArg) {
-        Some(ContextValue::String(arg)) if arg.contains("TARGET") => {
-            err.source().map(|e| e.to_string())
-        }
-        _ => None,
     }
 }
 

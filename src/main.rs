@@ -59,6 +59,9 @@ fn main() -> ExitCode {
             // A probe is a short-lived child of Docker or the kubelet: the
             // default signal behaviour is what it should have.
             let _ = signals.restore_mask();
+            for warning in &plan.warnings {
+                warning!("{warning}");
+            }
             probe_once(plan)
         }
         Err(Stop::Print(text)) => {

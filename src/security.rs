@@ -12,8 +12,6 @@ use std::fmt;
 use std::io::Read;
 use std::path::Path;
 
-use crate::log::warning;
-
 /// The environment variable holding the SASL password.
 pub const PASSWORD_ENV: &str = "KWAIT_KAFKA_PASSWORD";
 
@@ -158,7 +156,13 @@ pub const PARAMS: [&str; 9] = [
 ///
 /// Like the Java client, kwait reads the `ssl.*` keys only when TLS is on and
 /// the `sasl.*` keys only when SASL is; otherwise they are listed as ignored.
-pub fn resolve(params: &[(String, String)], what: &str) -> Result<Security, String> {
+/// What the settings leave unsafe or unread goes into `warnings`, for the
+/// caller to print once.
+pub fn resolve(
+    params: &[(String, String)],
+    what: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Security, String> {
     let get = |key: &str| {
         params
             .iter()
@@ -202,7 +206,7 @@ pub fn resolve(params: &[(String, String)], what: &str) -> Result<Security, Stri
         None => protocol_tls || implied.is_some(),
     };
     let tls = if tls_on {
-        Some(tls_config(&get, &props, what)?)
+        Some(tls_config(&get, &props, what, warnings)?)
     } else {
         None
     };
@@ -213,7 +217,7 @@ pub fn resolve(params: &[(String, String)], what: &str) -> Result<Security, Stri
     } else {
         None
     };
-    props.warn_ignored(what, tls_on, sasl_on);
+    props.warn_ignored(what, tls_on, sasl_on, warnings);
     Ok(Security { tls, sasl })
 }
 
@@ -224,6 +228,7 @@ fn tls_config<'a>(
     _: &impl Fn(&str) -> Option<&'a str>,
     _: &Properties,
     what: &str,
+    _: &mut Vec<String>,
 ) -> Result<crate::tls::Config, String> {
     Err(format!("{what}: {}", crate::tls::MISSING))
 }
@@ -234,6 +239,7 @@ fn tls_config<'a>(
     get: &impl Fn(&str) -> Option<&'a str>,
     props: &Properties,
     what: &str,
+    warnings: &mut Vec<String>,
 ) -> Result<crate::tls::Config, String> {
     let mut files = TlsFiles {
         verify: true,
@@ -274,13 +280,13 @@ fn tls_config<'a>(
         files.verify_name = !v.trim().is_empty();
     }
     if !files.verify {
-        warning!("{what}: tls-verify=false: the broker's certificate is not checked, anyone in the middle can read the traffic");
+        warnings.push(format!("{what}: tls-verify=false: the broker's certificate is not checked, anyone in the middle can read the traffic"));
     } else if !files.verify_name {
-        warning!(
+        warnings.push(format!(
             "{what}: config={}: ssl.endpoint.identification.algorithm is empty: the broker's host name is not checked, \
              any certificate from a trusted CA is accepted; set it to https",
             props.path
-        );
+        ));
     }
     crate::tls::Config::build(&files).map_err(|e| format!("{what}: {e}"))
 }
@@ -602,7 +608,7 @@ impl Properties {
     /// Lists, in one warning, the keys kwait does not read: those it does
     /// not know, and the `ssl.*` (`sasl.*`) keys when TLS (SASL) is off, as
     /// the Java client ignores them then.
-    fn warn_ignored(&self, what: &str, tls: bool, sasl: bool) {
+    fn warn_ignored(&self, what: &str, tls: bool, sasl: bool, warnings: &mut Vec<String>) {
         let used = self.used.borrow();
         let unused = self
             .entries
@@ -635,7 +641,10 @@ impl Properties {
             (true, false) => off,
             (false, false) => format!("{}; {off}", unknown.join(", ")),
         };
-        warning!("{what}: config={} keys kwait ignores: {listed}", self.path);
+        warnings.push(format!(
+            "{what}: config={} keys kwait ignores: {listed}",
+            self.path
+        ));
     }
 }
 
@@ -820,17 +829,23 @@ mod tests {
     #[test]
     fn tls_false_beside_a_tls_setting_is_refused() {
         for key in ["ca", "cert", "key", "tls-verify"] {
-            let err = resolve(&params(&[("tls", "false"), (key, "x")]), "t").unwrap_err();
+            let err = resolve(
+                &params(&[("tls", "false"), (key, "x")]),
+                "t",
+                &mut Vec::new(),
+            )
+            .unwrap_err();
             assert!(
                 err.contains("tls=false") && err.contains(&format!("{key}=")),
                 "{err}"
             );
             // In either order.
-            let err = resolve(&params(&[(key, "x"), ("tls", "0")]), "t").unwrap_err();
+            let err =
+                resolve(&params(&[(key, "x"), ("tls", "0")]), "t", &mut Vec::new()).unwrap_err();
             assert!(err.contains("contradicts"), "{err}");
         }
         // tls=false alone is plaintext.
-        let plain = resolve(&params(&[("tls", "false")]), "t").unwrap();
+        let plain = resolve(&params(&[("tls", "false")]), "t", &mut Vec::new()).unwrap();
         assert!(plain.tls.is_none());
     }
 

@@ -6,7 +6,6 @@
 //! exists, so DNS belongs to each attempt.
 
 use std::fmt;
-use std::str::FromStr;
 
 use crate::security::{self, Security};
 
@@ -135,10 +134,11 @@ impl fmt::Display for Target {
 
 const SCHEMES: &str = "kafka://, zk://, tcp://, http:// or https://";
 
-impl FromStr for Target {
-    type Err = String;
-
-    fn from_str(raw: &str) -> Result<Target, String> {
+impl Target {
+    /// Parses one target as the user wrote it. What it leaves unsafe or
+    /// unread (`tls-verify=false`, keys of a config= file kwait ignores)
+    /// goes into `warnings`, for the caller to print once.
+    pub fn parse(raw: &str, warnings: &mut Vec<String>) -> Result<Target, String> {
         // Errors and logs echo the target; a password must not ride along.
         let shown = security::redact(raw);
         let s = shown.as_str();
@@ -164,7 +164,7 @@ impl FromStr for Target {
             ));
         }
         let kind = match lower.as_str() {
-            "kafka" => Kind::Kafka(parse_kafka(what, rest)?),
+            "kafka" => Kind::Kafka(parse_kafka(what, rest, warnings)?),
             "tcp" => {
                 no_userinfo(what, rest)?;
                 let addr = rest.trim_end_matches('/');
@@ -222,7 +222,7 @@ fn host_list(what: &str, hosts: &str) -> Result<Vec<HostPort>, String> {
         .collect()
 }
 
-fn parse_kafka(what: &str, rest: &str) -> Result<Kafka, String> {
+fn parse_kafka(what: &str, rest: &str, warnings: &mut Vec<String>) -> Result<Kafka, String> {
     let (hosts, query) = match rest.split_once('?') {
         Some((h, q)) => (h, Some(q)),
         None => (rest, None),
@@ -303,7 +303,7 @@ fn parse_kafka(what: &str, rest: &str) -> Result<Kafka, String> {
             }
         }
     }
-    kafka.security = security::resolve(&secure, what)?;
+    kafka.security = security::resolve(&secure, what, warnings)?;
     Ok(kafka)
 }
 
@@ -376,6 +376,16 @@ fn parse_http(what: &str, rest: &str, default_port: u16) -> Result<Http, String>
         path,
         tls: None,
     })
+}
+
+/// For tests: a parse whose warnings nobody reads.
+#[cfg(test)]
+impl std::str::FromStr for Target {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Target, String> {
+        Target::parse(raw, &mut Vec::new())
+    }
 }
 
 #[cfg(test)]
@@ -469,7 +479,7 @@ mod tests {
             ("kafka://b:1?topics=a,,b", "invalid topic name ''"),
             ("kafka://b:1?topics=a b", "invalid topic name 'a b'"),
             ("kafka://::1:9092", "needs brackets"),
-            ("redis://x:1", "unknown scheme 'redis'"),
+            ("nosuch://x:1", "unknown scheme 'nosuch'"),
             ("broker:9092", "no scheme"),
             ("kafka://u:p@b:1", "credentials do not go in the URL"),
             ("kafka://b:1?password=x", "KWAIT_KAFKA_PASSWORD"),

@@ -452,3 +452,270 @@ fn probe_usage_error_points_at_probe_help() {
     let done = run_kwait(&args, &[], Duration::from_secs(10));
     done.expect(2, &["(see kwait --help)"]);
 }
+
+// ---------------------------------------------------------------------------
+// What a tired operator or a broken compose file gives kwait
+// ---------------------------------------------------------------------------
+
+/// kwait with the environment `env` (values as raw bytes), stdin from
+/// /dev/null, run to completion.
+fn run_with_raw_env(args: &[&str], env: &[(&str, &[u8])]) -> crate::peers::Done {
+    use std::os::unix::ffi::OsStrExt;
+    let mut cmd = kwait();
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, std::ffi::OsStr::from_bytes(v));
+    }
+    crate::peers::run(&mut cmd, LIMIT)
+}
+
+/// A value kwait cannot read (bytes that are not UTF-8, as a broken
+/// `.env` file gives) is a usage error naming the variable, never "unset":
+/// COMMAND must not start without the wait it was meant to have.
+#[test]
+fn env_values_that_are_not_utf8_are_usage_errors_naming_the_variable() {
+    let dir = crate::peers::TempDir::new("env-bytes");
+    let marker = crate::peers::Marker::new(&dir, "ran");
+    let command = marker.command();
+    let mut args: Vec<&str> = vec!["-t", "2s", "--"];
+    args.extend(command.iter().map(String::as_str));
+    for (name, value) in [
+        ("KWAIT_TARGETS", &b"tcp://127.0.0.1:1 tcp://caf\xe9:1"[..]),
+        ("KWAIT_TIMEOUT", b"1\xe9s"),
+        ("KWAIT_GRACE", b"\xff"),
+    ] {
+        let done = run_with_raw_env(&args, &[(name, value)]);
+        done.expect(2, &[name, "not UTF-8"]);
+        assert_eq!(done.stderr.lines().count(), 1, "{}", done.stderr);
+        assert!(!marker.ran(), "{name}: COMMAND started: {}", done.stderr);
+    }
+    let done = run_with_raw_env(
+        &[
+            "zk://127.0.0.1:1",
+            "--clean-stale-broker",
+            "auto",
+            "-t",
+            "1s",
+        ],
+        &[("KAFKA_BROKER_ID", b"\xe91")],
+    );
+    done.expect(2, &["KAFKA_BROKER_ID", "not UTF-8"]);
+    assert!(
+        !done.stderr.contains("found no broker id"),
+        "{}",
+        done.stderr
+    );
+}
+
+/// An empty `KWAIT_*` (compose's `${UNSET}`) is unset: the default holds.
+#[test]
+fn empty_env_values_count_as_unset() {
+    let target = listener().1;
+    for name in [
+        "KWAIT_TIMEOUT",
+        "KWAIT_ATTEMPT_TIMEOUT",
+        "KWAIT_GRACE",
+        "KWAIT_REWRITE",
+    ] {
+        let done = run_kwait(&[&format!("tcp://{target}")], &[(name, "")], LIMIT);
+        done.expect(0, &["ready"]);
+    }
+}
+
+/// wait-for-it's `-t 10` is seconds; kwait says so instead of "not a
+/// duration".
+#[test]
+fn a_bare_number_is_told_to_take_a_unit() {
+    usage_error(&["-t", "10", "tcp://a:1"], &[], &["'10'", "write 10s"]);
+    usage_error(
+        &["tcp://a:1"],
+        &[("KWAIT_TIMEOUT", "30")],
+        &["write 30s", "KWAIT_TIMEOUT"],
+    );
+}
+
+/// Durations are shown as a user writes them: `1h`, not `60m0s`.
+#[test]
+fn durations_are_shown_in_their_largest_unit() {
+    let done = run_kwait(
+        &[
+            "--grace",
+            "60m",
+            "--",
+            "sh",
+            "-c",
+            "kill -TERM $PPID; sleep 5",
+        ],
+        &[],
+        LIMIT,
+    );
+    assert_contains(&done.stderr, &["SIGKILL in --grace 1h if"]);
+}
+
+/// A file kwait would read that is a FIFO, a pipe or a terminal could
+/// block it for ever, with every signal blocked (`docker stop` would wait
+/// for its SIGKILL): refused at once, naming the setting.
+#[test]
+fn files_that_could_block_are_refused_naming_the_setting() {
+    let dir = crate::peers::TempDir::new("fifo");
+    let fifo = dir.path().join("ca.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let fifo = fifo.to_string_lossy().into_owned();
+    let ca = format!("kafka://localhost:9?tls=true&ca={fifo}");
+    let cases: [(Vec<&str>, &str); 3] = [
+        (vec![&ca, "-t", "2s"], "ca="),
+        (
+            vec![
+                "zk://127.0.0.1:1",
+                "--clean-stale-broker",
+                "auto",
+                "--server-properties",
+                &fifo,
+                "-t",
+                "2s",
+            ],
+            "--server-properties",
+        ),
+        (
+            vec![
+                "kafka://localhost:9?user=alice&password-file=/dev/stdin",
+                "-t",
+                "2s",
+            ],
+            "password-file=/dev/stdin",
+        ),
+    ];
+    for (args, setting) in cases {
+        let mut cmd = kwait();
+        cmd.args(&args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        // stdin: a pipe whose writer (this test) stays silent.
+        let mut running = crate::peers::Running::start("kwait", &mut cmd);
+        let done = running.finish(LIMIT);
+        done.expect(2, &[setting, "kwait reads only regular files"]);
+        assert!(done.elapsed < Duration::from_secs(2), "{:?}", done.elapsed);
+    }
+}
+
+/// Options that would do nothing are refused, not silently accepted: with
+/// --exec nothing supervises the app, so the drain settings would be lost.
+#[test]
+fn options_without_effect_are_refused() {
+    for (args, needle) in [
+        (
+            &["--exec", "--drain-delay", "5s", "--", "true"][..],
+            "--drain-delay has no effect",
+        ),
+        (
+            &["--exec", "--grace", "5s", "--", "true"],
+            "--grace has no effect",
+        ),
+        (
+            &["--exec", "--rewrite", "TERM:QUIT", "--", "true"],
+            "--rewrite has no effect",
+        ),
+        (
+            &["--exec", "--group", "--", "true"],
+            "--group has no effect",
+        ),
+        (&["--grace", "5s", "tcp://a:1"], "no COMMAND to supervise"),
+        (
+            &["--server-properties", "/x", "tcp://a:1", "--", "true"],
+            "--clean-stale-broker auto",
+        ),
+    ] {
+        usage_error(args, &[], &[needle]);
+    }
+    // From an image's environment: a warning, and COMMAND still runs.
+    let done = run_kwait(&["--exec", "--", "true"], &[("KWAIT_GRACE", "5s")], LIMIT);
+    done.expect(0, &["warning: KWAIT_GRACE (--grace) has no effect"]);
+}
+
+/// KWAIT_TARGETS beside command-line targets, or given to probe, is
+/// said to be unused; commas in it get a hint.
+#[test]
+fn env_targets_that_are_not_used_are_named() {
+    let target = format!("tcp://{}", listener().1);
+    let done = run_kwait(&[&target], &[("KWAIT_TARGETS", "tcp://127.0.0.1:1")], LIMIT);
+    done.expect(0, &["KWAIT_TARGETS is set but not used"]);
+    usage_error(
+        &["probe"],
+        &[("KWAIT_TARGETS", &target)],
+        &["does not read KWAIT_TARGETS"],
+    );
+    usage_error(
+        &[],
+        &[("KWAIT_TARGETS", "tcp://a:1,tcp://b:1")],
+        &["KWAIT_TARGETS", "separate targets with spaces"],
+    );
+}
+
+/// Two ZooKeeper targets: which one holds the registration? Neither is
+/// guessed.
+#[test]
+fn clean_with_two_zookeeper_targets_is_refused() {
+    usage_error(
+        &[
+            "zk://a:2181",
+            "zk://b:2181/kafka",
+            "--clean-stale-broker",
+            "1",
+        ],
+        &[],
+        &["exactly one zk:// target", "zk://a:2181 zk://b:2181/kafka"],
+    );
+}
+
+/// Parser messages that say what is wrong and what to write.
+#[test]
+fn target_mistakes_are_named() {
+    usage_error(
+        &["kafka://a:1,,b:2"],
+        &[],
+        &["empty address in the list 'a:1,,b:2'"],
+    );
+    usage_error(&["http://h:80#frag"], &[], &["#fragment is never sent"]);
+    usage_error(
+        &["PLAINTEXT://kafka:9092"],
+        &[],
+        &[
+            "Kafka listener's security protocol",
+            "write kafka://kafka:9092",
+        ],
+    );
+    usage_error(
+        &["--gracee", "1s", "--", "true"],
+        &[],
+        &["similar argument exists: '--grace'"],
+    );
+    usage_error(
+        &["probe", "tcp://a:1", "--", "echo"],
+        &[],
+        &["probe runs no COMMAND"],
+    );
+    // A pasted 100 KB host name: refused, and shown once, shortened.
+    let host = "a".repeat(100_000);
+    let line = usage_error(&[&format!("tcp://{host}:1")], &[], &["at most 253"]);
+    assert!(line.len() < 1000, "{} bytes", line.len());
+}
+
+/// A password file that is not UTF-8 text is refused: converting its bytes
+/// would send a password that is not the file's.
+#[test]
+fn a_password_file_that_is_not_utf8_is_refused() {
+    let dir = crate::peers::TempDir::new("pw-bytes");
+    let file = dir.path().join("password");
+    std::fs::write(&file, b"caf\xe9\n").unwrap();
+    let target = format!(
+        "kafka://localhost:9?user=alice&password-file={}",
+        file.display()
+    );
+    let done = run_kwait(&[&target, "-t", "2s"], &[], LIMIT);
+    done.expect(2, &["password-file=", "is not UTF-8 text"]);
+}
