@@ -510,14 +510,14 @@ fn env_values_that_are_not_utf8_are_usage_errors_naming_the_variable() {
 /// An empty `KWAIT_*` (compose's `${UNSET}`) is unset: the default holds.
 #[test]
 fn empty_env_values_count_as_unset() {
-    let target = listener().1;
+    let (_open, target) = listener();
     for name in [
         "KWAIT_TIMEOUT",
         "KWAIT_ATTEMPT_TIMEOUT",
         "KWAIT_GRACE",
         "KWAIT_REWRITE",
     ] {
-        let done = run_kwait(&[&format!("tcp://{target}")], &[(name, "")], LIMIT);
+        let done = run_kwait(&[&target], &[(name, "")], LIMIT);
         done.expect(0, &["ready"]);
     }
 }
@@ -641,7 +641,7 @@ fn options_without_effect_are_refused() {
 /// said to be unused; commas in it get a hint.
 #[test]
 fn env_targets_that_are_not_used_are_named() {
-    let target = format!("tcp://{}", listener().1);
+    let (_open, target) = listener();
     let done = run_kwait(&[&target], &[("KWAIT_TARGETS", "tcp://127.0.0.1:1")], LIMIT);
     done.expect(0, &["KWAIT_TARGETS is set but not used"]);
     usage_error(
