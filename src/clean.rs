@@ -28,11 +28,12 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::json::{self, Value};
+use crate::log::since;
 use crate::log::{info, warning};
+use crate::net::Attempt;
+use crate::net::HostPort;
 use crate::probe::kafka::{presence, Presence};
-use crate::probe::Attempt;
-use crate::target::{HostPort, Zk};
-use crate::wait::since;
+use crate::target::Zk;
 use crate::zk::{self, Session, Stat};
 
 /// What to clean.
@@ -438,7 +439,11 @@ async fn check_dead(
 }
 
 fn fresh(attempt_timeout: Duration) -> Attempt {
-    Attempt::new(Instant::now() + attempt_timeout, "--attempt-timeout", 0)
+    Attempt::new(
+        Instant::now() + attempt_timeout,
+        crate::net::Limit::AttemptTimeout,
+        0,
+    )
 }
 
 /// A session with the first host that gives one.

@@ -111,14 +111,14 @@ pub fn cannot_run(shown: &str, err: &std::io::Error) -> Exit {
         Some(libc::EAGAIN | libc::ENOMEM) => {
             error!(
                 "cannot start '{shown}': {} (process or memory limits)",
-                crate::probe::describe(err)
+                crate::net::describe(err)
             );
             Exit::Failed
         }
         _ => {
             error!(
                 "cannot run '{shown}': {} (check that it is an executable file)",
-                crate::probe::describe(err)
+                crate::net::describe(err)
             );
             Exit::NotExecutable
         }

@@ -6,6 +6,8 @@
 
 use std::process::ExitCode;
 
+use crate::signals::Signo;
+
 /// Why kwait ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
@@ -22,7 +24,7 @@ pub enum Exit {
     /// COMMAND was not found.
     NotFound,
     /// kwait itself was stopped by this signal before COMMAND started.
-    Signaled(i32),
+    Signaled(Signo),
     /// The child exited with this status.
     Child(u8),
 }
@@ -38,7 +40,7 @@ impl Exit {
             Exit::NotFound => 127,
             // Signal numbers on Linux are 1..=64, so 128+N fits in a u8;
             // anything else is clamped rather than wrapped.
-            Exit::Signaled(n) => u8::try_from(128 + n.clamp(0, 127)).unwrap_or(255),
+            Exit::Signaled(Signo(n)) => u8::try_from(128 + n.clamp(0, 127)).unwrap_or(255),
             Exit::Child(n) => n,
         }
     }
@@ -62,8 +64,8 @@ mod tests {
         assert_eq!(Exit::TimedOut.code(), 124);
         assert_eq!(Exit::NotExecutable.code(), 126);
         assert_eq!(Exit::NotFound.code(), 127);
-        assert_eq!(Exit::Signaled(15).code(), 143);
-        assert_eq!(Exit::Signaled(2).code(), 130);
+        assert_eq!(Exit::Signaled(Signo::TERM).code(), 143);
+        assert_eq!(Exit::Signaled(Signo::INT).code(), 130);
         assert_eq!(Exit::Child(42).code(), 42);
     }
 }

@@ -5,8 +5,10 @@
 //! targets through their redacting `Display`.
 
 use std::fmt::Arguments;
+use std::fmt::Write as _;
 use std::io::Write;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -75,9 +77,35 @@ macro_rules! debug {
 }
 pub(crate) use {debug, error, info, warning};
 
+/// A duration for humans: "850ms", "3.2s", "1m30s".
+pub fn since(d: Duration) -> String {
+    // u64 (584 million years of ms): formatting a u128 costs kwait ~1.5 KB.
+    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let mut out = String::new();
+    if ms < 1000 {
+        let _ = write!(out, "{ms}ms");
+    } else if ms.is_multiple_of(1000) && ms < 60_000 {
+        let _ = write!(out, "{}s", ms / 1000);
+    } else if ms < 60_000 {
+        // Integer arithmetic: float formatting costs kwait's binary ~9 KB.
+        let _ = write!(out, "{}.{}s", ms / 1000, (ms % 1000) / 100);
+    } else {
+        // In the largest units, as a user writes them: "1h", "1h30m",
+        // "2m5s" (not "60m0s").
+        let s = d.as_secs();
+        for (unit, secs) in [("h", s / 3600), ("m", s / 60 % 60), ("s", s % 60)] {
+            if secs > 0 {
+                let _ = write!(out, "{secs}{unit}");
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
-    use super::shown;
+    use super::{shown, since};
+    use std::time::Duration;
 
     #[test]
     fn peer_text_stays_on_one_bounded_line() {
@@ -86,5 +114,17 @@ mod tests {
         assert_eq!(shown("ab\n", 3), "ab…");
         assert_eq!(shown("ab\n", 4), "ab\\n");
         assert_eq!(shown("ééé", 2), "éé…");
+    }
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(since(Duration::from_millis(850)), "850ms");
+        assert_eq!(since(Duration::from_millis(3210)), "3.2s");
+        assert_eq!(since(Duration::from_secs(90)), "1m30s");
+        assert_eq!(since(Duration::from_secs(20)), "20s");
+        assert_eq!(since(Duration::from_secs(3600)), "1h");
+        assert_eq!(since(Duration::from_secs(5400)), "1h30m");
+        assert_eq!(since(Duration::from_secs(120)), "2m");
+        assert_eq!(since(Duration::from_secs(3725)), "1h2m5s");
     }
 }

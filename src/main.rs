@@ -9,11 +9,12 @@
 
 mod clean;
 mod cli;
-mod dns;
+
 mod exec;
 mod exit;
 mod json;
 mod log;
+mod net;
 mod probe;
 mod properties;
 mod reader;
@@ -33,13 +34,11 @@ mod zk;
 use std::io::Write;
 use std::process::ExitCode;
 
-use tokio::task::JoinSet;
-use tokio::time::{timeout_at, Instant};
+use tokio::time::Instant;
 
 use crate::cli::{Plan, Stop};
 use crate::exit::Exit;
 use crate::log::{error, info, warning};
-use crate::probe::{Attempt, Outcome};
 use crate::signals::Signals;
 
 fn main() -> ExitCode {
@@ -132,7 +131,7 @@ fn wait_then_run(plan: cli::Wait, signals: &Signals) -> Exit {
             Ok(Err(wait::Unready::Failed)) => return Exit::Failed,
             Err(signo) => {
                 error!("stopped by {signo} while waiting; COMMAND not started");
-                return Exit::Signaled(signo.0);
+                return Exit::Signaled(signo);
             }
         }
     }
@@ -155,42 +154,7 @@ fn probe_once(plan: cli::Probe) -> Exit {
         Ok(rt) => rt,
         Err(exit) => return exit,
     };
-    let all_ready = rt.block_on(async {
-        let deadline = Instant::now() + plan.timeout;
-        let mut set = JoinSet::new();
-        for (i, target) in plan.targets.iter().enumerate() {
-            let target = target.clone();
-            set.spawn(async move {
-                let attempt = Attempt::new(deadline, probe::PROBE_LIMIT, 0);
-                let outcome = timeout_at(deadline, probe::check(&target, &attempt))
-                    .await
-                    .unwrap_or_else(|_| {
-                        Outcome::NotReady("no answer within the probe's --timeout".into())
-                    });
-                (i, outcome)
-            });
-        }
-        // In the order the targets were given (no sort: smaller).
-        let mut outcomes: Vec<Option<Outcome>> = plan.targets.iter().map(|_| None).collect();
-        while let Some(joined) = set.join_next().await {
-            match joined {
-                Ok((i, outcome)) => outcomes[i] = Some(outcome),
-                Err(_) => return false,
-            }
-        }
-        let mut all_ready = true;
-        for (target, outcome) in plan.targets.iter().zip(outcomes) {
-            let Some(outcome) = outcome else { continue };
-            match outcome {
-                Outcome::Ready(seen) => info!("{target} ready: {seen}"),
-                Outcome::NotReady(reason) | Outcome::Fatal(reason) => {
-                    all_ready = false;
-                    error!("{target} not ready: {reason}");
-                }
-            }
-        }
-        all_ready
-    });
+    let all_ready = rt.block_on(wait::once(&plan.targets, plan.timeout));
     rt.shutdown_background();
     if all_ready {
         Exit::Ready

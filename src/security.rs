@@ -415,7 +415,7 @@ const MAX_FILE: u64 = 1 << 20;
 pub fn read_file(path: &Path, named: &str, larger: &str) -> Result<Vec<u8>, String> {
     use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
     let cannot =
-        |e: std::io::Error| format!("{named}: cannot read it ({})", crate::probe::describe(&e));
+        |e: std::io::Error| format!("{named}: cannot read it ({})", crate::net::describe(&e));
     let mut file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_NONBLOCK)

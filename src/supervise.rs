@@ -20,9 +20,9 @@ use nix::libc;
 use nix::unistd::Pid;
 
 use crate::exit::Exit;
+use crate::log::since;
 use crate::log::{debug, error, info};
 use crate::signals::{Signals, Signo};
-use crate::wait::since;
 
 /// How the supervisor treats the app.
 #[derive(Debug, Clone)]
@@ -41,7 +41,7 @@ pub struct Options {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ChildEnd {
     Exited(u8),
-    Signaled(i32),
+    Signaled(Signo),
 }
 
 impl ChildEnd {
@@ -57,7 +57,7 @@ impl std::fmt::Display for ChildEnd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ChildEnd::Exited(n) => write!(f, "exited with status {n}"),
-            ChildEnd::Signaled(n) => write!(f, "was killed by {}", Signo(*n)),
+            ChildEnd::Signaled(signo) => write!(f, "was killed by {signo}"),
         }
     }
 }
@@ -553,7 +553,7 @@ impl Supervisor<'_> {
             let end = if libc::WIFEXITED(status) {
                 ChildEnd::Exited(libc::WEXITSTATUS(status).clamp(0, 255) as u8)
             } else if libc::WIFSIGNALED(status) {
-                ChildEnd::Signaled(libc::WTERMSIG(status))
+                ChildEnd::Signaled(Signo(libc::WTERMSIG(status)))
             } else {
                 continue;
             };

@@ -7,75 +7,9 @@
 
 use std::fmt;
 
+pub use crate::net::HostPort;
+
 use crate::security::{self, Security};
-
-/// A `host:port` pair as written by the user; the host may be a name, an
-/// IPv4 address or a bracketed IPv6 address.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostPort {
-    pub host: String,
-    pub port: u16,
-}
-
-impl fmt::Display for HostPort {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
-        }
-    }
-}
-
-impl HostPort {
-    /// Parses `host:port` or `[v6]:port`. `what` names the input in errors.
-    pub fn parse(s: &str, what: &str) -> Result<HostPort, String> {
-        let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-            let (host, after) = rest
-                .split_once(']')
-                .ok_or_else(|| format!("{what}: missing ']' in '{s}'"))?;
-            let port = after
-                .strip_prefix(':')
-                .ok_or_else(|| format!("{what}: missing port in '{s}' (write [{host}]:PORT)"))?;
-            (host, port)
-        } else {
-            match s.rsplit_once(':') {
-                Some((host, _)) if host.contains(':') => {
-                    return Err(format!(
-                        "{what}: IPv6 address '{s}' needs brackets, e.g. [::1]:9092"
-                    ))
-                }
-                Some(pair) => pair,
-                None => return Err(format!("{what}: missing port in '{s}' (write {s}:PORT)")),
-            }
-        };
-        if host.is_empty() {
-            return Err(format!("{what}: missing host"));
-        }
-        if host.len() > 253 {
-            // DNS's limit (RFC 1035): such a name can never resolve, and
-            // each attempt's line would carry it.
-            return Err(format!(
-                "{what}: the host name is {} characters long; a DNS name has at most 253",
-                host.len()
-            ));
-        }
-        if !host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '%'))
-        {
-            return Err(format!("{what}: invalid host '{host}'"));
-        }
-        let port = match port.parse::<u16>() {
-            Ok(p) if p != 0 => p,
-            _ => return Err(format!("{what}: invalid port '{port}' in '{s}' (1-65535)")),
-        };
-        Ok(HostPort {
-            host: host.to_string(),
-            port,
-        })
-    }
-}
 
 /// What `kafka://` asks of a cluster beyond answering, and how to reach it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -25,7 +25,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use crate::probe::Attempt;
+use crate::net::Attempt;
 use crate::security::{Pem, TlsFiles};
 
 /// A built client configuration, shared by every connection of a target.
@@ -197,7 +197,8 @@ pub async fn connect(
     match tokio::time::timeout_at(attempt.deadline, connector.connect(name, tcp)).await {
         Err(_) => Err(Failure::Retry(format!(
             "no TLS handshake answer within {}{}",
-            attempt.limit, hints.silent
+            attempt.expired(),
+            hints.silent
         ))),
         Ok(Ok(stream)) => Ok(stream),
         Ok(Err(err)) => Err(classify(&err, hints)),
@@ -237,9 +238,9 @@ fn classify(err: &std::io::Error, hints: Hints) -> Failure {
         return Failure::Retry(match err.kind() {
             std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset => format!(
                 "the listener closed the connection during the TLS handshake ({})",
-                crate::probe::describe(err)
+                crate::net::describe(err)
             ),
-            _ => format!("TLS handshake: {}", crate::probe::describe(err)),
+            _ => format!("TLS handshake: {}", crate::net::describe(err)),
         });
     };
     match inner {

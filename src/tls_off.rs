@@ -8,7 +8,7 @@
 
 use tokio::net::TcpStream;
 
-use crate::probe::Attempt;
+use crate::net::Attempt;
 
 pub const MISSING: &str = "TLS needs kwait's tls feature, which this build lacks";
 

@@ -7,7 +7,6 @@
 //! has its own deadline (`--attempt-timeout`) inside the overall one.
 //! A stop signal ends the wait at once; COMMAND then never starts.
 
-use std::fmt::Write as _;
 use std::future::Future;
 use std::time::Duration;
 
@@ -16,8 +15,10 @@ use tokio::io::Interest;
 use tokio::task::JoinSet;
 use tokio::time::{sleep_until, timeout_at, Instant};
 
+use crate::log::since;
 use crate::log::{debug, error, info};
-use crate::probe::{self, Attempt, Outcome};
+use crate::net::{Attempt, Limit};
+use crate::probe::{self, Outcome};
 use crate::signals::{Signals, Signo};
 use crate::target::Target;
 
@@ -44,7 +45,9 @@ pub struct Limits {
 
 enum End {
     Ready,
-    TimedOut(String),
+    /// The last reason, and the limit to raise (the one that cut the last
+    /// attempt short, if one did).
+    TimedOut(String, Limit),
     Fatal(String),
 }
 
@@ -102,14 +105,8 @@ pub async fn all(targets: &[Target], limits: Limits) -> Result<(), Unready> {
         };
         match end {
             End::Ready => {}
-            End::TimedOut(reason) => {
+            End::TimedOut(reason, limit) => {
                 let waited = limits.timeout.map(since).unwrap_or_default();
-                // The advice names the limit that ran out last.
-                let limit = if reason.contains("--attempt-timeout") {
-                    "--attempt-timeout"
-                } else {
-                    "--timeout"
-                };
                 error!(
                     "timed out after {waited} waiting for {target}: {reason} \
                      (raise {limit}, or fix the target)"
@@ -142,6 +139,7 @@ async fn until_ready(target: &Target, limits: Limits) -> End {
     let started = Instant::now();
     let mut last_report = started;
     let mut last_reason = String::new();
+    let mut last_limit = Limit::Timeout;
     info!(
         "waiting for {target}{}",
         match limits.timeout {
@@ -152,19 +150,20 @@ async fn until_ready(target: &Target, limits: Limits) -> End {
     for seq in 0.. {
         let begun = Instant::now();
         if seq > 0 && limits.deadline.is_some_and(|d| begun >= d) {
-            return End::TimedOut(last_reason);
+            return End::TimedOut(last_reason, last_limit);
         }
         let mut deadline = begun + limits.attempt_timeout;
-        let mut limit = "--attempt-timeout";
+        let mut limit = Limit::AttemptTimeout;
         if let Some(overall) = limits.deadline.filter(|d| *d < deadline) {
             deadline = overall;
-            limit = "--timeout";
+            limit = Limit::Timeout;
         }
         let attempt = Attempt::new(deadline, limit, seq);
         let outcome = match timeout_at(deadline, probe::check(target, &attempt)).await {
             Ok(outcome) => outcome,
             Err(_) => Outcome::NotReady(format!(
-                "no answer within {limit} ({})",
+                "no answer within {} ({})",
+                attempt.expired(),
                 since(deadline - begun)
             )),
         };
@@ -177,17 +176,23 @@ async fn until_ready(target: &Target, limits: Limits) -> End {
             // An attempt cut short by the overall deadline says less than
             // the last complete one did.
             Outcome::NotReady(_)
-                if limit == "--timeout"
+                if limit == Limit::Timeout
                     && Instant::now() >= deadline
                     && !last_reason.is_empty() =>
             {
-                return End::TimedOut(last_reason)
+                return End::TimedOut(last_reason, last_limit)
             }
             Outcome::NotReady(reason) => {
                 if reason != last_reason {
                     debug!("{target}: {reason}");
                 }
                 last_reason = reason;
+                // The advice names the limit that ran out last.
+                last_limit = if attempt.ran_out() {
+                    limit
+                } else {
+                    Limit::Timeout
+                };
             }
         }
         let now = Instant::now();
@@ -204,48 +209,45 @@ async fn until_ready(target: &Target, limits: Limits) -> End {
         }
         sleep_until(next).await;
     }
-    End::TimedOut(last_reason)
+    End::TimedOut(last_reason, last_limit)
 }
 
-/// A duration for humans: "850ms", "3.2s", "1m30s".
-pub fn since(d: Duration) -> String {
-    // u64 (584 million years of ms): formatting a u128 costs kwait ~1.5 KB.
-    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-    let mut out = String::new();
-    if ms < 1000 {
-        let _ = write!(out, "{ms}ms");
-    } else if ms.is_multiple_of(1000) && ms < 60_000 {
-        let _ = write!(out, "{}s", ms / 1000);
-    } else if ms < 60_000 {
-        // Integer arithmetic: float formatting costs kwait's binary ~9 KB.
-        let _ = write!(out, "{}.{}s", ms / 1000, (ms % 1000) / 100);
-    } else {
-        // In the largest units, as a user writes them: "1h", "1h30m",
-        // "2m5s" (not "60m0s").
-        let s = d.as_secs();
-        for (unit, secs) in [("h", s / 3600), ("m", s / 60 % 60), ("s", s % 60)] {
-            if secs > 0 {
-                let _ = write!(out, "{secs}{unit}");
+/// `kwait probe`: one attempt at each target, all at once, under one
+/// deadline; each target's result logged, in the order given. True when
+/// every one is ready.
+pub async fn once(targets: &[Target], timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut set = JoinSet::new();
+    for (i, target) in targets.iter().enumerate() {
+        let target = target.clone();
+        set.spawn(async move {
+            let attempt = Attempt::new(deadline, Limit::Probe, 0);
+            let outcome = timeout_at(deadline, probe::check(&target, &attempt))
+                .await
+                .unwrap_or_else(|_| {
+                    Outcome::NotReady(format!("no answer within {}", Limit::Probe))
+                });
+            (i, outcome)
+        });
+    }
+    // In the order the targets were given (no sort: smaller).
+    let mut outcomes: Vec<Option<Outcome>> = targets.iter().map(|_| None).collect();
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok((i, outcome)) => outcomes[i] = Some(outcome),
+            Err(_) => return false,
+        }
+    }
+    let mut all_ready = true;
+    for (target, outcome) in targets.iter().zip(outcomes) {
+        let Some(outcome) = outcome else { continue };
+        match outcome {
+            Outcome::Ready(seen) => info!("{target} ready: {seen}"),
+            Outcome::NotReady(reason) | Outcome::Fatal(reason) => {
+                all_ready = false;
+                error!("{target} not ready: {reason}");
             }
         }
     }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::since;
-    use std::time::Duration;
-
-    #[test]
-    fn human_durations() {
-        assert_eq!(since(Duration::from_millis(850)), "850ms");
-        assert_eq!(since(Duration::from_millis(3210)), "3.2s");
-        assert_eq!(since(Duration::from_secs(90)), "1m30s");
-        assert_eq!(since(Duration::from_secs(20)), "20s");
-        assert_eq!(since(Duration::from_secs(3600)), "1h");
-        assert_eq!(since(Duration::from_secs(5400)), "1h30m");
-        assert_eq!(since(Duration::from_secs(120)), "2m");
-        assert_eq!(since(Duration::from_secs(3725)), "1h2m5s");
-    }
+    all_ready
 }

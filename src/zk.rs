@@ -19,9 +19,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout_at;
 
-use crate::probe::Attempt;
+use crate::net::Attempt;
+use crate::net::HostPort;
 use crate::reader::Reader;
-use crate::target::HostPort;
 
 /// Largest reply accepted: a znode holds at most jute.maxbuffer (1 MiB by
 /// default) of data.

@@ -7,7 +7,8 @@
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{Attempt, Outcome, Stream};
+use super::Outcome;
+use crate::net::{Attempt, Stream};
 use crate::target::Http;
 
 const MAX_STATUS_LINE: usize = 4096;

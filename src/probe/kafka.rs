@@ -23,10 +23,12 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
 
 use self::wire::{Conn, Metadata, Versions};
-use super::{Attempt, Outcome, Stream};
+use super::Outcome;
+use crate::net::HostPort;
+use crate::net::{Attempt, Stream};
 use crate::sasl::{Exchange, Step};
 use crate::security::{Sasl, Security};
-use crate::target::{HostPort, Kafka};
+use crate::target::Kafka;
 
 /// The versions kwait speaks. Metadata starts at v1, the first where an
 /// empty topic list means "no topics" (v0 reads it as "all").
@@ -55,12 +57,6 @@ pub async fn check(spec: &Kafka, attempt: &Attempt) -> Outcome {
     match ready(spec, attempt).await {
         Ok(seen) => Outcome::Ready(seen),
         Err(unready) => unready,
-    }
-}
-
-impl From<String> for Outcome {
-    fn from(reason: String) -> Outcome {
-        Outcome::NotReady(reason)
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::time::{sleep, Instant};
 
 use super::Outcome;
-use crate::target::HostPort;
+use crate::net::HostPort;
 
 /// How long one address has alone before the next one starts beside it.
 pub const STAGGER: Duration = Duration::from_millis(250);

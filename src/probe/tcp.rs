@@ -1,8 +1,9 @@
 //! `tcp://`: ready when a connection is accepted. Nothing is sent; this
 //! proves the port is open, not that the service behind it works.
 
-use super::{Attempt, Outcome};
-use crate::target::HostPort;
+use super::Outcome;
+use crate::net::Attempt;
+use crate::net::HostPort;
 
 pub async fn check(addr: &HostPort, attempt: &Attempt) -> Outcome {
     match attempt.connect(addr).await {

@@ -9,8 +9,10 @@
 //! §3). Creating a session is a quorum transaction, so a session proves the
 //! ensemble serves. Hosts are tried as [`Attempt::rotation`] says.
 
-use super::{Attempt, Outcome};
-use crate::target::{HostPort, Zk};
+use super::Outcome;
+use crate::net::Attempt;
+use crate::net::HostPort;
+use crate::target::Zk;
 use crate::zk::Session;
 
 pub async fn check(spec: &Zk, attempt: &Attempt) -> Outcome {

@@ -14,7 +14,7 @@ use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::{encode_request_header_into_buffer, Encodable, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::probe::{Attempt, Stream};
+use crate::net::{Attempt, Stream};
 pub use crate::reader::{Decoded, Reader};
 
 /// The largest response kwait accepts. Its answers (versions, brokers, a

@@ -75,8 +75,8 @@ impl fmt::Display for Failure {
             Failure::NoAnswer { servers, waited } => write!(
                 f,
                 "no DNS answer from {servers} in {} (asked every {}; is the DNS server up?)",
-                crate::wait::since(*waited),
-                crate::wait::since(RESEND)
+                crate::log::since(*waited),
+                crate::log::since(RESEND)
             ),
             Failure::Local(why) => write!(f, "cannot ask the DNS server: {why}"),
         }
@@ -266,7 +266,7 @@ impl<'a> Lookup<'a> {
         let (v4, v6) = match (v4.transpose(), v6.transpose()) {
             (Ok(v4), Ok(v6)) if v4.is_some() || v6.is_some() => (v4, v6),
             (Err(err), _) | (_, Err(err)) => {
-                return Err(Failure::Local(crate::probe::describe(&err)))
+                return Err(Failure::Local(crate::net::describe(&err)))
             }
             _ => return Err(Failure::Local("no socket".into())),
         };

@@ -1,0 +1,276 @@
+//! The connection layer under every probe and the cleaner: an attempt's
+//! deadline and what ran out ([`Attempt`], [`Limit`]), host names resolved
+//! afresh each time ([`dns`]), TCP connections, the plain-or-TLS stream
+//! type, and io errors in words. It knows nothing of targets or protocols.
+
+pub mod dns;
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+
+use tokio::net::TcpStream;
+use tokio::time::{timeout_at, Instant};
+
+/// A connection, plain or TLS.
+pub trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+pub type Stream = Box<dyn Io>;
+
+/// The limit that set an attempt's deadline, named (as its flag) when it
+/// runs out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// `--timeout`: the whole wait's.
+    Timeout,
+    /// `--attempt-timeout`: one attempt's.
+    AttemptTimeout,
+    /// `kwait probe`'s one attempt (its own `-t`).
+    Probe,
+}
+
+impl fmt::Display for Limit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Limit::Timeout => "--timeout",
+            Limit::AttemptTimeout => "--attempt-timeout",
+            Limit::Probe => "the probe's --timeout",
+        })
+    }
+}
+
+/// A `host:port` pair as written by the user; the host may be a name, an
+/// IPv4 address or a bracketed IPv6 address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort {
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for HostPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl HostPort {
+    /// Parses `host:port` or `[v6]:port`. `what` names the input in errors.
+    pub fn parse(s: &str, what: &str) -> Result<HostPort, String> {
+        let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+            let (host, after) = rest
+                .split_once(']')
+                .ok_or_else(|| format!("{what}: missing ']' in '{s}'"))?;
+            let port = after
+                .strip_prefix(':')
+                .ok_or_else(|| format!("{what}: missing port in '{s}' (write [{host}]:PORT)"))?;
+            (host, port)
+        } else {
+            match s.rsplit_once(':') {
+                Some((host, _)) if host.contains(':') => {
+                    return Err(format!(
+                        "{what}: IPv6 address '{s}' needs brackets, e.g. [::1]:9092"
+                    ))
+                }
+                Some(pair) => pair,
+                None => return Err(format!("{what}: missing port in '{s}' (write {s}:PORT)")),
+            }
+        };
+        if host.is_empty() {
+            return Err(format!("{what}: missing host"));
+        }
+        if host.len() > 253 {
+            // DNS's limit (RFC 1035): such a name can never resolve, and
+            // each attempt's line would carry it.
+            return Err(format!(
+                "{what}: the host name is {} characters long; a DNS name has at most 253",
+                host.len()
+            ));
+        }
+        if !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '%'))
+        {
+            return Err(format!("{what}: invalid host '{host}'"));
+        }
+        let port = match port.parse::<u16>() {
+            Ok(p) if p != 0 => p,
+            _ => return Err(format!("{what}: invalid port '{port}' in '{s}' (1-65535)")),
+        };
+        Ok(HostPort {
+            host: host.to_string(),
+            port,
+        })
+    }
+}
+
+/// The context of one attempt: its deadline, which try it is (a kafka
+/// target with several bootstrap addresses takes them in turn), and a count
+/// of the connections it opened, which paces the wait loop.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub deadline: Instant,
+    /// The flag that set the deadline, named when it runs out.
+    pub limit: Limit,
+    pub seq: u64,
+    connections: Arc<AtomicU32>,
+    /// Set when a name lookup got no definite answer.
+    lookup_unsure: Arc<AtomicBool>,
+    /// Set when the deadline cut an exchange or a connect short.
+    ran_out: Arc<AtomicBool>,
+}
+
+impl Attempt {
+    pub fn new(deadline: Instant, limit: Limit, seq: u64) -> Attempt {
+        Attempt {
+            deadline,
+            limit,
+            seq,
+            connections: Arc::new(AtomicU32::new(0)),
+            lookup_unsure: Arc::new(AtomicBool::new(false)),
+            ran_out: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// The addresses this attempt tries (`probe::race::first_ready`), starting
+    /// one further along each attempt, so that no member is always first.
+    pub fn rotation<'a>(&self, hosts: &'a [HostPort]) -> Vec<&'a HostPort> {
+        let n = hosts.len();
+        if n == 0 {
+            return Vec::new();
+        }
+        let first = (self.seq % n as u64) as usize;
+        (0..n).map(|i| &hosts[(first + i) % n]).collect()
+    }
+
+    /// How many TCP connections this attempt has tried to open.
+    pub fn connections(&self) -> u32 {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    /// Whether a name lookup of this attempt (or of a clone of it) failed
+    /// without a definite answer: whoever it was looking for may be alive.
+    /// A failed [`Attempt::connect`] says so in its reason; this tells the
+    /// one step that must not guess (`clean`) apart from "nothing there".
+    pub fn lookup_unsure(&self) -> bool {
+        self.lookup_unsure.load(Ordering::Relaxed)
+    }
+
+    /// Whether this attempt (or a clone of it) ran into its deadline: then
+    /// its [`Attempt::limit`] is the one to raise.
+    pub fn ran_out(&self) -> bool {
+        self.ran_out.load(Ordering::Relaxed)
+    }
+
+    /// The deadline was reached: records it, and returns the limit to name
+    /// ("no answer within {limit}").
+    pub fn expired(&self) -> Limit {
+        self.ran_out.store(true, Ordering::Relaxed);
+        self.limit
+    }
+
+    /// Runs `io` against the attempt's deadline.
+    pub async fn within<T>(
+        &self,
+        what: &str,
+        io: impl Future<Output = io::Result<T>>,
+    ) -> Result<T, String> {
+        match timeout_at(self.deadline, io).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) => Err(self.failed(what, Some(&err))),
+            Err(_) => Err(self.failed(what, None)),
+        }
+    }
+
+    /// Why `within` failed: an error, or no answer in time. Not generic, so
+    /// it is compiled once, not once per kind of I/O.
+    pub fn failed(&self, what: &str, err: Option<&io::Error>) -> String {
+        match err {
+            Some(err) => format!("{what}: {}", describe(err)),
+            None => format!("{what}: no answer within {}", self.expired()),
+        }
+    }
+
+    /// Resolves `addr` afresh (a compose service name resolves only once its
+    /// container exists) and connects to the first address that accepts.
+    pub async fn connect(&self, addr: &HostPort) -> Result<TcpStream, String> {
+        let resolved = match dns::resolve(&addr.host, addr.port, self.deadline).await {
+            Ok(found) => found,
+            Err(failure) => {
+                if failure.unsure() {
+                    self.lookup_unsure.store(true, Ordering::Relaxed);
+                }
+                return Err(format!(
+                    "cannot resolve '{}' yet: {failure}",
+                    crate::log::shown(&addr.host, 255)
+                ));
+            }
+        };
+        let mut last = format!("'{}' resolves to no address", addr.host);
+        // "localhost" is 127.0.0.1 and ::1; with IPv6 off, ::1 fails with
+        // "address not available", which says less than 127.0.0.1's
+        // "connection refused". Keep the most telling reason.
+        let mut telling = false;
+        for ip in resolved {
+            self.connections.fetch_add(1, Ordering::Relaxed);
+            match timeout_at(self.deadline, TcpStream::connect(ip)).await {
+                Ok(Ok(stream)) => {
+                    let _ = stream.set_nodelay(true);
+                    return Ok(stream);
+                }
+                Ok(Err(err)) => {
+                    let vague = matches!(
+                        err.kind(),
+                        io::ErrorKind::AddrNotAvailable
+                            | io::ErrorKind::NetworkUnreachable
+                            | io::ErrorKind::HostUnreachable
+                    );
+                    if !(telling && vague) {
+                        last = format!("{} at {addr}", describe(&err));
+                        telling = !vague;
+                    }
+                }
+                Err(_) => {
+                    return Err(format!(
+                        "connecting to {addr}: no answer within {}",
+                        self.expired()
+                    ))
+                }
+            }
+        }
+        Err(last)
+    }
+}
+
+/// An io error as a short lowercase phrase ("connection refused"), without
+/// Rust's "(os error 111)" suffix.
+pub fn describe(err: &io::Error) -> String {
+    match err.kind() {
+        io::ErrorKind::ConnectionRefused => "connection refused".into(),
+        io::ErrorKind::ConnectionReset => "connection reset".into(),
+        io::ErrorKind::UnexpectedEof => "connection closed".into(),
+        io::ErrorKind::TimedOut => "timed out".into(),
+        _ => {
+            let text = err.to_string();
+            let text = match text.find(" (os error") {
+                Some(i) => &text[..i],
+                None => &text,
+            };
+            let mut chars = text.chars();
+            match chars.next() {
+                Some(c) => {
+                    let mut out = String::with_capacity(text.len());
+                    out.push(c.to_ascii_lowercase());
+                    out.push_str(chars.as_str());
+                    out
+                }
+                None => "i/o error".into(),
+            }
+        }
+    }
+}
