@@ -370,13 +370,20 @@ pub async fn open(
     attempt: &Attempt,
 ) -> Result<(Conn, Versions), Outcome> {
     let tcp = attempt.connect(addr).await?;
+    let peer = tcp.peer_addr().ok();
     let stream: Stream = match &security.tls {
         None => Box::new(tcp),
         Some(config) => handshake(config, addr, tcp, attempt).await?,
     };
     let mut conn = Conn::new(stream);
+    conn.peer = peer;
     let versions = match api_versions(&mut conn, attempt).await {
         Ok(versions) => versions,
+        // Another service (SSH, HTTP, ...) on this port: waiting will not
+        // make it Kafka.
+        Err(e) if e.contains(wire::NOT_KAFKA) => {
+            return Err(Outcome::Fatal(format!("{addr}: {e}")))
+        }
         Err(e) if security.tls.is_some() && e.contains("received fatal alert") => {
             // Under TLS 1.3 a server refuses a client certificate (or its
             // absence) after the handshake, on the first read.

@@ -9,6 +9,7 @@
 pub mod http;
 pub mod kafka;
 pub mod race;
+pub mod sniff;
 pub mod tcp;
 pub mod zk;
 

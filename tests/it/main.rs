@@ -9,6 +9,7 @@ mod kafka;
 mod peers;
 mod security;
 mod supervise;
+mod wrong_service;
 mod zk;
 
 use std::time::Duration;
