@@ -1,6 +1,7 @@
 //! Integration tests: one binary, so the peers harness is compiled once.
 
 mod bootstrap;
+mod broker_health;
 mod cli;
 mod dns;
 mod docker;
