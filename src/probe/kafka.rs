@@ -695,6 +695,9 @@ async fn authenticate(
     )))
 }
 
+/// How many missing topics a reason names.
+const MISSING_NAMED: usize = 10;
+
 /// Metadata for exactly the named topics, with auto-creation off: each must
 /// exist and every partition have a leader. Before Metadata v4 auto-creation
 /// cannot be turned off, so then all topics are asked for and filtered here.
@@ -724,16 +727,39 @@ async fn topics(
         .await?;
     let found =
         wire::metadata(&body, version).map_err(|e| format!("malformed Metadata answer: {e}"))?;
-    let mut seen = String::new();
-    for name in names {
-        let Some(topic) = found
+    let exists = |name: &String| {
+        found
             .topics
             .iter()
             .find(|t| t.name.as_deref() == Some(name) && t.error != UNKNOWN_TOPIC_OR_PARTITION)
-        else {
-            return Err(format!(
-                "topic '{name}' does not exist (kwait never creates it)"
-            ));
+    };
+    // Every missing topic is named, so that one run says what to create;
+    // at most MISSING_NAMED of them, so that the line stays a line.
+    let missing: Vec<&String> = names.iter().filter(|n| exists(n).is_none()).collect();
+    if let [name] = missing[..] {
+        return Err(format!(
+            "topic '{name}' does not exist (kwait never creates it)"
+        ));
+    }
+    if !missing.is_empty() {
+        let mut listed = missing
+            .iter()
+            .take(MISSING_NAMED)
+            .map(|n| format!("'{n}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if missing.len() > MISSING_NAMED {
+            listed.push_str(&format!(" and {} more", missing.len() - MISSING_NAMED));
+        }
+        return Err(format!(
+            "{} topics do not exist: {listed} (kwait never creates them)",
+            missing.len()
+        ));
+    }
+    let mut seen = String::new();
+    for name in names {
+        let Some(topic) = exists(name) else {
+            continue;
         };
         if topic.error != 0 {
             return Err(format!("topic '{name}': {}", error_name(topic.error)));

@@ -7,6 +7,7 @@ mod dns;
 mod docker;
 mod fake_broker;
 mod kafka;
+mod missing_topics;
 mod peers;
 mod security;
 mod supervise;
