@@ -6,6 +6,7 @@ mod cli;
 mod dns;
 mod docker;
 mod fake_broker;
+mod http_redirect;
 mod kafka;
 mod missing_topics;
 mod peers;
