@@ -11,10 +11,23 @@ pub use crate::net::HostPort;
 
 use crate::security::{self, Security};
 
+/// Which question a `kafka://` target asks (`check=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Is the cluster usable from here: every listed broker answers at its
+    /// advertised address (an app's wait; the default).
+    Cluster,
+    /// Does this broker serve, and does its own advertised address answer
+    /// (a broker's HEALTHCHECK, a broker pod's readiness): other brokers
+    /// are not contacted.
+    Broker,
+}
+
 /// What `kafka://` asks of a cluster beyond answering, and how to reach it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Kafka {
     pub bootstrap: Vec<HostPort>,
+    pub check: Check,
     pub min_brokers: usize,
     pub topics: Vec<String>,
     pub group: Option<String>,
@@ -177,6 +190,7 @@ fn parse_kafka(what: &str, rest: &str, warnings: &mut Vec<String>) -> Result<Kaf
     let bootstrap = host_list(what, hosts)?;
     let mut kafka = Kafka {
         bootstrap,
+        check: Check::Cluster,
         min_brokers: 1,
         topics: Vec::new(),
         group: None,
@@ -192,6 +206,18 @@ fn parse_kafka(what: &str, rest: &str, warnings: &mut Vec<String>) -> Result<Kaf
         }
         seen.push(key);
         match key {
+            "check" => {
+                kafka.check = match value {
+                    "cluster" => Check::Cluster,
+                    "broker" => Check::Broker,
+                    _ => {
+                        return Err(format!(
+                            "{what}: check= is 'cluster' (every listed broker answers from here; the default) \
+                             or 'broker' (this broker and its own advertised address), not '{value}'"
+                        ))
+                    }
+                };
+            }
             "min-brokers" => {
                 let n = value.parse::<usize>().ok();
                 kafka.min_brokers = n.filter(|n| (1..=100_000).contains(n)).ok_or_else(|| {
@@ -231,10 +257,32 @@ fn parse_kafka(what: &str, rest: &str, warnings: &mut Vec<String>) -> Result<Kaf
             }
             other => {
                 return Err(format!(
-                    "{what}: unknown parameter '{other}' (known: min-brokers, topics, group, {})",
+                    "{what}: unknown parameter '{other}' (known: check, min-brokers, topics, group, {})",
                     security::PARAMS.join(", ")
                 ))
             }
+        }
+    }
+    if kafka.check == Check::Broker {
+        // A broker's own health must not depend on other brokers: that is
+        // what check=broker is for.
+        if kafka.bootstrap.len() > 1 {
+            return Err(format!(
+                "{what}: check=broker checks one broker: give its one address (localhost:9092 in its own container)"
+            ));
+        }
+        if let Some(option) = [
+            (seen.contains(&"min-brokers"), "min-brokers="),
+            (!kafka.topics.is_empty(), "topics="),
+            (kafka.group.is_some(), "group="),
+        ]
+        .iter()
+        .find_map(|(given, name)| given.then_some(*name))
+        {
+            return Err(format!(
+                "{what}: {option} depends on other brokers, which check=broker leaves out: \
+                 drop it, or use check=cluster (the default)"
+            ));
         }
     }
     kafka.security = security::resolve(&secure, what, warnings)?;
@@ -341,9 +389,15 @@ mod tests {
         assert_eq!(k.min_brokers, 3);
         assert_eq!(k.topics, ["orders", "payments"]);
         assert_eq!(k.group.as_deref(), Some("g1"));
+        assert_eq!(k.check, Check::Cluster);
         let k = kafka("kafka://[::1]:9092");
         assert_eq!(k.bootstrap[0].host, "::1");
         assert_eq!(k.min_brokers, 1);
+        assert_eq!(
+            kafka("kafka://localhost:9092?check=broker").check,
+            Check::Broker
+        );
+        assert_eq!(kafka("kafka://a:1,b:2?check=cluster").check, Check::Cluster);
     }
 
     #[test]
@@ -410,6 +464,20 @@ mod tests {
             ("kafka://b:1?min-brokers=x", "'x'"),
             ("kafka://b:1?min-brokers=0", "'0'"),
             ("kafka://b:1?topic=a", "unknown parameter 'topic'"),
+            ("kafka://b:1?check=self", "not 'self'"),
+            ("kafka://a:1,b:2?check=broker", "checks one broker"),
+            (
+                "kafka://b:1?check=broker&min-brokers=3",
+                "min-brokers= depends on other brokers",
+            ),
+            (
+                "kafka://b:1?topics=t&check=broker",
+                "topics= depends on other brokers",
+            ),
+            (
+                "kafka://b:1?check=broker&group=g",
+                "group= depends on other brokers",
+            ),
             ("kafka://b:1?topics=a,,b", "invalid topic name ''"),
             ("kafka://b:1?topics=a b", "invalid topic name 'a b'"),
             ("kafka://::1:9092", "needs brackets"),

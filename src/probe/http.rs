@@ -1,8 +1,11 @@
 //! `http://`: ready when a GET answers 2xx.
 //!
 //! A minimal HTTP/1.1 client: one request with `Connection: close`, and only
-//! the status line is read (at most 4 KiB of it). Redirects are not
-//! followed: a health endpoint that redirects is reported, not chased.
+//! the status line is read (at most 4 KiB of it), and for a redirect its
+//! headers, for the Location (at most 8 KiB). Redirects are not followed:
+//! a health endpoint that redirects is reported, not chased. An answer
+//! that is not HTTP is named when its opening is another protocol's
+//! (`sniff`).
 //! https:// verifies the server against the built-in trust roots.
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -12,23 +15,42 @@ use crate::net::{Attempt, Stream};
 use crate::target::Http;
 
 const MAX_STATUS_LINE: usize = 4096;
+/// How much of a redirect's headers is read for its Location.
+const MAX_HEAD: usize = 8192;
+/// How much of a Location is shown.
+const MAX_LOCATION_SHOWN: usize = 200;
 
 pub async fn check(spec: &Http, attempt: &Attempt) -> Outcome {
     match get(spec, attempt).await {
-        Ok((code, line)) if (200..300).contains(&code) => {
+        Ok((code, line, _)) if (200..300).contains(&code) => {
             Outcome::Ready(format!("answered {line}"))
         }
-        Ok((code, line)) if (300..400).contains(&code) => Outcome::NotReady(format!(
-            "answered {line}; kwait does not follow redirects, point the target at the final URL"
-        )),
-        Ok((_, line)) => Outcome::NotReady(format!("answered {line}")),
+        Ok((code, line, mut answer)) if (300..400).contains(&code) => {
+            let location = match location(&mut answer, attempt).await {
+                Some(to) => format!(
+                    " (Location: {})",
+                    crate::log::shown(&to, MAX_LOCATION_SHOWN)
+                ),
+                None => String::new(),
+            };
+            Outcome::NotReady(format!(
+                "answered {line}{location}; kwait does not follow redirects, point the target at the final URL"
+            ))
+        }
+        Ok((_, line, _)) => Outcome::NotReady(format!("answered {line}")),
         Err(unready) => unready,
     }
 }
 
+/// The answer read so far, and the connection to read more of it from.
+struct Answer {
+    stream: Stream,
+    buf: Vec<u8>,
+}
+
 /// Sends the GET and returns the status code and the status line after the
 /// protocol version (e.g. "503 Service Unavailable").
-async fn get(spec: &Http, attempt: &Attempt) -> Result<(u16, String), Outcome> {
+async fn get(spec: &Http, attempt: &Attempt) -> Result<(u16, String, Answer), Outcome> {
     let tcp = attempt.connect(&spec.addr).await?;
     let mut stream: Stream = match &spec.tls {
         None => Box::new(tcp),
@@ -75,11 +97,40 @@ async fn get(spec: &Http, attempt: &Attempt) -> Result<(u16, String), Outcome> {
     }
     let line = buf.split(|&b| b == b'\n').next().unwrap_or_default();
     let line = String::from_utf8_lossy(line).trim_end().to_string();
-    parse_status(&line).ok_or_else(|| {
-        Outcome::NotReady(format!(
-            "answered something that is not HTTP: '{}'",
-            crate::log::shown(&line, 60)
-        ))
+    let Some((code, status)) = parse_status(&line) else {
+        let shown = crate::log::shown(&line, 60);
+        return Err(Outcome::NotReady(match super::sniff::protocol(&buf) {
+            Some(what) if super::sniff::is_tls(what) => {
+                format!("answered with a TLS record: this is {what}, not plain HTTP (use https://)")
+            }
+            Some(what) => format!("answered '{shown}': this is {what}, not HTTP"),
+            None => format!("answered something that is not HTTP: '{shown}'"),
+        }));
+    };
+    Ok((code, status, Answer { stream, buf }))
+}
+
+/// The Location header of a redirect, read from the headers that follow
+/// the status line, within [`MAX_HEAD`] bytes and the attempt's deadline;
+/// `None` when it is not there (or not in time: the redirect is the news).
+async fn location(answer: &mut Answer, attempt: &Attempt) -> Option<String> {
+    let mut chunk = [0u8; 512];
+    let end = |buf: &[u8]| {
+        buf.windows(4).any(|w| w == b"\r\n\r\n") || buf.windows(2).any(|w| w == b"\n\n")
+    };
+    while !end(&answer.buf) && answer.buf.len() < MAX_HEAD {
+        match attempt.within("", answer.stream.read(&mut chunk)).await {
+            Ok(n) if n > 0 => answer.buf.extend_from_slice(&chunk[..n]),
+            _ => break,
+        }
+    }
+    let head = answer.buf.get(..answer.buf.len().min(MAX_HEAD))?;
+    head.split(|&b| b == b'\n').skip(1).find_map(|line| {
+        let line = String::from_utf8_lossy(line);
+        let (name, value) = line.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("location")
+            .then(|| value.trim().to_string())
     })
 }
 

@@ -28,7 +28,7 @@ use crate::net::HostPort;
 use crate::net::{Attempt, Stream};
 use crate::sasl::{Exchange, Step};
 use crate::security::{Sasl, Security};
-use crate::target::Kafka;
+use crate::target::{Check, Kafka};
 
 /// The versions kwait speaks. Metadata starts at v1, the first where an
 /// empty topic list means "no topics" (v0 reads it as "all").
@@ -118,6 +118,11 @@ async fn rungs(spec: &Kafka, addr: &HostPort, attempt: &Attempt) -> Result<Strin
         .map(|b| b.id.to_string())
         .collect::<Vec<_>>()
         .join(", ");
+    if spec.check == Check::Broker {
+        // The same connection asks for no more: topics and groups depend on
+        // other brokers, and check=broker refuses them.
+        return this_broker(&cluster, addr, conn.peer, &spec.security, attempt).await;
+    }
     if cluster.brokers.len() < spec.min_brokers {
         return Err(Outcome::NotReady(format!(
             "{} of min-brokers={} brokers registered (ids: {})",
@@ -346,8 +351,8 @@ async fn advertised(
     match failures.iter().min_by_key(|f| f.0) {
         None => Ok(()),
         Some((id, shown, reason)) => Err(Outcome::NotReady(format!(
-            "broker {id} advertises {shown}, which does not answer from here ({reason}){}; \
-             check advertised.listeners",
+            "{}{}; a broker's own health check asks only about itself: add check=broker",
+            not_answering(*id, shown, reason),
             if failures.len() == 1 {
                 String::new()
             } else {
@@ -355,6 +360,96 @@ async fn advertised(
             }
         ))),
     }
+}
+
+/// How a listed broker that does not answer at its advertised address is
+/// reported: from here, a dead broker and a wrong address look the same.
+fn not_answering(id: i32, shown: &str, reason: &str) -> String {
+    format!(
+        "broker {id} at {shown} is listed but not answering (down, or advertised.listeners wrong): {reason}"
+    )
+}
+
+/// `check=broker`: the broker that answered Metadata must be listed, and
+/// answer at its own advertised address; no other broker is contacted.
+///
+/// Kafka does not say which listed broker answered, so kwait tells: the
+/// listed broker whose advertised address is the bootstrap address as
+/// written (host and port), else the one on the bootstrap port whose
+/// advertised host resolves to the address the connection went to, else,
+/// when that address is this host's (loopback, or an address of this
+/// machine), the one on the bootstrap port whose advertised host resolves
+/// to an address of this host: `localhost:9092` in a container whose broker
+/// advertises `kafka1:9092`, its own name.
+async fn this_broker(
+    cluster: &Metadata,
+    addr: &HostPort,
+    peer: Option<std::net::SocketAddr>,
+    security: &Security,
+    attempt: &Attempt,
+) -> Result<String, Outcome> {
+    let usable = |b: &&wire::Broker| i32::from(addr.port) == b.port;
+    let mut own = cluster
+        .brokers
+        .iter()
+        .filter(usable)
+        .find(|b| b.host.eq_ignore_ascii_case(&addr.host));
+    if own.is_none() {
+        let peer = peer.map(|p| p.ip());
+        let local_peer = peer.is_some_and(on_this_host);
+        let mut local = None;
+        for broker in cluster.brokers.iter().filter(usable) {
+            let Ok(ips) = crate::net::dns::resolve(&broker.host, addr.port, attempt.deadline).await
+            else {
+                continue;
+            };
+            if ips.iter().any(|ip| Some(ip.ip()) == peer) {
+                own = Some(broker);
+                break;
+            }
+            if local_peer && local.is_none() && ips.iter().any(|ip| on_this_host(ip.ip())) {
+                local = Some(broker);
+            }
+        }
+        own = own.or(local);
+    }
+    let ids = cluster
+        .brokers
+        .iter()
+        .map(|b| b.id.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let Some(own) = own else {
+        return Err(Outcome::NotReady(format!(
+            "{addr}: this broker is not among the {} broker(s) its Metadata lists (ids: {}) \
+             at {addr} or another address of this host on port {}: it is not registered yet, \
+             or its advertised.listeners names an address that is not this host's",
+            cluster.brokers.len(),
+            if ids.is_empty() { "none" } else { &ids },
+            addr.port
+        )));
+    };
+    let shown = format!("{}:{}", crate::log::shown(&own.host, 100), own.port);
+    let advertised = HostPort::parse(&format!("{}:{}", own.host, addr.port), "")
+        .map_err(|_| not_answering(own.id, &shown, "not a usable host:port"))?;
+    open(&advertised, security, attempt)
+        .await
+        .map_err(|unready| match unready {
+            Outcome::NotReady(reason) => Outcome::NotReady(not_answering(own.id, &shown, &reason)),
+            fatal => fatal,
+        })?;
+    Ok(format!(
+        "broker {} answers at its advertised {shown}, controller {} ({} broker(s) listed, not checked)",
+        own.id,
+        cluster.controller,
+        cluster.brokers.len()
+    ))
+}
+
+/// Whether `ip` is an address of this host: loopback, or one a socket can
+/// be bound to (binding sends nothing).
+fn on_this_host(ip: std::net::IpAddr) -> bool {
+    ip.is_loopback() || std::net::UdpSocket::bind((ip, 0)).is_ok()
 }
 
 /// A Kafka connection to `addr` with the target's security: TCP, TLS when
@@ -366,13 +461,20 @@ pub async fn open(
     attempt: &Attempt,
 ) -> Result<(Conn, Versions), Outcome> {
     let tcp = attempt.connect(addr).await?;
+    let peer = tcp.peer_addr().ok();
     let stream: Stream = match &security.tls {
         None => Box::new(tcp),
         Some(config) => handshake(config, addr, tcp, attempt).await?,
     };
     let mut conn = Conn::new(stream);
+    conn.peer = peer;
     let versions = match api_versions(&mut conn, attempt).await {
         Ok(versions) => versions,
+        // Another service (SSH, HTTP, ...) on this port: waiting will not
+        // make it Kafka.
+        Err(e) if e.contains(wire::NOT_KAFKA) => {
+            return Err(Outcome::Fatal(format!("{addr}: {e}")))
+        }
         Err(e) if security.tls.is_some() && e.contains("received fatal alert") => {
             // Under TLS 1.3 a server refuses a client certificate (or its
             // absence) after the handshake, on the first read.
@@ -589,6 +691,9 @@ async fn authenticate(
     )))
 }
 
+/// How many missing topics a reason names.
+const MISSING_NAMED: usize = 10;
+
 /// Metadata for exactly the named topics, with auto-creation off: each must
 /// exist and every partition have a leader. Before Metadata v4 auto-creation
 /// cannot be turned off, so then all topics are asked for and filtered here.
@@ -618,16 +723,39 @@ async fn topics(
         .await?;
     let found =
         wire::metadata(&body, version).map_err(|e| format!("malformed Metadata answer: {e}"))?;
-    let mut seen = String::new();
-    for name in names {
-        let Some(topic) = found
+    let exists = |name: &String| {
+        found
             .topics
             .iter()
             .find(|t| t.name.as_deref() == Some(name) && t.error != UNKNOWN_TOPIC_OR_PARTITION)
-        else {
-            return Err(format!(
-                "topic '{name}' does not exist (kwait never creates it)"
-            ));
+    };
+    // Every missing topic is named, so that one run says what to create;
+    // at most MISSING_NAMED of them, so that the line stays a line.
+    let missing: Vec<&String> = names.iter().filter(|n| exists(n).is_none()).collect();
+    if let [name] = missing[..] {
+        return Err(format!(
+            "topic '{name}' does not exist (kwait never creates it)"
+        ));
+    }
+    if !missing.is_empty() {
+        let mut listed = missing
+            .iter()
+            .take(MISSING_NAMED)
+            .map(|n| format!("'{n}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if missing.len() > MISSING_NAMED {
+            listed.push_str(&format!(" and {} more", missing.len() - MISSING_NAMED));
+        }
+        return Err(format!(
+            "{} topics do not exist: {listed} (kwait never creates them)",
+            missing.len()
+        ));
+    }
+    let mut seen = String::new();
+    for name in names {
+        let Some(topic) = exists(name) else {
+            continue;
         };
         if topic.error != 0 {
             return Err(format!("topic '{name}': {}", error_name(topic.error)));

@@ -70,8 +70,9 @@ fn tansu_advertising_an_unreachable_listener() {
     let broker = Tansu::start_advertising(free_port(), &format!("127.0.0.1:{dead}"));
     broker.wait_accepting(LONG);
     let target = format!("kafka://{}", broker.addr());
-    let expected =
-        format!("broker 111 advertises 127.0.0.1:{dead}, which does not answer from here");
+    let expected = format!(
+        "broker 111 at 127.0.0.1:{dead} is listed but not answering (down, or advertised.listeners wrong)"
+    );
     assert_probe(
         &[&target],
         1,
@@ -87,7 +88,7 @@ fn tansu_advertising_an_unreachable_listener() {
         &[&format!("kafka://{}", broker.addr())],
         1,
         &[
-            "broker 111 advertises kafka-1.invalid:9092",
+            "broker 111 at kafka-1.invalid:9092 is listed but not answering",
             "cannot resolve",
             "advertised.listeners",
         ],

@@ -22,16 +22,20 @@
 //! its own tests.
 
 mod bootstrap;
+mod broker_health;
 mod cli;
 mod command;
 mod dns;
 mod docker;
+mod http_redirect;
 mod kafka;
+mod missing_topics;
 mod peers;
 mod probe;
 mod security;
 mod supervise;
 mod wait;
+mod wrong_service;
 mod zk;
 
 use std::time::Duration;

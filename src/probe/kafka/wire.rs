@@ -29,17 +29,28 @@ pub const MAX_BROKERS: usize = 1000;
 
 const CLIENT_ID: &str = "kwait";
 
+/// What an answer from another service says, after its name: the probe
+/// treats it as fatal, since waiting will not turn that service into Kafka.
+pub const NOT_KAFKA: &str = ", not a Kafka listener";
+
 /// A connection that speaks Kafka's request/response framing.
 pub struct Conn {
     stream: Stream,
     correlation: i32,
+    /// The TCP peer, when known: which broker answered (`check=broker`).
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 impl Conn {
     pub fn new(stream: Stream) -> Conn {
         Conn {
             stream,
-            correlation: 0,
+            // The first request carries correlation id 10, '\n' in ASCII:
+            // a line-based server on the wrong port (HTTP, SMTP) then reads
+            // a complete line and answers at once, with bytes `sniff` can
+            // name, instead of waiting for a line until the deadline.
+            correlation: 9,
+            peer: None,
         }
     }
 
@@ -78,19 +89,27 @@ impl Conn {
             )
             .await?;
         let len = i32::from_be_bytes(prefix);
-        if prefix[0] == 0x15 && prefix[1] == 0x03 {
-            return Err(format!(
-                "answered {name} with a TLS alert: this listener expects TLS (add tls=true, or security.protocol=SSL in config=)"
-            ));
-        }
         let len = match usize::try_from(len) {
             Ok(n) if (4..=MAX_FRAME).contains(&n) => n,
-            _ => {
-                return Err(format!(
+            // A Kafka broker never sends first, and answers with a length
+            // prefix: a known opening here is another service.
+            _ => match crate::probe::sniff::protocol(&prefix) {
+                Some(what) if crate::probe::sniff::is_tls(what) => {
+                    return Err(format!(
+                        "answered {name} with a TLS alert: this listener expects TLS (add tls=true, or security.protocol=SSL in config=)"
+                    ))
+                }
+                Some(what) => {
+                    return Err(format!(
+                        "answered {name} with '{}': this is {what}{NOT_KAFKA} (point the target at the broker's port)",
+                        crate::log::shown(&String::from_utf8_lossy(&prefix), 16)
+                    ))
+                }
+                None => return Err(format!(
                     "answered {name} with a frame length of {len} bytes, which is not Kafka \
                      (is this a Kafka listener, and plaintext?)"
                 ))
-            }
+            },
         };
         let mut body = vec![0u8; len];
         attempt
