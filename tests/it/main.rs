@@ -4,6 +4,7 @@ mod bootstrap;
 mod cli;
 mod dns;
 mod docker;
+mod drain_log;
 mod fake_broker;
 mod kafka;
 mod peers;
