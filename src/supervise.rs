@@ -111,7 +111,6 @@ pub fn run(command: &[OsString], opts: &Options, signals: &Signals) -> Exit {
         error!("no COMMAND to run");
         return Exit::Usage;
     };
-    let shown = program.to_string_lossy();
     let Some(prepared) = crate::exec::Prepared::new(command) else {
         error!("COMMAND has an argument with a NUL byte");
         return Exit::Usage;
@@ -137,7 +136,7 @@ pub fn run(command: &[OsString], opts: &Options, signals: &Signals) -> Exit {
     // comes back directly.
     let child = match cmd.spawn() {
         Ok(child) => child,
-        Err(err) => return crate::exec::cannot_run(&shown, &err),
+        Err(err) => return crate::exec::cannot_run(program, &err),
     };
     let pid = Pid::from_raw(child.id() as i32);
     // The std handle is dropped unwaited on purpose: this loop owns waitpid.

@@ -5,6 +5,7 @@ mod cli;
 mod dns;
 mod docker;
 mod drain_log;
+mod exec_errors;
 mod fake_broker;
 mod kafka;
 mod peers;
