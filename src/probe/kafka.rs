@@ -377,7 +377,7 @@ pub async fn open(
     let mut conn = Conn::new(stream);
     let versions = match api_versions(&mut conn, attempt).await {
         Ok(versions) => versions,
-        Err(e) if security.tls.is_some() && e.contains("received fatal alert") => {
+        Err(e) if security.tls.is_some() && e.contains("with TLS alert") => {
             // Under TLS 1.3 a server refuses a client certificate (or its
             // absence) after the handshake, on the first read.
             return Err(Outcome::Fatal(format!(

@@ -10,6 +10,7 @@ mod fake_broker;
 mod kafka;
 mod peers;
 mod security;
+mod self_signed;
 mod supervise;
 mod zk;
 
