@@ -74,6 +74,22 @@ enum Phase {
     Draining { kill_at: Instant },
 }
 
+/// What the running `--grace` is counted from, for the SIGKILL line: a user
+/// who sent two signals must read which one the SIGKILL answers, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GraceFrom {
+    /// The `nth` stop signal kwait received, `signo` as sent, `after` the
+    /// first one (the first: forwarded when it came, or after
+    /// `--drain-delay`).
+    Stop {
+        signo: Signo,
+        nth: u32,
+        after: Duration,
+    },
+    /// The app's exit: what it left behind got SIGTERM then.
+    Exit,
+}
+
 /// Longest sleep between reap passes, a safety net beside SIGCHLD (tini's
 /// one-second `sigtimedwait`).
 const TICK: Duration = Duration::from_secs(1);
@@ -95,7 +111,6 @@ pub fn run(command: &[OsString], opts: &Options, signals: &Signals) -> Exit {
         error!("no COMMAND to run");
         return Exit::Usage;
     };
-    let shown = program.to_string_lossy();
     let Some(prepared) = crate::exec::Prepared::new(command) else {
         error!("COMMAND has an argument with a NUL byte");
         return Exit::Usage;
@@ -121,7 +136,7 @@ pub fn run(command: &[OsString], opts: &Options, signals: &Signals) -> Exit {
     // comes back directly.
     let child = match cmd.spawn() {
         Ok(child) => child,
-        Err(err) => return crate::exec::cannot_run(&shown, &err),
+        Err(err) => return crate::exec::cannot_run(program, &err),
     };
     let pid = Pid::from_raw(child.id() as i32);
     // The std handle is dropped unwaited on purpose: this loop owns waitpid.
@@ -136,6 +151,9 @@ pub fn run(command: &[OsString], opts: &Options, signals: &Signals) -> Exit {
         phase: Phase::Running,
         end: None,
         stop_started: None,
+        stops: 0,
+        grace_from: None,
+        unforwarded: None,
         group_termed: false,
         remnants_termed: false,
         termed: Vec::new(),
@@ -252,6 +270,18 @@ fn shed_startup_pages() {
     }
 }
 
+/// "2nd", "3rd", "11th": which stop signal the grace counts from.
+fn ordinal(n: u32) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
 /// Sends a raw signal number (real-time ones too) to a pid or, negative, a
 /// process group. ESRCH (already gone) is normal and ignored.
 fn send(target: i32, signo: Signo) {
@@ -322,6 +352,15 @@ struct Supervisor<'a> {
     end: Option<ChildEnd>,
     /// When the first stop signal arrived, for "drained in 1.2s".
     stop_started: Option<Instant>,
+    /// How many stop signals (TERM, INT, as received or as rewritten)
+    /// arrived, for "the 2nd stop signal".
+    stops: u32,
+    /// What the running `--grace` counts from, and since when.
+    grace_from: Option<(Instant, GraceFrom)>,
+    /// The last stop signal that reached nobody (the app had exited), and
+    /// how long after the first it came: the SIGKILL line names it, so it
+    /// is not mistaken for the SIGKILL's cause.
+    unforwarded: Option<(Signo, Duration)>,
     /// Whether the app's process group already got SIGTERM (`--group`).
     group_termed: bool,
     /// Whether what the app left behind already got SIGTERM.
@@ -384,6 +423,9 @@ impl Supervisor<'_> {
         let stop = [received, signo]
             .iter()
             .any(|s| matches!(*s, Signo::TERM | Signo::INT));
+        if stop {
+            self.stops = self.stops.saturating_add(1);
+        }
         if let Phase::Delaying { signal, .. } = self.phase {
             if stop {
                 // Another stop signal: someone who does not want to wait
@@ -410,7 +452,15 @@ impl Supervisor<'_> {
         }
         self.stop_started = Some(Instant::now());
         if self.end.is_some() {
-            info!("{received} received: already draining what the app left behind");
+            let left = match self.phase {
+                Phase::Draining { kill_at } => format!(
+                    "; SIGKILL in {} if anything is still running",
+                    since(kill_at.saturating_duration_since(Instant::now()))
+                ),
+                _ => String::new(),
+            };
+            info!("{received} received: the app has exited, already draining what it left behind{left}");
+            self.unforwarded = Some((received, Duration::ZERO));
         } else if self.opts.drain_delay.is_zero() {
             self.forward_stop(signo);
         } else {
@@ -428,10 +478,22 @@ impl Supervisor<'_> {
     /// Forwards the stop signal and starts the grace period, then what was
     /// held behind it.
     fn forward_stop(&mut self, signo: Signo) {
+        let now = Instant::now();
         self.phase = Phase::Draining {
-            kill_at: Instant::now() + self.opts.grace,
+            kill_at: now + self.opts.grace,
         };
         if self.end.is_none() {
+            let after = self
+                .stop_started
+                .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+            self.grace_from = Some((
+                now,
+                GraceFrom::Stop {
+                    signo,
+                    nth: 1,
+                    after,
+                },
+            ));
             send_stop(self.target(), signo);
             info!(
                 "{signo} sent to {}; SIGKILL in --grace {} if it is still running",
@@ -482,7 +544,19 @@ impl Supervisor<'_> {
     /// a second signal came.
     fn forward(&mut self, received: Signo, signo: Signo) {
         if self.end.is_some() {
-            return; // never signal a reaped pid: it may have been reused
+            // Never signal a reaped pid: it may have been reused. What the
+            // app left behind had its one SIGTERM.
+            if matches!(received, Signo::TERM | Signo::INT) {
+                let first = self.stop_started.map_or(Duration::ZERO, |t| t.elapsed());
+                self.unforwarded = Some((received, first));
+                if let Phase::Draining { kill_at } = self.phase {
+                    info!(
+                        "{received} received after the app exited: not forwarded (what it left behind already got SIGTERM); SIGKILL stays at the end of --grace, in {}",
+                        since(kill_at.saturating_duration_since(Instant::now()))
+                    );
+                }
+            }
+            return;
         }
         let stop = matches!(signo, Signo::TERM | Signo::INT);
         if stop {
@@ -507,6 +581,18 @@ impl Supervisor<'_> {
                     since(self.opts.grace)
                 );
                 self.phase = Phase::Draining { kill_at: fresh };
+                let now = Instant::now();
+                let after = self
+                    .stop_started
+                    .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+                self.grace_from = Some((
+                    now,
+                    GraceFrom::Stop {
+                        signo,
+                        nth: self.stops.max(2),
+                        after,
+                    },
+                ));
             }
         }
     }
@@ -578,6 +664,7 @@ impl Supervisor<'_> {
             self.phase = Phase::Draining {
                 kill_at: Instant::now() + self.opts.grace,
             };
+            self.grace_from = Some((Instant::now(), GraceFrom::Exit));
         }
     }
 
@@ -639,26 +726,78 @@ impl Supervisor<'_> {
 
     fn kill_all(&mut self) {
         let left = self.remnants();
-        let why = if self.end.is_none() {
-            format!(
-                "the app is still running after --grace {}",
-                since(self.opts.grace)
-            )
-        } else {
-            format!(
-                "{} process(es) still running at the end of --grace {}",
-                left.len().max(1),
-                since(self.opts.grace)
-            )
-        };
         error!(
-            "SIGKILL to process group {} and kwait's children: {why}",
-            self.pid
+            "SIGKILL to process group {} and kwait's children: {}",
+            self.pid,
+            self.why_kill(left.len())
         );
         send(-self.pid.as_raw(), Signo::KILL);
         for pid in left {
             send(pid, Signo::KILL);
         }
+    }
+
+    /// Why the SIGKILL comes now: who is still running, which `--grace`
+    /// ran out counted from what, how long after the first stop signal, and
+    /// a later stop signal that reached nobody (it is not the cause).
+    fn why_kill(&self, left: usize) -> String {
+        let grace = since(self.opts.grace);
+        let mut why = if self.end.is_none() {
+            format!("the app is still running after --grace {grace}")
+        } else {
+            format!(
+                "{} process(es) still running at the end of --grace {grace}",
+                left.max(1)
+            )
+        };
+        let whose = if self.end.is_none() { "it" } else { "the app" };
+        match self.grace_from {
+            Some((
+                _,
+                GraceFrom::Stop {
+                    signo,
+                    nth: 1,
+                    after,
+                },
+            )) => {
+                why.push_str(&format!(", counted from the {signo} sent to {whose}"));
+                if !self.opts.drain_delay.is_zero() && !after.is_zero() {
+                    why.push_str(&format!(
+                        " {} after the stop signal (--drain-delay {})",
+                        since(after),
+                        since(self.opts.drain_delay)
+                    ));
+                }
+            }
+            Some((_, GraceFrom::Stop { signo, nth, after })) => why.push_str(&format!(
+                ", counted from the {} stop signal ({signo}, {} after the first)",
+                ordinal(nth),
+                since(after)
+            )),
+            Some((at, GraceFrom::Exit)) => why.push_str(&format!(
+                ", counted from the app's exit {} ago",
+                since(at.elapsed())
+            )),
+            None => {}
+        }
+        if let Some(t) = self.stop_started {
+            let which = if self.stops > 1 { "first " } else { "" };
+            why.push_str(&format!(
+                "; the {which}stop signal came {} ago",
+                since(t.elapsed())
+            ));
+        }
+        if let Some((signo, after)) = self.unforwarded {
+            let when = if after.is_zero() {
+                String::new()
+            } else {
+                format!(" that came {} after the first", since(after))
+            };
+            why.push_str(&format!(
+                "; the {signo}{when} reached no one: the app had exited, and what it left behind had its SIGTERM"
+            ));
+        }
+        why
     }
 
     fn finish_after_kill(mut self) -> Exit {
@@ -693,5 +832,25 @@ impl Supervisor<'_> {
             _ => {}
         }
         end.exit()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ordinal;
+
+    #[test]
+    fn ordinals() {
+        let got: Vec<String> = [1, 2, 3, 4, 11, 12, 13, 21, 22, 101, 112]
+            .into_iter()
+            .map(ordinal)
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st",
+                "112th"
+            ]
+        );
     }
 }

@@ -10,16 +10,29 @@
 //! published port with nothing behind it yet, a restarting broker), is not.
 //! Telling a plaintext Kafka listener from those is the caller's job (it
 //! asks the same address in plaintext).
+//!
+//! A server certificate that is byte for byte one the user gave in `ca=`
+//! or `SSL_CERT_FILE` is trusted as itself, as curl and OpenSSL trust it: a
+//! self-signed certificate from `openssl req -x509` (CA:TRUE by default)
+//! works. Its issuer, CA flag and key usage are then not checked (the user
+//! vouched for these very bytes); its validity dates and host name still
+//! are (the name unless name checks are off), the CN standing in for a
+//! missing subjectAltName as OpenSSL lets it.
+//!
+//! Every rustls and webpki error is put into words here: their Debug text
+//! (`Other(OtherError(CaUsedAsEndEntity))`) never reaches a user.
 
 use std::fmt;
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::WebPkiServerVerifier;
+use rustls::client::{verify_server_name, WebPkiServerVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::ParsedCertificate;
 use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+    AlertDescription, CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore,
+    SignatureScheme,
 };
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -32,26 +45,50 @@ use crate::security::{Pem, TlsFiles};
 #[derive(Clone)]
 pub struct Config(Arc<ClientConfig>, Hints);
 
-/// How the user fixes what goes wrong: kafka:// takes `ca=` and `tls=`,
-/// https:// takes `SSL_CERT_FILE`.
+/// How the user fixes what goes wrong: kafka:// takes `ca=`, `tls=`,
+/// `cert=` and `key=`; https:// takes `SSL_CERT_FILE` and no client
+/// certificate.
 #[derive(Clone, Copy)]
 struct Hints {
     ca: &'static str,
+    /// To trust a self-signed server certificate as itself.
+    pin: &'static str,
     plaintext: &'static str,
     /// After a handshake that got no answer (kafka:// checks for itself).
     silent: &'static str,
+    /// After an alert that may be about client certificates.
+    client: &'static str,
 }
 
 const KAFKA_HINTS: Hints = Hints {
     ca: "give its CA with ca=PATH",
+    pin: "give it with ca=PATH",
     plaintext: "is this a plaintext listener? then drop tls",
     silent: "",
+    client: "does it require a client certificate? give one with cert= and key=",
+};
+
+/// kafka:// with a client certificate (`cert=`, `key=`).
+const KAFKA_CERT_HINTS: Hints = Hints {
+    client: "does it trust the client certificate of cert= (is its CA in the broker's truststore)?",
+    ..KAFKA_HINTS
 };
 
 const HTTPS_HINTS: Hints = Hints {
     ca: "give a private CA with SSL_CERT_FILE=PATH",
+    pin: "give it with SSL_CERT_FILE=PATH",
     plaintext: "a plain HTTP server? then use http://",
     silent: " (a plain HTTP server? then use http://)",
+    client: "does it require a client certificate? https:// targets cannot send one",
+};
+
+/// For errors met after the handshake, where the caller adds its own hint.
+const NO_HINTS: Hints = Hints {
+    ca: "",
+    pin: "",
+    plaintext: "",
+    silent: "",
+    client: "",
 };
 
 impl fmt::Debug for Config {
@@ -104,16 +141,19 @@ impl Config {
     pub fn build(files: &TlsFiles) -> Result<Config, String> {
         let mut roots = RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        let mut pinned = Vec::new();
         if let Some(Pem { from, text }) = &files.ca {
-            let mut added = 0;
             for cert in CertificateDer::pem_slice_iter(text) {
-                let cert = cert.map_err(|e| format!("{from}: not a PEM certificate ({e})"))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("{from}: unusable certificate ({e})"))?;
-                added += 1;
+                let cert = cert.map_err(|e| format!("{from}: {}", pem_words(&e)))?;
+                pinned.push(cert.clone());
+                roots.add(cert).map_err(|e| {
+                    format!(
+                        "{from}: an unusable certificate: {}",
+                        words(&e, NO_HINTS).trim_start_matches("the server's certificate ")
+                    )
+                })?;
             }
-            if added == 0 {
+            if pinned.is_empty() {
                 return Err(format!("{from}: no PEM certificate in it"));
             }
         }
@@ -129,12 +169,13 @@ impl Config {
                 inner: verifier,
                 verify: files.verify,
                 verify_name: files.verify_name,
+                pinned,
             }));
         let config = match (&files.cert, &files.key) {
             (Some(cert), Some(key)) => {
                 let chain = CertificateDer::pem_slice_iter(&cert.text)
                     .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| format!("{}: not a PEM certificate chain ({e})", cert.from))?;
+                    .map_err(|e| format!("{}: {}", cert.from, pem_words(&e)))?;
                 if chain.is_empty() {
                     return Err(format!("{}: no PEM certificate in it", cert.from));
                 }
@@ -153,12 +194,17 @@ impl Config {
                             "{} and {} do not belong together (the key is not the certificate's)",
                             cert.from, key.from
                         ),
-                        other => format!("{}: {other}", key.from),
+                        other => format!("{}: {}", key.from, words(&other, NO_HINTS)),
                     })?
             }
             _ => builder.with_no_client_auth(),
         };
-        Ok(Config(Arc::new(config), KAFKA_HINTS))
+        let hints = if files.cert.is_some() {
+            KAFKA_CERT_HINTS
+        } else {
+            KAFKA_HINTS
+        };
+        Ok(Config(Arc::new(config), hints))
     }
 }
 
@@ -243,26 +289,316 @@ fn classify(err: &std::io::Error, hints: Hints) -> Failure {
             _ => format!("TLS handshake: {}", crate::net::describe(err)),
         });
     };
-    match inner {
-        rustls::Error::InvalidCertificate(CertificateError::NotValidForName)
-        | rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext { .. }) => Failure::Fatal(
-            "the server's certificate does not match its host name (connect by the name in the certificate, or fix the certificate's SAN)".into(),
-        ),
-        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => Failure::Fatal(format!(
-            "the server's certificate is not signed by a trusted CA ({})",
-            hints.ca
-        )),
-        rustls::Error::InvalidCertificate(other) => {
-            Failure::Fatal(format!("the server's certificate was rejected: {other:?}"))
+    Failure::Fatal(words(inner, hints))
+}
+
+/// A TLS error inside an I/O error met after the handshake (an alert on
+/// the first read, under TLS 1.3), in words; `None` when there is none.
+/// The caller adds what the user should check.
+pub fn io_words(err: &std::io::Error) -> Option<String> {
+    let inner = err.get_ref()?.downcast_ref::<rustls::Error>()?;
+    Some(words(inner, NO_HINTS))
+}
+
+/// What a rustls error means, in words, with the fix `hints` gives. Never
+/// rustls' or webpki's Debug text.
+fn words(err: &rustls::Error, hints: Hints) -> String {
+    use rustls::Error as E;
+    match err {
+        E::InvalidCertificate(cert) => format!("the server's certificate {}", cert_words(cert, hints)),
+        E::InvalidMessage(_)
+        | E::InappropriateMessage { .. }
+        | E::InappropriateHandshakeMessage { .. }
+        | E::PeerSentOversizedRecord => {
+            let hint = if hints.plaintext.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", hints.plaintext)
+            };
+            format!("the listener does not speak TLS{hint}")
         }
-        rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
-            Failure::Fatal(format!("the listener does not speak TLS ({})", hints.plaintext))
-        }
-        rustls::Error::AlertReceived(alert) => Failure::Fatal(format!(
-            "the server refused the TLS handshake ({alert:?}): does it require a client certificate (cert=, key=)?"
-        )),
-        other => Failure::Fatal(format!("TLS handshake failed: {other}")),
+        E::AlertReceived(alert) => alert_words(*alert, hints),
+        E::PeerIncompatible(_) => "the server's TLS has nothing in common with kwait's (kwait speaks TLS 1.2 and 1.3 with current cipher suites)".into(),
+        E::PeerMisbehaved(_) => "the server broke the TLS protocol during the handshake".into(),
+        E::NoCertificatesPresented => "the server sent no certificate".into(),
+        E::DecryptError => "the server's TLS data does not decrypt (a broken server, or something in between)".into(),
+        E::UnsupportedNameType => "this host name cannot be used for TLS".into(),
+        E::General(text) => format!("TLS failed: {text}"),
+        _ => "the TLS handshake failed".into(),
     }
+}
+
+/// An alert the server sent, by its RFC 8446 name and number, with what it
+/// most likely means.
+fn alert_words(alert: AlertDescription, hints: Hints) -> String {
+    use AlertDescription as A;
+    let name = match alert {
+        A::CloseNotify => "close_notify",
+        A::UnexpectedMessage => "unexpected_message",
+        A::BadRecordMac => "bad_record_mac",
+        A::HandshakeFailure => "handshake_failure",
+        A::BadCertificate => "bad_certificate",
+        A::UnsupportedCertificate => "unsupported_certificate",
+        A::CertificateRevoked => "certificate_revoked",
+        A::CertificateExpired => "certificate_expired",
+        A::CertificateUnknown => "certificate_unknown",
+        A::IllegalParameter => "illegal_parameter",
+        A::UnknownCA => "unknown_ca",
+        A::AccessDenied => "access_denied",
+        A::DecodeError => "decode_error",
+        A::DecryptError => "decrypt_error",
+        A::ProtocolVersion => "protocol_version",
+        A::InsufficientSecurity => "insufficient_security",
+        A::InternalError => "internal_error",
+        A::UnrecognisedName => "unrecognized_name",
+        A::CertificateRequired => "certificate_required",
+        A::NoApplicationProtocol => "no_application_protocol",
+        _ => "",
+    };
+    let code = u8::from(alert);
+    let named = if name.is_empty() {
+        format!("TLS alert {code}")
+    } else {
+        format!("TLS alert {name} ({code})")
+    };
+    let meaning = match alert {
+        A::HandshakeFailure if !hints.client.is_empty() => format!(
+            ": {} (or it shares no TLS version or cipher suite with kwait)",
+            hints.client
+        ),
+        A::CertificateRequired
+        | A::BadCertificate
+        | A::UnsupportedCertificate
+        | A::CertificateRevoked
+        | A::CertificateExpired
+        | A::CertificateUnknown
+        | A::UnknownCA
+        | A::AccessDenied
+            if !hints.client.is_empty() =>
+        {
+            format!(": {}", hints.client)
+        }
+        A::ProtocolVersion | A::InsufficientSecurity => {
+            ": no TLS version or cipher suite in common (kwait speaks TLS 1.2 and 1.3)".into()
+        }
+        A::UnrecognisedName => ": it does not serve this host name (SNI)".into(),
+        _ => String::new(),
+    };
+    format!("the server refused the TLS handshake with {named}{meaning}")
+}
+
+/// What is wrong with the server's certificate, after "the server's
+/// certificate".
+fn cert_words(err: &CertificateError, hints: Hints) -> String {
+    use CertificateError as C;
+    match err {
+        C::NotValidForName => "does not match its host name (connect by the name in the certificate, or fix the certificate's SAN)".into(),
+        C::NotValidForNameContext { presented, .. } => {
+            // webpki lists them as `DnsName("kafka")`, `IpAddress(10.0.0.1)`.
+            let names: Vec<&str> = presented
+                .iter()
+                .filter_map(|p| {
+                    p.strip_prefix("DnsName(\"")
+                        .and_then(|n| n.strip_suffix("\")"))
+                        .or_else(|| p.strip_prefix("IpAddress(").and_then(|n| n.strip_suffix(')')))
+                })
+                .collect();
+            if names.is_empty() {
+                "does not match its host name: it names no host in a subjectAltName (only a certificate trusted as itself, given in ca= or SSL_CERT_FILE, is matched by its CN; add one, e.g. openssl's -addext subjectAltName=DNS:NAME)".into()
+            } else {
+                format!(
+                    "does not match its host name: it is for {} (connect by the name in the certificate, or fix the certificate's SAN)",
+                    crate::log::shown(&names.join(", "), 300)
+                )
+            }
+        }
+        C::UnknownIssuer => format!("is not signed by a trusted CA ({})", hints.ca),
+        C::Expired => "has expired".into(),
+        C::ExpiredContext { time, not_after } => format!(
+            "expired {} ago",
+            ago(time.as_secs().saturating_sub(not_after.as_secs()))
+        ),
+        C::NotValidYet => "is not valid yet (check this machine's clock)".into(),
+        C::NotValidYetContext { time, not_before } => format!(
+            "is not valid for another {} (check this machine's clock)",
+            ago(not_before.as_secs().saturating_sub(time.as_secs()))
+        ),
+        C::Revoked => "has been revoked".into(),
+        C::BadSignature => "has a signature that does not verify (corrupt, or not signed by the CA it names)".into(),
+        C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
+            "is not meant for a TLS server (its extendedKeyUsage lacks serverAuth)".into()
+        }
+        C::BadEncoding => "is not a well-formed X.509 certificate".into(),
+        C::UnhandledCriticalExtension => "has a critical extension kwait does not know".into(),
+        C::UnsupportedSignatureAlgorithmContext { .. }
+        | C::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => {
+            "is signed with an algorithm kwait does not accept (it takes RSA, ECDSA P-256/P-384 and Ed25519 signatures)".into()
+        }
+        C::Other(other) => {
+            use std::error::Error as _;
+            match other.source().and_then(|e| e.downcast_ref::<webpki::Error>()) {
+                Some(e) => webpki_words(e, hints),
+                None => "was rejected".into(),
+            }
+        }
+        _ => "was rejected".into(),
+    }
+}
+
+/// The webpki errors rustls passes on as "other".
+fn webpki_words(err: &webpki::Error, hints: Hints) -> String {
+    use webpki::Error as W;
+    match err {
+        W::CaUsedAsEndEntity => format!(
+            "is a CA certificate (CA:TRUE, what openssl req -x509 makes by default), not one issued to a server by a CA kwait trusts; to trust this very certificate, {}",
+            hints.pin
+        ),
+        W::EndEntityUsedAsCa => "comes with a chain in which a certificate that is not a CA (CA:FALSE) signs another".into(),
+        W::PathLenConstraintViolated => "comes with a chain longer than one of its CAs allows (pathlen)".into(),
+        W::NameConstraintViolation => "names a host its CA may not issue for (name constraints)".into(),
+        W::UnsupportedCertVersion => "is not an X.509 v3 certificate (openssl writes v1 without an extension file)".into(),
+        W::CertDistrusted => "is distrusted".into(),
+        W::MaximumPathDepthExceeded
+        | W::MaximumSignatureChecksExceeded
+        | W::MaximumPathBuildCallsExceeded
+        | W::MaximumNameConstraintComparisonsExceeded => "comes with a chain too long or complex to verify".into(),
+        _ => "is malformed or breaks a rule of certificate chains (RFC 5280)".into(),
+    }
+}
+
+/// A PEM file's defect, in words (pki-types writes byte arrays).
+fn pem_words(err: &rustls::pki_types::pem::Error) -> String {
+    use rustls::pki_types::pem::Error as P;
+    match err {
+        P::MissingSectionEnd { .. } => "a PEM section without its END line".into(),
+        P::IllegalSectionStart { .. } => "a malformed PEM BEGIN line".into(),
+        P::Base64Decode(_) => "bad base64 inside a PEM section".into(),
+        P::SectionTooLarge => "a PEM section over 10 MB".into(),
+        _ => "not a PEM certificate".into(),
+    }
+}
+
+/// `secs` as "3 days" past a day, else as kwait writes durations.
+fn ago(secs: u64) -> String {
+    match secs / 86_400 {
+        0 => crate::log::since(std::time::Duration::from_secs(secs)),
+        1 => "1 day".into(),
+        days => format!("{days} days"),
+    }
+}
+
+/// The notBefore and notAfter of a DER certificate, in Unix seconds (RFC
+/// 5280 4.1: Certificate, TBSCertificate, then version, serialNumber,
+/// signature, issuer, validity). `None` for anything else.
+fn validity(cert: &[u8]) -> Option<(u64, u64)> {
+    let fields = tbs_fields(cert)?;
+    let (_, validity) = *fields.get(3)?;
+    let (tag_before, before, rest) = der(validity)?;
+    let (tag_after, after, _) = der(rest)?;
+    Some((der_time(tag_before, before)?, der_time(tag_after, after)?))
+}
+
+/// The TBSCertificate's fields from serialNumber on, as (tag, contents).
+fn tbs_fields(cert: &[u8]) -> Option<Vec<(u8, &[u8])>> {
+    let (0x30, cert, _) = der(cert)? else {
+        return None;
+    };
+    let (0x30, mut tbs, _) = der(cert)? else {
+        return None;
+    };
+    let mut fields = Vec::new();
+    while !tbs.is_empty() && fields.len() < 6 {
+        let (tag, body, rest) = der(tbs)?;
+        tbs = rest;
+        // [0] EXPLICIT version, absent in v1.
+        if tag != 0xa0 || !fields.is_empty() {
+            fields.push((tag, body));
+        }
+    }
+    Some(fields)
+}
+
+/// One DER element: (tag, contents, what follows).
+fn der(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 {
+            return None;
+        }
+        let (bytes, rest) = rest.split_at_checked(n)?;
+        let len = bytes.iter().fold(0usize, |a, &b| a << 8 | usize::from(b));
+        (len, rest)
+    };
+    let (body, rest) = rest.split_at_checked(len)?;
+    Some((tag, body, rest))
+}
+
+/// UTCTime (YYMMDDHHMMSSZ, 1950-2049) or GeneralizedTime
+/// (YYYYMMDDHHMMSSZ) as Unix seconds.
+fn der_time(tag: u8, text: &[u8]) -> Option<u64> {
+    let (year, rest) = match tag {
+        0x17 => {
+            let yy = digits(text.get(..2)?)?;
+            (if yy < 50 { 2000 + yy } else { 1900 + yy }, text.get(2..)?)
+        }
+        0x18 => (digits(text.get(..4)?)?, text.get(4..)?),
+        _ => return None,
+    };
+    if rest.len() != 11 || rest[10] != b'Z' {
+        return None;
+    }
+    let field = |i: usize| digits(&rest[i..i + 2]);
+    let (month, day) = (field(0)?, field(2)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    // Days from 1970-01-01 to the date (H. Hinnant's days_from_civil).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = (era * 146_097 + doe).checked_sub(719_468)?;
+    Some(days * 86_400 + field(4)? * 3600 + field(6)? * 60 + field(8)?)
+}
+
+fn digits(text: &[u8]) -> Option<u64> {
+    text.iter().try_fold(0u64, |n, &b| {
+        b.is_ascii_digit().then(|| n * 10 + u64::from(b - b'0'))
+    })
+}
+
+/// Whether the subject CN of a DER certificate is `host` (ASCII case
+/// ignored, no wildcards): OpenSSL's rule for a certificate without any
+/// subjectAltName.
+fn common_name_is(cert: &[u8], host: &str) -> bool {
+    const CN: &[u8] = &[0x55, 0x04, 0x03];
+    let Some(fields) = tbs_fields(cert) else {
+        return false;
+    };
+    let Some(&(0x30, mut subject)) = fields.get(4) else {
+        return false;
+    };
+    while let Some((_, set, rest)) = der(subject) {
+        subject = rest;
+        let mut set = set;
+        while let Some((_, pair, rest)) = der(set) {
+            set = rest;
+            if let Some((0x06, oid, value)) = der(pair) {
+                if let (true, Some((0x0c | 0x13 | 0x16, name, _))) = (oid == CN, der(value)) {
+                    if name.eq_ignore_ascii_case(host.as_bytes()) {
+                        return true;
+                    }
+                }
+            }
+        }
+    }
+    false
 }
 
 /// The web PKI verifier, with the two opt-outs users have: no verification
@@ -273,6 +609,52 @@ struct Verifier {
     inner: Arc<WebPkiServerVerifier>,
     verify: bool,
     verify_name: bool,
+    /// The certificates of `ca=` / `SSL_CERT_FILE`: one the server shows
+    /// byte for byte is trusted as itself.
+    pinned: Vec<CertificateDer<'static>>,
+}
+
+impl Verifier {
+    /// A server certificate the user gave: its dates and name are checked,
+    /// not its chain, CA flag or key usage.
+    fn verify_pinned(
+        &self,
+        cert: &CertificateDer<'_>,
+        server_name: &ServerName<'_>,
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let (not_before, not_after) = validity(cert).ok_or(CertificateError::BadEncoding)?;
+        let at = |secs| UnixTime::since_unix_epoch(std::time::Duration::from_secs(secs));
+        if now.as_secs() < not_before {
+            return Err(CertificateError::NotValidYetContext {
+                time: now,
+                not_before: at(not_before),
+            }
+            .into());
+        }
+        if now.as_secs() > not_after {
+            return Err(CertificateError::ExpiredContext {
+                time: now,
+                not_after: at(not_after),
+            }
+            .into());
+        }
+        if !self.verify_name {
+            return Ok(ServerCertVerified::assertion());
+        }
+        match verify_server_name(&ParsedCertificate::try_from(cert)?, server_name) {
+            Err(rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext {
+                presented,
+                ..
+            })) if presented.is_empty()
+                && matches!(server_name, ServerName::DnsName(host) if common_name_is(cert, host.as_ref())) =>
+            {
+                Ok(ServerCertVerified::assertion())
+            }
+            Err(err) => Err(err),
+            Ok(()) => Ok(ServerCertVerified::assertion()),
+        }
+    }
 }
 
 impl ServerCertVerifier for Verifier {
@@ -286,6 +668,13 @@ impl ServerCertVerifier for Verifier {
     ) -> Result<ServerCertVerified, rustls::Error> {
         if !self.verify {
             return Ok(ServerCertVerified::assertion());
+        }
+        if self
+            .pinned
+            .iter()
+            .any(|c| c.as_ref() == end_entity.as_ref())
+        {
+            return self.verify_pinned(end_entity, server_name, now);
         }
         match self
             .inner
@@ -318,5 +707,61 @@ impl ServerCertVerifier for Verifier {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{common_name_is, der, der_time, validity};
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+
+    /// `openssl req -x509 -days 2 -subj "/O=kwait/CN=Kafka.Example"`: no
+    /// subjectAltName, CA:TRUE.
+    const SELF_SIGNED: &str = "-----BEGIN CERTIFICATE-----
+MIIBpjCCAUugAwIBAgIUAV5fRRHPKzJihQcHdQm0J7w2q4kwCgYIKoZIzj0EAwIw
+KDEOMAwGA1UECgwFa3dhaXQxFjAUBgNVBAMMDUthZmthLkV4YW1wbGUwHhcNMjYx
+MjAzMTMxMjM0WhcNMjYxMjA1MTMxMjM0WjAoMQ4wDAYDVQQKDAVrd2FpdDEWMBQG
+A1UEAwwNS2Fma2EuRXhhbXBsZTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABGg9
+c6IrTLZpPyx6KnlvQpfll5h1QBxIdN+pvIN9eJOybBDhcpCPZ102yVNnE4pZU29p
+xBFSxrMh5v4pKZJWf+ujUzBRMB0GA1UdDgQWBBRlx5MdNTkyG6DV0nwYc8K5WZ6M
+wTAfBgNVHSMEGDAWgBRlx5MdNTkyG6DV0nwYc8K5WZ6MwTAPBgNVHRMBAf8EBTAD
+AQH/MAoGCCqGSM49BAMCA0kAMEYCIQCOiLIEre94uz3KL83epMGJbeJmwn/z8iP6
+32xdgkIo6gIhAMDy1Y4TdJ9mQSi/TlAnpQX2eiyljiuxbvXpxvHlY8jL
+-----END CERTIFICATE-----\n";
+
+    #[test]
+    fn validity_and_common_name_of_a_real_certificate() {
+        let cert = CertificateDer::from_pem_slice(SELF_SIGNED.as_bytes()).unwrap();
+        assert_eq!(validity(&cert), Some((1796303554, 1796476354)));
+        assert!(common_name_is(&cert, "kafka.example"));
+        assert!(!common_name_is(&cert, "kwait"));
+        assert!(!common_name_is(&cert, "kafka.example.org"));
+    }
+
+    #[test]
+    fn der_times() {
+        assert_eq!(der_time(0x17, b"700101000000Z"), Some(0));
+        assert_eq!(der_time(0x17, b"491231235959Z"), Some(2_524_607_999));
+        assert_eq!(der_time(0x18, b"20380119031408Z"), Some(2_147_483_648));
+        assert_eq!(der_time(0x18, b"20240229120000Z"), Some(1_709_208_000));
+        assert_eq!(der_time(0x17, b"7001010000Z"), None);
+        assert_eq!(der_time(0x17, b"701301000000Z"), None);
+        assert_eq!(der_time(0x04, b"700101000000Z"), None);
+    }
+
+    #[test]
+    fn garbage_is_none_never_a_panic() {
+        for bad in [
+            &b""[..],
+            b"\x30",
+            b"\x30\x84\xff\xff\xff\xff",
+            b"\x30\x02\x30\x00",
+            b"\x30\x80",
+        ] {
+            assert_eq!(validity(bad), None);
+            assert!(!common_name_is(bad, "x"));
+        }
+        assert_eq!(der(b"\x04\x05abc"), None);
     }
 }

@@ -33,6 +33,11 @@ pub enum Failure {
     Retry(String),
 }
 
+/// No TLS stack, so no TLS error inside an I/O error.
+pub fn io_words(_: &std::io::Error) -> Option<String> {
+    None
+}
+
 pub async fn connect(
     config: &Config,
     _: &str,

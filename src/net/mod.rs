@@ -250,6 +250,9 @@ impl Attempt {
 /// An io error as a short lowercase phrase ("connection refused"), without
 /// Rust's "(os error 111)" suffix.
 pub fn describe(err: &io::Error) -> String {
+    if let Some(words) = crate::tls::io_words(err) {
+        return words;
+    }
     match err.kind() {
         io::ErrorKind::ConnectionRefused => "connection refused".into(),
         io::ErrorKind::ConnectionReset => "connection reset".into(),

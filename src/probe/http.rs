@@ -83,9 +83,21 @@ async fn get(spec: &Http, attempt: &Attempt) -> Result<(u16, String, Answer), Ou
                 "answered with no HTTP status line in its first 4 KiB".into(),
             ));
         }
-        let n = attempt
+        let n = match attempt
             .within("reading the answer", stream.read(&mut chunk))
-            .await?;
+            .await
+        {
+            Ok(n) => n,
+            // Under TLS 1.3 a server refuses a client without a certificate
+            // after the handshake, on the first read: waiting will not
+            // give https:// one.
+            Err(e) if spec.tls.is_some() && e.contains("with TLS alert") => {
+                return Err(Outcome::Fatal(format!(
+                    "{e}: does the server require a client certificate? https:// targets cannot send one"
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        };
         if n == 0 {
             return Err(Outcome::NotReady(if buf.is_empty() {
                 "closed the connection without answering".into()

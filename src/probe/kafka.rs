@@ -475,7 +475,7 @@ pub async fn open(
         Err(e) if e.contains(wire::NOT_KAFKA) => {
             return Err(Outcome::Fatal(format!("{addr}: {e}")))
         }
-        Err(e) if security.tls.is_some() && e.contains("received fatal alert") => {
+        Err(e) if security.tls.is_some() && e.contains("with TLS alert") => {
             // Under TLS 1.3 a server refuses a client certificate (or its
             // absence) after the handshake, on the first read.
             return Err(Outcome::Fatal(format!(
