@@ -33,7 +33,7 @@ use crate::log::{info, warning};
 use crate::net::Attempt;
 use crate::net::HostPort;
 use crate::probe::kafka::{presence, Presence};
-use crate::target::Zk;
+use crate::probe::zk::Spec as Zk;
 use crate::zk::{self, Session, Stat};
 
 /// What to clean.

@@ -13,10 +13,11 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::clean;
 use crate::log::{self, Level};
+use crate::probe::zk::Spec as Zk;
 use crate::signals::Signo;
 use crate::supervise;
+use crate::target::Kind;
 use crate::target::Target;
-use crate::target::{Kind, Zk};
 
 const EXAMPLES: &str = "\
 Examples:

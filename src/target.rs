@@ -1,4 +1,6 @@
-//! Target URLs, parsed once into typed values (`FromStr`).
+//! Target URLs: the scheme picks the kind, and the kind parses the rest
+//! (`probe::<kind>::parse`, next to its `check`). A new kind is one file in
+//! `probe/`, one variant here, one line in each of the two matches below.
 //!
 //! Parsing is the only place a target's syntax is judged: a bad target is a
 //! usage error (exit 2) before anything connects. Names are not resolved
@@ -7,62 +9,16 @@
 
 use std::fmt;
 
-pub use crate::net::HostPort;
-
-use crate::security::{self, Security};
-
-/// Which question a `kafka://` target asks (`check=`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Check {
-    /// Is the cluster usable from here: every listed broker answers at its
-    /// advertised address (an app's wait; the default).
-    Cluster,
-    /// Does this broker serve, and does its own advertised address answer
-    /// (a broker's HEALTHCHECK, a broker pod's readiness): other brokers
-    /// are not contacted.
-    Broker,
-}
-
-/// What `kafka://` asks of a cluster beyond answering, and how to reach it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Kafka {
-    pub bootstrap: Vec<HostPort>,
-    pub check: Check,
-    pub min_brokers: usize,
-    pub topics: Vec<String>,
-    pub group: Option<String>,
-    pub security: Security,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Http {
-    pub addr: HostPort,
-    /// Path and query, always starting with '/'.
-    pub path: String,
-    /// For https://: the built-in trust roots.
-    pub tls: Option<crate::tls::Config>,
-}
-
-/// A ZooKeeper ensemble, as in Kafka's `zookeeper.connect`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Zk {
-    pub hosts: Vec<HostPort>,
-    /// The chroot path ("/kafka"), or empty for none.
-    pub chroot: String,
-    /// Set on the target `--clean-stale-broker` cleans (by the command
-    /// line, never by the URL): there a chroot that does not exist is a
-    /// cluster Kafka has never started on, since Kafka creates its chroot on
-    /// its first start. It is ready then, with nothing to clean; a plain
-    /// wait still waits for the chroot.
-    pub missing_chroot_ok: bool,
-}
+use crate::net::Attempt;
+use crate::probe::{self, Outcome};
+use crate::security;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
-    Kafka(Kafka),
-    Zk(Zk),
-    Tcp(HostPort),
-    Http(Http),
+    Kafka(probe::kafka::Spec),
+    Zk(probe::zk::Spec),
+    Tcp(probe::tcp::Spec),
+    Http(probe::http::Spec),
 }
 
 /// One thing to wait for: its parsed form and the text the user wrote,
@@ -111,31 +67,27 @@ impl Target {
             ));
         }
         let kind = match lower.as_str() {
-            "kafka" => Kind::Kafka(parse_kafka(what, rest, warnings)?),
-            "tcp" => {
-                no_userinfo(what, rest)?;
-                let addr = rest.trim_end_matches('/');
-                if addr.contains(['/', '?']) {
-                    return Err(format!("{what}: tcp:// takes only host:port"));
-                }
-                Kind::Tcp(HostPort::parse(addr, what)?)
-            }
-            "http" => Kind::Http(parse_http(what, rest, 80)?),
-            "https" => {
-                let tls =
-                    crate::tls::Config::default_roots().map_err(|e| format!("{what}: {e}"))?;
-                Kind::Http(Http {
-                    tls: Some(tls),
-                    ..parse_http(what, rest, 443)?
-                })
-            }
-            "zk" | "zookeeper" => Kind::Zk(parse_zk(what, rest)?),
+            "kafka" => Kind::Kafka(probe::kafka::parse(what, rest, warnings)?),
+            "zk" | "zookeeper" => Kind::Zk(probe::zk::parse(what, rest)?),
+            "tcp" => Kind::Tcp(probe::tcp::parse(what, rest)?),
+            "http" => Kind::Http(probe::http::parse(what, rest, false)?),
+            "https" => Kind::Http(probe::http::parse(what, rest, true)?),
             other => return Err(format!("{what}: unknown scheme '{other}' (use {SCHEMES})")),
         };
         Ok(Target {
             kind,
             text: s.to_string(),
         })
+    }
+
+    /// One attempt at this target, by its kind.
+    pub async fn check(&self, attempt: &Attempt) -> Outcome {
+        match &self.kind {
+            Kind::Kafka(spec) => probe::kafka::check(spec, attempt).await,
+            Kind::Zk(spec) => probe::zk::check(spec, attempt).await,
+            Kind::Tcp(spec) => probe::tcp::check(spec, attempt).await,
+            Kind::Http(spec) => probe::http::check(spec, attempt).await,
+        }
     }
 }
 
@@ -151,215 +103,6 @@ fn listener_hint(scheme: &str) -> Option<&'static str> {
     }
 }
 
-/// `host:port[,host:port...]`, with an empty entry (`a:1,,b:2`, a comma at
-/// the end) named as what it is.
-fn host_list(what: &str, hosts: &str) -> Result<Vec<HostPort>, String> {
-    hosts
-        .split(',')
-        .map(|hp| {
-            if hp.trim().is_empty() {
-                Err(format!(
-                    "{what}: an empty address in the list '{}' (two commas, or one at an end?)",
-                    crate::log::shown(hosts, 200)
-                ))
-            } else {
-                HostPort::parse(hp, what)
-            }
-        })
-        .collect()
-}
-
-fn parse_kafka(what: &str, rest: &str, warnings: &mut Vec<String>) -> Result<Kafka, String> {
-    let (hosts, query) = match rest.split_once('?') {
-        Some((h, q)) => (h, Some(q)),
-        None => (rest, None),
-    };
-    let hosts = hosts.trim_end_matches('/');
-    if hosts.contains('@') {
-        return Err(format!(
-            "{what}: credentials do not go in the URL (they would show in ps and logs): \
-             use user=NAME and the password in {} or password-file=PATH",
-            security::PASSWORD_ENV
-        ));
-    }
-    if hosts.contains('/') {
-        return Err(format!(
-            "{what}: kafka:// takes host:port[,host:port...] with no path"
-        ));
-    }
-    let bootstrap = host_list(what, hosts)?;
-    let mut kafka = Kafka {
-        bootstrap,
-        check: Check::Cluster,
-        min_brokers: 1,
-        topics: Vec::new(),
-        group: None,
-        security: Security::default(),
-    };
-    let mut secure = Vec::new();
-    let mut seen: Vec<&str> = Vec::new();
-    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        // Two values for one key: which one was meant? Neither wins.
-        if seen.contains(&key) {
-            return Err(format!("{what}: {key}= is given twice; keep one"));
-        }
-        seen.push(key);
-        match key {
-            "check" => {
-                kafka.check = match value {
-                    "cluster" => Check::Cluster,
-                    "broker" => Check::Broker,
-                    _ => {
-                        return Err(format!(
-                            "{what}: check= is 'cluster' (every listed broker answers from here; the default) \
-                             or 'broker' (this broker and its own advertised address), not '{value}'"
-                        ))
-                    }
-                };
-            }
-            "min-brokers" => {
-                let n = value.parse::<usize>().ok();
-                kafka.min_brokers = n.filter(|n| (1..=100_000).contains(n)).ok_or_else(|| {
-                    format!(
-                        "{what}: min-brokers must be a whole number \
-                         from 1 to 100000, not '{value}'"
-                    )
-                })?;
-            }
-            "topics" => {
-                for topic in value.split(',') {
-                    if !valid_topic(topic) {
-                        return Err(format!(
-                            "{what}: invalid topic name '{topic}' in topics= (letters, digits, '.', '_', '-'; at most 249)"
-                        ));
-                    }
-                    kafka.topics.push(topic.to_string());
-                }
-            }
-            "group" => {
-                if value.is_empty() || value.len() > 32_767 {
-                    return Err(format!("{what}: group= needs a consumer group name"));
-                }
-                kafka.group = Some(value.to_string());
-            }
-            // `?Password=` too: tell where a password goes (it is never
-            // echoed: `s` is redacted).
-            key if key.eq_ignore_ascii_case("password") => {
-                return Err(format!(
-                    "{what}: a password does not go in the URL (it would show in ps and logs): \
-                     set {} or use password-file=PATH",
-                    security::PASSWORD_ENV
-                ))
-            }
-            key if security::PARAMS.contains(&key) => {
-                secure.push((key.to_string(), value.to_string()))
-            }
-            other => {
-                return Err(format!(
-                    "{what}: unknown parameter '{other}' (known: check, min-brokers, topics, group, {})",
-                    security::PARAMS.join(", ")
-                ))
-            }
-        }
-    }
-    if kafka.check == Check::Broker {
-        // A broker's own health must not depend on other brokers: that is
-        // what check=broker is for.
-        if kafka.bootstrap.len() > 1 {
-            return Err(format!(
-                "{what}: check=broker checks one broker: give its one address (localhost:9092 in its own container)"
-            ));
-        }
-        if let Some(option) = [
-            (seen.contains(&"min-brokers"), "min-brokers="),
-            (!kafka.topics.is_empty(), "topics="),
-            (kafka.group.is_some(), "group="),
-        ]
-        .iter()
-        .find_map(|(given, name)| given.then_some(*name))
-        {
-            return Err(format!(
-                "{what}: {option} depends on other brokers, which check=broker leaves out: \
-                 drop it, or use check=cluster (the default)"
-            ));
-        }
-    }
-    kafka.security = security::resolve(&secure, what, warnings)?;
-    Ok(kafka)
-}
-
-/// Kafka's own rule (`Topic.validate`): 1 to 249 of `[a-zA-Z0-9._-]`.
-fn valid_topic(name: &str) -> bool {
-    (1..=249).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-}
-
-fn parse_zk(what: &str, rest: &str) -> Result<Zk, String> {
-    if rest.contains('?') {
-        return Err(format!("{what}: zk:// takes no parameters"));
-    }
-    let (hosts, chroot) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    no_userinfo(what, hosts)?;
-    let hosts = host_list(what, hosts)?;
-    let chroot = chroot.trim_end_matches('/');
-    if chroot
-        .split('/')
-        .skip(1)
-        .any(|seg| seg.is_empty() || seg == "." || seg == ".." || seg.chars().any(char::is_control))
-    {
-        return Err(format!(
-            "{what}: invalid chroot '{chroot}' (write /path/to/chroot, no empty, '.' or '..' parts)"
-        ));
-    }
-    Ok(Zk {
-        hosts,
-        chroot: chroot.to_string(),
-        missing_chroot_ok: false,
-    })
-}
-
-/// Refuses `user:secret@` in an authority before anything else reads it, so
-/// that no error can echo the secret (kafka:// says where credentials go).
-fn no_userinfo(what: &str, rest: &str) -> Result<(), String> {
-    let end = rest.find(['/', '?']).unwrap_or(rest.len());
-    if !rest[..end].contains('@') {
-        return Ok(());
-    }
-    Err(format!(
-        "{what}: credentials in the URL are not supported (they would show in ps and logs)"
-    ))
-}
-
-fn parse_http(what: &str, rest: &str, default_port: u16) -> Result<Http, String> {
-    let split = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(split);
-    no_userinfo(what, authority)?;
-    let addr = if authority.ends_with(']') || !authority.contains(':') {
-        HostPort::parse(&format!("{authority}:{default_port}"), what)?
-    } else {
-        HostPort::parse(authority, what)?
-    };
-    if path.chars().any(|c| c.is_ascii_control() || c == ' ') {
-        return Err(format!("{what}: the path has spaces or control characters"));
-    }
-    let path = match path {
-        "" => "/".to_string(),
-        p if p.starts_with('?') => format!("/{p}"),
-        p => p.split('#').next().unwrap_or("/").to_string(),
-    };
-    Ok(Http {
-        addr,
-        path,
-        tls: None,
-    })
-}
-
 /// For tests: a parse whose warnings nobody reads.
 #[cfg(test)]
 impl std::str::FromStr for Target {
@@ -373,6 +116,9 @@ impl std::str::FromStr for Target {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::net::HostPort;
+    use crate::probe::http::Spec as Http;
+    use crate::probe::kafka::{Check, Spec as Kafka};
 
     fn kafka(s: &str) -> Kafka {
         match s.parse::<Target>().unwrap().kind {

@@ -18,7 +18,7 @@ use tokio::time::{sleep_until, timeout_at, Instant};
 use crate::log::since;
 use crate::log::{debug, error, info};
 use crate::net::{Attempt, Limit};
-use crate::probe::{self, Outcome};
+use crate::probe::Outcome;
 use crate::signals::{Signals, Signo};
 use crate::target::Target;
 
@@ -159,7 +159,7 @@ async fn until_ready(target: &Target, limits: Limits) -> End {
             limit = Limit::Timeout;
         }
         let attempt = Attempt::new(deadline, limit, seq);
-        let outcome = match timeout_at(deadline, probe::check(target, &attempt)).await {
+        let outcome = match timeout_at(deadline, target.check(&attempt)).await {
             Ok(outcome) => outcome,
             Err(_) => Outcome::NotReady(format!(
                 "no answer within {} ({})",
@@ -222,7 +222,7 @@ pub async fn once(targets: &[Target], timeout: Duration) -> bool {
         let target = target.clone();
         set.spawn(async move {
             let attempt = Attempt::new(deadline, Limit::Probe, 0);
-            let outcome = timeout_at(deadline, probe::check(&target, &attempt))
+            let outcome = timeout_at(deadline, target.check(&attempt))
                 .await
                 .unwrap_or_else(|_| {
                     Outcome::NotReady(format!("no answer within {}", Limit::Probe))

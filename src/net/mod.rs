@@ -109,6 +109,36 @@ impl HostPort {
     }
 }
 
+/// `host:port[,host:port...]`, with an empty entry (`a:1,,b:2`, a comma at
+/// the end) named as what it is.
+pub fn host_list(what: &str, hosts: &str) -> Result<Vec<HostPort>, String> {
+    hosts
+        .split(',')
+        .map(|hp| {
+            if hp.trim().is_empty() {
+                Err(format!(
+                    "{what}: an empty address in the list '{}' (two commas, or one at an end?)",
+                    crate::log::shown(hosts, 200)
+                ))
+            } else {
+                HostPort::parse(hp, what)
+            }
+        })
+        .collect()
+}
+
+/// Refuses `user:secret@` in an authority before anything else reads it, so
+/// that no error can echo the secret (kafka:// says where credentials go).
+pub fn no_userinfo(what: &str, rest: &str) -> Result<(), String> {
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    if !rest[..end].contains('@') {
+        return Ok(());
+    }
+    Err(format!(
+        "{what}: credentials in the URL are not supported (they would show in ps and logs)"
+    ))
+}
+
 /// The context of one attempt: its deadline, which try it is (a kafka
 /// target with several bootstrap addresses takes them in turn), and a count
 /// of the connections it opened, which paces the wait loop.

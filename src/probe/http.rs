@@ -11,8 +11,7 @@
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::Outcome;
-use crate::net::{Attempt, Stream};
-use crate::target::Http;
+use crate::net::{no_userinfo, Attempt, HostPort, Stream};
 
 const MAX_STATUS_LINE: usize = 4096;
 /// How much of a redirect's headers is read for its Location.
@@ -20,7 +19,7 @@ const MAX_HEAD: usize = 8192;
 /// How much of a Location is shown.
 const MAX_LOCATION_SHOWN: usize = 200;
 
-pub async fn check(spec: &Http, attempt: &Attempt) -> Outcome {
+pub async fn check(spec: &Spec, attempt: &Attempt) -> Outcome {
     match get(spec, attempt).await {
         Ok((code, line, _)) if (200..300).contains(&code) => {
             Outcome::Ready(format!("answered {line}"))
@@ -50,7 +49,7 @@ struct Answer {
 
 /// Sends the GET and returns the status code and the status line after the
 /// protocol version (e.g. "503 Service Unavailable").
-async fn get(spec: &Http, attempt: &Attempt) -> Result<(u16, String, Answer), Outcome> {
+async fn get(spec: &Spec, attempt: &Attempt) -> Result<(u16, String, Answer), Outcome> {
     let tcp = attempt.connect(&spec.addr).await?;
     let mut stream: Stream = match &spec.tls {
         None => Box::new(tcp),
@@ -176,4 +175,41 @@ mod tests {
         assert_eq!(parse_status("HTTP/1.1 999 x"), None);
         assert_eq!(parse_status("HTTP/1.1 2é"), None);
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spec {
+    pub addr: HostPort,
+    /// Path and query, always starting with '/'.
+    pub path: String,
+    /// For https://: the built-in trust roots.
+    pub tls: Option<crate::tls::Config>,
+}
+
+/// Parses what follows `http://` (`tls` false) or `https://`; `what`
+/// names the target in errors.
+pub fn parse(what: &str, rest: &str, tls: bool) -> Result<Spec, String> {
+    let default_port = if tls { 443 } else { 80 };
+    let split = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(split);
+    no_userinfo(what, authority)?;
+    let addr = if authority.ends_with(']') || !authority.contains(':') {
+        HostPort::parse(&format!("{authority}:{default_port}"), what)?
+    } else {
+        HostPort::parse(authority, what)?
+    };
+    if path.chars().any(|c| c.is_ascii_control() || c == ' ') {
+        return Err(format!("{what}: the path has spaces or control characters"));
+    }
+    let path = match path {
+        "" => "/".to_string(),
+        p if p.starts_with('?') => format!("/{p}"),
+        p => p.split('#').next().unwrap_or("/").to_string(),
+    };
+    let tls = if tls {
+        Some(crate::tls::Config::default_roots().map_err(|e| format!("{what}: {e}"))?)
+    } else {
+        None
+    };
+    Ok(Spec { addr, path, tls })
 }

@@ -1,7 +1,8 @@
 //! One attempt at one target: ready (with what was seen), not ready (with
 //! why), or fatal (retrying cannot help).
 //!
-//! Every kind has the same surface, `check(&spec, &Attempt) -> Outcome`.
+//! Every kind has the same surface: its `Spec`, parsed from the target's
+//! URL by `parse`, and `check(&spec, &Attempt) -> Outcome`.
 //! Probes never retry, back off or sleep: that is the wait loop's job. They
 //! do keep to the attempt's deadline on every connect, write and read, so a
 //! peer that accepts and never answers ends the attempt, not kwait; the
@@ -14,9 +15,6 @@ pub mod sniff;
 pub mod tcp;
 pub mod zk;
 
-use crate::net::Attempt;
-use crate::target::{Kind, Target};
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Ready(String),
@@ -28,15 +26,5 @@ pub enum Outcome {
 impl From<String> for Outcome {
     fn from(reason: String) -> Outcome {
         Outcome::NotReady(reason)
-    }
-}
-
-/// One attempt at `target`.
-pub async fn check(target: &Target, attempt: &Attempt) -> Outcome {
-    match &target.kind {
-        Kind::Kafka(spec) => kafka::check(spec, attempt).await,
-        Kind::Zk(spec) => zk::check(spec, attempt).await,
-        Kind::Tcp(addr) => tcp::check(addr, attempt).await,
-        Kind::Http(spec) => http::check(spec, attempt).await,
     }
 }

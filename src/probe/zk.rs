@@ -10,17 +10,16 @@
 //! ensemble serves. Hosts are tried as [`Attempt::rotation`] says.
 
 use super::Outcome;
-use crate::net::Attempt;
 use crate::net::HostPort;
-use crate::target::Zk;
+use crate::net::{host_list, no_userinfo, Attempt};
 use crate::zk::Session;
 
-pub async fn check(spec: &Zk, attempt: &Attempt) -> Outcome {
+pub async fn check(spec: &Spec, attempt: &Attempt) -> Outcome {
     let hosts = attempt.rotation(&spec.hosts);
     super::race::first_ready(hosts, |addr| session(spec, addr, attempt)).await
 }
 
-async fn session(spec: &Zk, addr: &HostPort, attempt: &Attempt) -> Outcome {
+async fn session(spec: &Spec, addr: &HostPort, attempt: &Attempt) -> Outcome {
     let mut session = match Session::connect(addr, &spec.chroot, attempt).await {
         Ok(session) => session,
         Err(reason) => return Outcome::NotReady(reason),
@@ -47,4 +46,46 @@ async fn session(spec: &Zk, addr: &HostPort, attempt: &Attempt) -> Outcome {
     };
     session.close(attempt).await;
     outcome
+}
+
+/// A ZooKeeper ensemble, as in Kafka's `zookeeper.connect`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spec {
+    pub hosts: Vec<HostPort>,
+    /// The chroot path ("/kafka"), or empty for none.
+    pub chroot: String,
+    /// Set on the target `--clean-stale-broker` cleans (by the command
+    /// line, never by the URL): there a chroot that does not exist is a
+    /// cluster Kafka has never started on, since Kafka creates its chroot on
+    /// its first start. It is ready then, with nothing to clean; a plain
+    /// wait still waits for the chroot.
+    pub missing_chroot_ok: bool,
+}
+
+/// Parses what follows `zk://`; `what` names the target in errors.
+pub fn parse(what: &str, rest: &str) -> Result<Spec, String> {
+    if rest.contains('?') {
+        return Err(format!("{what}: zk:// takes no parameters"));
+    }
+    let (hosts, chroot) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    no_userinfo(what, hosts)?;
+    let hosts = host_list(what, hosts)?;
+    let chroot = chroot.trim_end_matches('/');
+    if chroot
+        .split('/')
+        .skip(1)
+        .any(|seg| seg.is_empty() || seg == "." || seg == ".." || seg.chars().any(char::is_control))
+    {
+        return Err(format!(
+            "{what}: invalid chroot '{chroot}' (write /path/to/chroot, no empty, '.' or '..' parts)"
+        ));
+    }
+    Ok(Spec {
+        hosts,
+        chroot: chroot.to_string(),
+        missing_chroot_ok: false,
+    })
 }

@@ -13,7 +13,10 @@
 //! It never creates anything and never retries: a failed rung is the
 //! attempt's reason, and the wait loop decides what happens next.
 
+mod spec;
 pub mod wire;
+
+pub use self::spec::{parse, Check, Spec};
 
 use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
@@ -28,7 +31,6 @@ use crate::net::HostPort;
 use crate::net::{Attempt, Stream};
 use crate::sasl::{Exchange, Step};
 use crate::security::{Sasl, Security};
-use crate::target::{Check, Kafka};
 
 /// The versions kwait speaks. Metadata starts at v1, the first where an
 /// empty topic list means "no topics" (v0 reads it as "all").
@@ -53,7 +55,7 @@ const UNSUPPORTED_VERSION: i16 = 35;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const COORDINATOR_NOT_AVAILABLE: i16 = 15;
 
-pub async fn check(spec: &Kafka, attempt: &Attempt) -> Outcome {
+pub async fn check(spec: &Spec, attempt: &Attempt) -> Outcome {
     match ready(spec, attempt).await {
         Ok(seen) => Outcome::Ready(seen),
         Err(unready) => unready,
@@ -75,7 +77,7 @@ fn pick(
     })
 }
 
-async fn ready(spec: &Kafka, attempt: &Attempt) -> Result<String, Outcome> {
+async fn ready(spec: &Spec, attempt: &Attempt) -> Result<String, Outcome> {
     let hosts = attempt.rotation(&spec.bootstrap);
     let outcome = super::race::first_ready(hosts, |addr| async move {
         match rungs(spec, addr, attempt).await {
@@ -91,7 +93,7 @@ async fn ready(spec: &Kafka, attempt: &Attempt) -> Result<String, Outcome> {
 }
 
 /// Every rung, through one bootstrap address.
-async fn rungs(spec: &Kafka, addr: &HostPort, attempt: &Attempt) -> Result<String, Outcome> {
+async fn rungs(spec: &Spec, addr: &HostPort, attempt: &Attempt) -> Result<String, Outcome> {
     let (mut conn, versions) = open(addr, &spec.security, attempt).await?;
 
     let version = pick(&versions, ApiKey::Metadata, METADATA, addr)?;
