@@ -28,11 +28,11 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::json::{self, Value};
+use crate::kafka::{presence, Presence};
 use crate::log::since;
 use crate::log::{info, warning};
 use crate::net::Attempt;
 use crate::net::HostPort;
-use crate::probe::kafka::{presence, Presence};
 use crate::probe::zk::Spec as Zk;
 use crate::zk::{self, Session, Stat};
 

@@ -13,6 +13,7 @@ mod cli;
 mod exec;
 mod exit;
 mod json;
+mod kafka;
 mod log;
 mod net;
 mod probe;
