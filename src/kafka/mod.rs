@@ -462,3 +462,15 @@ pub fn error_name(code: i16) -> String {
     };
     format!("{name} ({code})")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_names() {
+        assert_eq!(error_name(15), "COORDINATOR_NOT_AVAILABLE (15)");
+        assert_eq!(error_name(3), "UNKNOWN_TOPIC_OR_PARTITION (3)");
+        assert_eq!(error_name(-32000), "error code -32000");
+    }
+}
