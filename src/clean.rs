@@ -465,7 +465,7 @@ async fn connect(zk: &Zk, attempt_timeout: Duration) -> Result<Session, String> 
 /// as ISO 8859-1, as Java's `Properties.load(InputStream)` (Kafka's loader)
 /// reads it, so no byte is an error.
 pub fn read_server_properties(path: &Path) -> Result<String, String> {
-    let bytes = crate::security::read_file(
+    let bytes = crate::file::read(
         path,
         &format!("--server-properties {}", path.display()),
         "so not a Kafka server.properties; give the broker's config file",

@@ -615,7 +615,7 @@ fn one_line(rendered: &str, help: &str) -> String {
         .join(" ");
     let kept = kept.strip_prefix("error: ").unwrap_or(&kept);
     // clap echoes the bad value; a password in it must not reach the log.
-    let kept = crate::security::redact(kept);
+    let kept = crate::secret::redact(kept);
     format!("{kept} (see {help})")
 }
 

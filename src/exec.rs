@@ -50,7 +50,7 @@ impl Prepared {
         }
         let argc = strings.len();
         for (key, value) in std::env::vars_os() {
-            if key == crate::security::PASSWORD_ENV {
+            if key == crate::secret::PASSWORD_ENV {
                 continue;
             }
             let mut entry = key.into_vec();

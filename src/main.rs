@@ -12,6 +12,7 @@ mod cli;
 
 mod exec;
 mod exit;
+mod file;
 mod json;
 mod kafka;
 mod log;
@@ -20,6 +21,7 @@ mod probe;
 mod properties;
 mod reader;
 mod sasl;
+mod secret;
 mod security;
 mod signals;
 mod supervise;

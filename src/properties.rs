@@ -108,3 +108,41 @@ fn unescape(chars: &[char]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    /// java.util.Properties' separators, continuations and escapes.
+    #[test]
+    fn properties_as_java_reads_them() {
+        let text = "# comment\n! comment\n\
+                    a=1\n  b : 2\nc 3\nd\t=\t4\ne:5\nf\n\
+                    g = x=y:z w \n\
+                    h = one \\\n    two\n\
+                    key\\ with\\=odd\\:chars = v\n\
+                    i = ends in a slash \\\\\n\
+                    j=\\u0041\\tB\\n\r\n\
+                    # a comment does not go on \\\n\
+                    k=last";
+        let got = super::parse(text);
+        let got: Vec<(String, String)> = got
+            .into_iter()
+            .map(|(k, v)| (k, v.trim().to_string()))
+            .collect();
+        let want = [
+            ("a", "1"),
+            ("b", "2"),
+            ("c", "3"),
+            ("d", "4"),
+            ("e", "5"),
+            ("f", ""),
+            ("g", "x=y:z w"),
+            ("h", "one two"),
+            ("key with=odd:chars", "v"),
+            ("i", "ends in a slash \\"),
+            ("j", "A\tB"),
+            ("k", "last"),
+        ];
+        let got: Vec<(&str, &str)> = got.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(got, want);
+    }
+}

@@ -112,7 +112,8 @@ pub mod scram {
     use ring::{digest, hmac, pbkdf2};
 
     use super::{base64, Step};
-    use crate::security::{Mechanism, Sasl, Secret};
+    use crate::secret::Secret;
+    use crate::security::{Mechanism, Sasl};
 
     /// Kafka accepts 4096 to 16384 iterations; a server asking for more
     /// than this is not a Kafka broker kwait should spend CPU on.

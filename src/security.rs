@@ -8,68 +8,11 @@
 //! from argv; a password written into the URL is refused. [`Secret`] never
 //! prints its value.
 
-use std::fmt;
-use std::io::Read;
+use crate::secret::{Secret, PASSWORD_ENV};
+#[cfg(feature = "tls")]
+use crate::tls::{Pem, TlsFiles};
+
 use std::path::Path;
-
-/// The environment variable holding the SASL password.
-pub const PASSWORD_ENV: &str = "KWAIT_KAFKA_PASSWORD";
-
-/// `text` with anything that looks like a password replaced by `***`: a
-/// `password=` parameter's value (in any case: `Password=`, `PASSWORD=`),
-/// and the password of `user:password@`. For echoing what the user typed in
-/// an error message.
-pub fn redact(text: &str) -> String {
-    // ASCII lowercasing keeps every byte offset, so `lower`'s indices are
-    // `text`'s.
-    let lower = text.to_ascii_lowercase();
-    let mut out = String::with_capacity(text.len());
-    let mut done = 0;
-    while let Some(i) = lower[done..].find("password=") {
-        let value = done + i + "password=".len();
-        out.push_str(&text[done..value]);
-        out.push_str("***");
-        done = text[value..]
-            .find(['&', '\'', '"', ' '])
-            .map_or(text.len(), |e| value + e);
-    }
-    out.push_str(&text[done..]);
-    // user:secret@host
-    if let Some(scheme) = out.find("://") {
-        let auth_start = scheme + 3;
-        let auth_end = out[auth_start..]
-            .find(['/', '?', '\'', ' '])
-            .map_or(out.len(), |e| auth_start + e);
-        if let Some(at) = out[auth_start..auth_end].rfind('@') {
-            if let Some(colon) = out[auth_start..auth_start + at].find(':') {
-                out.replace_range(auth_start + colon + 1..auth_start + at, "***");
-            }
-        }
-    }
-    out
-}
-
-/// A password: its value never reaches Debug, Display or a log line.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    // For the SCRAM tests, which need the tls feature.
-    #[cfg(all(test, feature = "tls"))]
-    pub fn new(value: &str) -> Secret {
-        Secret(value.to_string())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mechanism {
@@ -104,31 +47,6 @@ pub struct Sasl {
     pub mechanism: Mechanism,
     pub user: String,
     pub password: Secret,
-}
-
-/// PEM text and how the user named it, for the messages about it:
-/// `ca=/etc/ca.pem`, `config=/etc/client.properties:
-/// ssl.truststore.location=/etc/ca.pem`.
-#[cfg(feature = "tls")]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pem<T> {
-    pub from: String,
-    pub text: T,
-}
-
-/// PEM material and checks for a TLS connection.
-#[cfg(feature = "tls")]
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct TlsFiles {
-    /// Extra trust roots (a private CA).
-    pub ca: Option<Pem<Vec<u8>>>,
-    /// Client certificate chain and key (mTLS).
-    pub cert: Option<Pem<Vec<u8>>>,
-    pub key: Option<Pem<Secret>>,
-    /// Verify the certificate chain (`tls-verify=false` turns this off).
-    pub verify: bool,
-    /// Verify the host name (`ssl.endpoint.identification.algorithm=`).
-    pub verify_name: bool,
 }
 
 /// A kafka target's security, resolved.
@@ -396,64 +314,8 @@ fn flag(v: &str, key: &str, what: &str) -> Result<bool, String> {
     }
 }
 
-/// The most kwait reads of a file the user names: PEM certificates and keys,
-/// a password, a client.properties, a server.properties are all far
-/// smaller. A bound, so that `ca=/dev/zero` is an error, not an allocation
-/// without end (in PID 1).
-const MAX_FILE: u64 = 1 << 20;
-
-/// A file the user named, at most [`MAX_FILE`] bytes. `named` is how the
-/// user named it (`target 'kafka://…': ca=/x`, `--server-properties /x`),
-/// which starts either error; `larger` says what a larger file cannot be.
-/// Every user file goes through here, so all are bounded alike.
-///
-/// Only a regular file is read: a FIFO (`mkfifo`), a pipe or a terminal
-/// (`/dev/stdin`) or a device can block a read forever, and kwait reads
-/// these files with every signal blocked, so `docker stop` would wait for
-/// its SIGKILL. The file is opened non-blocking (opening a FIFO blocks
-/// until a writer comes) and its type checked on the open file.
-pub fn read_file(path: &Path, named: &str, larger: &str) -> Result<Vec<u8>, String> {
-    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-    let cannot =
-        |e: std::io::Error| format!("{named}: cannot read it ({})", crate::net::describe(&e));
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NONBLOCK)
-        .open(path)
-        .map_err(cannot)?;
-    let kind = file.metadata().map_err(cannot)?.file_type();
-    if !kind.is_file() {
-        let what = if kind.is_dir() {
-            "a directory"
-        } else if kind.is_fifo() {
-            "a FIFO or pipe"
-        } else if kind.is_char_device() {
-            "a character device (a terminal, /dev/stdin, /dev/zero)"
-        } else if kind.is_block_device() {
-            "a block device"
-        } else if kind.is_socket() {
-            "a socket"
-        } else {
-            "not a regular file"
-        };
-        return Err(format!(
-            "{named}: is {what}: kwait reads only regular files, since a read from \
-             anything else can block forever; name the file itself"
-        ));
-    }
-    let mut bytes = Vec::new();
-    (&mut file)
-        .take(MAX_FILE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(cannot)?;
-    if bytes.len() as u64 > MAX_FILE {
-        return Err(format!("{named}: larger than 1 MiB, {larger}"));
-    }
-    Ok(bytes)
-}
-
 fn read(path: &str, key: &str, what: &str) -> Result<Vec<u8>, String> {
-    read_file(
+    crate::file::read(
         Path::new(path),
         &format!("{what}: {key}={path}"),
         &format!("too large for what {key}= names (check the path)"),
@@ -762,61 +624,6 @@ mod tests {
         assert_eq!(j.password.as_ref().map(Secret::expose), Some("SE\"CRET"));
         assert!(Jaas::parse("com.sun.security.auth.module.Krb5LoginModule required;").is_err());
         assert!(Jaas::parse(r#"x.PlainLoginModule required username="open"#).is_err());
-    }
-
-    /// java.util.Properties' separators, continuations and escapes.
-    #[test]
-    fn properties_as_java_reads_them() {
-        let text = "# comment\n! comment\n\
-                    a=1\n  b : 2\nc 3\nd\t=\t4\ne:5\nf\n\
-                    g = x=y:z w \n\
-                    h = one \\\n    two\n\
-                    key\\ with\\=odd\\:chars = v\n\
-                    i = ends in a slash \\\\\n\
-                    j=\\u0041\\tB\\n\r\n\
-                    # a comment does not go on \\\n\
-                    k=last";
-        let got = crate::properties::parse(text);
-        let got: Vec<(String, String)> = got
-            .into_iter()
-            .map(|(k, v)| (k, v.trim().to_string()))
-            .collect();
-        let want = [
-            ("a", "1"),
-            ("b", "2"),
-            ("c", "3"),
-            ("d", "4"),
-            ("e", "5"),
-            ("f", ""),
-            ("g", "x=y:z w"),
-            ("h", "one two"),
-            ("key with=odd:chars", "v"),
-            ("i", "ends in a slash \\"),
-            ("j", "A\tB"),
-            ("k", "last"),
-        ];
-        let got: Vec<(&str, &str)> = got.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        assert_eq!(got, want);
-    }
-
-    #[test]
-    fn redaction() {
-        assert_eq!(
-            redact("kafka://k:1?user=a&password=hunter2&tls=1"),
-            "kafka://k:1?user=a&password=***&tls=1"
-        );
-        assert_eq!(
-            redact("'kafka://u:hunter2@k:1' for x"),
-            "'kafka://u:***@k:1' for x"
-        );
-        assert_eq!(redact("kafka://k:1?topics=a"), "kafka://k:1?topics=a");
-        assert_eq!(
-            redact("kafka://b:1?Password=hunter2&x=1 and ?PASSWORD=hunter2"),
-            "kafka://b:1?Password=***&x=1 and ?PASSWORD=***"
-        );
-        assert_eq!(redact("ssl.key.PassWord=hunter2"), "ssl.key.PassWord=***");
-        // Lowercasing must not move offsets past non-ASCII text.
-        assert_eq!(redact("é?pAssword=hunter2ü"), "é?pAssword=***");
     }
 
     fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -11,7 +11,6 @@ use std::fmt;
 
 use crate::net::Attempt;
 use crate::probe::{self, Outcome};
-use crate::security;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
@@ -43,7 +42,7 @@ impl Target {
     /// goes into `warnings`, for the caller to print once.
     pub fn parse(raw: &str, warnings: &mut Vec<String>) -> Result<Target, String> {
         // Errors and logs echo the target; a password must not ride along.
-        let shown = security::redact(raw);
+        let shown = crate::secret::redact(raw);
         let s = shown.as_str();
         let Some((scheme, rest)) = raw.split_once("://") else {
             return Err(format!(

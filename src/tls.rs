@@ -39,7 +39,30 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use crate::net::Attempt;
-use crate::security::{Pem, TlsFiles};
+use crate::secret::Secret;
+
+/// PEM text and how the user named it, for the messages about it:
+/// `ca=/etc/ca.pem`, `config=/etc/client.properties:
+/// ssl.truststore.location=/etc/ca.pem`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pem<T> {
+    pub from: String,
+    pub text: T,
+}
+
+/// PEM material and checks for a TLS connection.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TlsFiles {
+    /// Extra trust roots (a private CA).
+    pub ca: Option<Pem<Vec<u8>>>,
+    /// Client certificate chain and key (mTLS).
+    pub cert: Option<Pem<Vec<u8>>>,
+    pub key: Option<Pem<Secret>>,
+    /// Verify the certificate chain (`tls-verify=false` turns this off).
+    pub verify: bool,
+    /// Verify the host name (`ssl.endpoint.identification.algorithm=`).
+    pub verify_name: bool,
+}
 
 /// A built client configuration, shared by every connection of a target.
 #[derive(Clone)]
@@ -213,7 +236,7 @@ const CA_ENV: &str = "SSL_CERT_FILE";
 
 /// A private CA bundle, read bounded like every file the user names.
 fn read_ca(path: &std::path::Path) -> Result<Vec<u8>, String> {
-    crate::security::read_file(
+    crate::file::read(
         path,
         &format!("{CA_ENV}={}", path.display()),
         "not a CA bundle",

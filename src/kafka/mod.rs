@@ -9,7 +9,6 @@
 pub mod wire;
 
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest};
-#[cfg(feature = "tls")]
 use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
 use kafka_protocol::protocol::StrBytes;
 
@@ -414,7 +413,7 @@ pub async fn authenticate(
                 format!(
                     "{addr}: SASL {mechanism} authentication failed for user '{}': {why} (check the user and {})",
                     sasl.user,
-                    crate::security::PASSWORD_ENV
+                    crate::secret::PASSWORD_ENV
                 )
             } else {
                 format!(

@@ -39,7 +39,7 @@ pub fn parse(what: &str, rest: &str, warnings: &mut Vec<String>) -> Result<Spec,
         return Err(format!(
             "{what}: credentials do not go in the URL (they would show in ps and logs): \
              use user=NAME and the password in {} or password-file=PATH",
-            security::PASSWORD_ENV
+            crate::secret::PASSWORD_ENV
         ));
     }
     if hosts.contains('/') {
@@ -109,7 +109,7 @@ pub fn parse(what: &str, rest: &str, warnings: &mut Vec<String>) -> Result<Spec,
                 return Err(format!(
                     "{what}: a password does not go in the URL (it would show in ps and logs): \
                      set {} or use password-file=PATH",
-                    security::PASSWORD_ENV
+                    crate::secret::PASSWORD_ENV
                 ))
             }
             key if security::PARAMS.contains(&key) => {
