@@ -344,7 +344,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(
                             .into(),
                     ));
                 }
-                Target::parse(t, warnings).map_err(|e| usage(one_line(&e, help)))
+                Target::parse(t, &env, warnings).map_err(|e| usage(one_line(&e, help)))
             })
             .collect::<Result<Vec<Target>, Stop>>()
     };
@@ -390,14 +390,16 @@ pub fn parse<I: IntoIterator<Item = OsString>>(
     if let Some(list) = var("KWAIT_TARGETS")? {
         if targets.is_empty() {
             for word in list.split_whitespace() {
-                targets.push(Target::parse(word, &mut warnings).map_err(|e: String| {
-                    let hint = if word.matches("://").count() > 1 && word.contains(',') {
-                        " (separate targets with spaces, not commas)"
-                    } else {
-                        ""
-                    };
-                    Stop::Usage(format!("KWAIT_TARGETS: {e}{hint}"))
-                })?);
+                targets.push(
+                    Target::parse(word, &env, &mut warnings).map_err(|e: String| {
+                        let hint = if word.matches("://").count() > 1 && word.contains(',') {
+                            " (separate targets with spaces, not commas)"
+                        } else {
+                            ""
+                        };
+                        Stop::Usage(format!("KWAIT_TARGETS: {e}{hint}"))
+                    })?,
+                );
             }
         } else {
             warnings.push(
@@ -1128,6 +1130,30 @@ mod tests {
             msg.contains("exactly one zk:// target") && msg.contains("zk://a:1 zk://b:1"),
             "{msg}"
         );
+    }
+
+    /// Targets read the environment only through the `env` given: the
+    /// password's variable and SSL_CERT_FILE (empty is unset there too).
+    #[test]
+    fn targets_read_the_injected_env() {
+        let sasl = ["kafka://k:1?user=alice&sasl=PLAIN", "--", "app"];
+        assert!(matches!(
+            with_env(&sasl, &[("KWAIT_KAFKA_PASSWORD", b"pw")]),
+            Ok(Plan::Wait(_))
+        ));
+        for env in [&[][..], &[("KWAIT_KAFKA_PASSWORD", &b""[..])]] {
+            let msg = usage_with_env(&sasl, env);
+            assert!(msg.contains("needs a password"), "{msg}");
+        }
+        // Without the tls feature https:// is refused before the file.
+        #[cfg(feature = "tls")]
+        {
+            let msg = usage_with_env(
+                &["https://h/", "--", "app"],
+                &[("SSL_CERT_FILE", b"/nonexistent/ca.pem")],
+            );
+            assert!(msg.contains("SSL_CERT_FILE=/nonexistent/ca.pem"), "{msg}");
+        }
     }
 
     #[test]

@@ -79,6 +79,7 @@ pub const PARAMS: [&str; 9] = [
 pub fn resolve(
     params: &[(String, String)],
     what: &str,
+    env: crate::target::Env,
     warnings: &mut Vec<String>,
 ) -> Result<Security, String> {
     let get = |key: &str| {
@@ -131,7 +132,7 @@ pub fn resolve(
 
     let sasl_on = protocol_sasl || get("sasl").is_some() || get("user").is_some();
     let sasl = if sasl_on {
-        Some(sasl(&get, &props, protocol.as_deref(), what)?)
+        Some(sasl(&get, &props, protocol.as_deref(), what, env)?)
     } else {
         None
     };
@@ -215,6 +216,7 @@ fn sasl<'a>(
     props: &Properties,
     protocol: Option<&str>,
     what: &str,
+    env: crate::target::Env,
 ) -> Result<Sasl, String> {
     let config = &props.path;
     let jaas = props
@@ -275,10 +277,14 @@ fn sasl<'a>(
         })?;
         Secret(text.trim_end_matches(['\n', '\r']).to_string())
     } else {
-        let from_env = match std::env::var(PASSWORD_ENV) {
-            Ok(p) => Some(Secret(p)),
-            Err(std::env::VarError::NotPresent) => None,
-            Err(std::env::VarError::NotUnicode(_)) => {
+        // Empty counts as unset, as for every variable kwait reads.
+        let from_env = match env(PASSWORD_ENV)
+            .filter(|v| !v.is_empty())
+            .map(|v| v.into_string())
+        {
+            Some(Ok(p)) => Some(Secret(p)),
+            None => None,
+            Some(Err(_)) => {
                 return Err(format!(
                     "{what}: {PASSWORD_ENV} is not UTF-8 text: use password-file=PATH"
                 ))
@@ -639,6 +645,7 @@ mod tests {
             let err = resolve(
                 &params(&[("tls", "false"), (key, "x")]),
                 "t",
+                &|_| None,
                 &mut Vec::new(),
             )
             .unwrap_err();
@@ -647,12 +654,23 @@ mod tests {
                 "{err}"
             );
             // In either order.
-            let err =
-                resolve(&params(&[(key, "x"), ("tls", "0")]), "t", &mut Vec::new()).unwrap_err();
+            let err = resolve(
+                &params(&[(key, "x"), ("tls", "0")]),
+                "t",
+                &|_| None,
+                &mut Vec::new(),
+            )
+            .unwrap_err();
             assert!(err.contains("contradicts"), "{err}");
         }
         // tls=false alone is plaintext.
-        let plain = resolve(&params(&[("tls", "false")]), "t", &mut Vec::new()).unwrap();
+        let plain = resolve(
+            &params(&[("tls", "false")]),
+            "t",
+            &|_| None,
+            &mut Vec::new(),
+        )
+        .unwrap();
         assert!(plain.tls.is_none());
     }
 

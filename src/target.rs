@@ -10,6 +10,10 @@
 use std::fmt;
 
 use crate::net::Attempt;
+
+/// How parsing reads the environment (`SSL_CERT_FILE`, the password's
+/// variable): only through what `cli` was given, never `std::env`.
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<std::ffi::OsString>;
 use crate::probe::{self, Outcome};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +44,7 @@ impl Target {
     /// Parses one target as the user wrote it. What it leaves unsafe or
     /// unread (`tls-verify=false`, keys of a config= file kwait ignores)
     /// goes into `warnings`, for the caller to print once.
-    pub fn parse(raw: &str, warnings: &mut Vec<String>) -> Result<Target, String> {
+    pub fn parse(raw: &str, env: Env, warnings: &mut Vec<String>) -> Result<Target, String> {
         // Errors and logs echo the target; a password must not ride along.
         let shown = crate::secret::redact(raw);
         let s = shown.as_str();
@@ -66,11 +70,11 @@ impl Target {
             ));
         }
         let kind = match lower.as_str() {
-            "kafka" => Kind::Kafka(probe::kafka::parse(what, rest, warnings)?),
+            "kafka" => Kind::Kafka(probe::kafka::parse(what, rest, env, warnings)?),
             "zk" | "zookeeper" => Kind::Zk(probe::zk::parse(what, rest)?),
             "tcp" => Kind::Tcp(probe::tcp::parse(what, rest)?),
-            "http" => Kind::Http(probe::http::parse(what, rest, false)?),
-            "https" => Kind::Http(probe::http::parse(what, rest, true)?),
+            "http" => Kind::Http(probe::http::parse(what, rest, false, env)?),
+            "https" => Kind::Http(probe::http::parse(what, rest, true, env)?),
             other => return Err(format!("{what}: unknown scheme '{other}' (use {SCHEMES})")),
         };
         Ok(Target {
@@ -108,7 +112,7 @@ impl std::str::FromStr for Target {
     type Err = String;
 
     fn from_str(raw: &str) -> Result<Target, String> {
-        Target::parse(raw, &mut Vec::new())
+        Target::parse(raw, &|_| None, &mut Vec::new())
     }
 }
 

@@ -188,7 +188,7 @@ pub struct Spec {
 
 /// Parses what follows `http://` (`tls` false) or `https://`; `what`
 /// names the target in errors.
-pub fn parse(what: &str, rest: &str, tls: bool) -> Result<Spec, String> {
+pub fn parse(what: &str, rest: &str, tls: bool, env: crate::target::Env) -> Result<Spec, String> {
     let default_port = if tls { 443 } else { 80 };
     let split = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(split);
@@ -207,7 +207,7 @@ pub fn parse(what: &str, rest: &str, tls: bool) -> Result<Spec, String> {
         p => p.split('#').next().unwrap_or("/").to_string(),
     };
     let tls = if tls {
-        Some(crate::tls::Config::default_roots().map_err(|e| format!("{what}: {e}"))?)
+        Some(crate::tls::Config::default_roots(env).map_err(|e| format!("{what}: {e}"))?)
     } else {
         None
     };

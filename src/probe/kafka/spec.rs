@@ -29,7 +29,12 @@ pub struct Spec {
 }
 
 /// Parses what follows `kafka://`; `what` names the target in errors.
-pub fn parse(what: &str, rest: &str, warnings: &mut Vec<String>) -> Result<Spec, String> {
+pub fn parse(
+    what: &str,
+    rest: &str,
+    env: crate::target::Env,
+    warnings: &mut Vec<String>,
+) -> Result<Spec, String> {
     let (hosts, query) = match rest.split_once('?') {
         Some((h, q)) => (h, Some(q)),
         None => (rest, None),
@@ -145,7 +150,7 @@ pub fn parse(what: &str, rest: &str, warnings: &mut Vec<String>) -> Result<Spec,
             ));
         }
     }
-    kafka.security = security::resolve(&secure, what, warnings)?;
+    kafka.security = security::resolve(&secure, what, env, warnings)?;
     Ok(kafka)
 }
 
