@@ -59,12 +59,7 @@ async fn get(spec: &Spec, attempt: &Attempt) -> Result<(u16, String, Answer), Ou
             Err(crate::tls::Failure::Retry(r)) => return Err(Outcome::NotReady(r)),
         },
     };
-    let default_port = if spec.tls.is_some() { 443 } else { 80 };
-    let host = if spec.addr.port == default_port {
-        spec.addr.host.clone()
-    } else {
-        spec.addr.to_string()
-    };
+    let host = host_header(&spec.addr, spec.tls.is_some());
     let request = format!(
         "GET {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: kwait/{}\r\nAccept: */*\r\nConnection: close\r\n\r\n",
         spec.path,
@@ -184,6 +179,17 @@ pub struct Spec {
     pub path: String,
     /// For https://: the built-in trust roots.
     pub tls: Option<crate::tls::Config>,
+}
+
+/// The Host header (RFC 9110 §7.2): the port only when it is not the
+/// scheme's, an IPv6 address in brackets either way.
+fn host_header(addr: &HostPort, tls: bool) -> String {
+    let default_port = if tls { 443 } else { 80 };
+    match (addr.port == default_port, addr.host.contains(':')) {
+        (true, true) => format!("[{}]", addr.host),
+        (true, false) => addr.host.clone(),
+        (false, _) => addr.to_string(),
+    }
 }
 
 /// Parses what follows `http://` (`tls` false) or `https://`; `what`
