@@ -152,7 +152,21 @@ fn parse_status(line: &str) -> Option<(u16, String)> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_status;
+    use super::{host_header, parse_status};
+    use crate::net::HostPort;
+
+    #[test]
+    fn host_header_brackets_ipv6() {
+        let hp = |host: &str, port| HostPort {
+            host: host.into(),
+            port,
+        };
+        assert_eq!(host_header(&hp("::1", 80), false), "[::1]");
+        assert_eq!(host_header(&hp("::1", 8080), false), "[::1]:8080");
+        assert_eq!(host_header(&hp("::1", 443), true), "[::1]");
+        assert_eq!(host_header(&hp("web", 80), false), "web");
+        assert_eq!(host_header(&hp("web", 443), false), "web:443");
+    }
 
     #[test]
     fn status_lines() {
