@@ -79,7 +79,7 @@ pub const PARAMS: [&str; 9] = [
 pub fn resolve(
     params: &[(String, String)],
     what: &str,
-    env: crate::target::Env,
+    env: crate::net::Env,
     warnings: &mut Vec<String>,
 ) -> Result<Security, String> {
     let get = |key: &str| {
@@ -216,7 +216,7 @@ fn sasl<'a>(
     props: &Properties,
     protocol: Option<&str>,
     what: &str,
-    env: crate::target::Env,
+    env: crate::net::Env,
 ) -> Result<Sasl, String> {
     let config = &props.path;
     let jaas = props

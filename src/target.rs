@@ -9,11 +9,7 @@
 
 use std::fmt;
 
-use crate::net::Attempt;
-
-/// How parsing reads the environment (`SSL_CERT_FILE`, the password's
-/// variable): only through what `cli` was given, never `std::env`.
-pub type Env<'a> = &'a dyn Fn(&str) -> Option<std::ffi::OsString>;
+use crate::net::{Attempt, Env};
 use crate::probe::{self, Outcome};
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -141,7 +141,7 @@ impl Config {
 
     /// The built-in roots, for https:// targets, plus a private CA from
     /// `SSL_CERT_FILE`, the variable OpenSSL-based tools read.
-    pub fn default_roots(env: crate::target::Env) -> Result<Config, String> {
+    pub fn default_roots(env: crate::net::Env) -> Result<Config, String> {
         // Empty counts as unset, as for every variable kwait reads.
         let ca = match env(CA_ENV).filter(|v| !v.is_empty()) {
             None => None,

@@ -17,7 +17,7 @@ pub const MISSING: &str = "TLS needs kwait's tls feature, which this build lacks
 pub enum Config {}
 
 impl Config {
-    pub fn default_roots(_: crate::target::Env) -> Result<Config, String> {
+    pub fn default_roots(_: crate::net::Env) -> Result<Config, String> {
         Err(MISSING.into())
     }
 

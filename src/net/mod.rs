@@ -19,6 +19,10 @@ pub trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 pub type Stream = Box<dyn Io>;
 
+/// How parsing reads the environment (`SSL_CERT_FILE`, the password's
+/// variable): only through what `cli` was given, never `std::env`.
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<std::ffi::OsString>;
+
 /// The limit that set an attempt's deadline, named (as its flag) when it
 /// runs out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -208,7 +208,7 @@ fn host_header(addr: &HostPort, tls: bool) -> String {
 
 /// Parses what follows `http://` (`tls` false) or `https://`; `what`
 /// names the target in errors.
-pub fn parse(what: &str, rest: &str, tls: bool, env: crate::target::Env) -> Result<Spec, String> {
+pub fn parse(what: &str, rest: &str, tls: bool, env: crate::net::Env) -> Result<Spec, String> {
     let default_port = if tls { 443 } else { 80 };
     let split = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(split);

@@ -32,7 +32,7 @@ pub struct Spec {
 pub fn parse(
     what: &str,
     rest: &str,
-    env: crate::target::Env,
+    env: crate::net::Env,
     warnings: &mut Vec<String>,
 ) -> Result<Spec, String> {
     let (hosts, query) = match rest.split_once('?') {
