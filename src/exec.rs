@@ -50,7 +50,7 @@ impl Prepared {
         }
         let argc = strings.len();
         for (key, value) in std::env::vars_os() {
-            if key == crate::secret::PASSWORD_ENV {
+            if crate::secret::for_kwait_only(key.as_bytes()) {
                 continue;
             }
             let mut entry = key.into_vec();

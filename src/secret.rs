@@ -1,12 +1,63 @@
-//! Secrets: the SASL password's variable, a [`Secret`] that never prints
-//! its value, and [`redact`] for echoing what the user typed. A password
-//! comes from the environment or a file, never from argv; the variable is
-//! removed from COMMAND's environment (`exec`).
+//! Secrets: where a target's password comes from ([`password`]), a
+//! [`Secret`] that never prints its value, and [`redact`] for echoing what
+//! the user typed. A password comes from a file or the environment, never
+//! from argv; kwait's own password variables (`KWAIT_*_PASSWORD`) are
+//! removed from COMMAND's environment ([`for_kwait_only`]).
 
 use std::fmt;
+use std::path::Path;
+
+use crate::net::Env;
 
 /// The environment variable holding the SASL password.
 pub const PASSWORD_ENV: &str = "KWAIT_KAFKA_PASSWORD";
+
+/// Whether `name` is one of kwait's password variables
+/// (`KWAIT_<KIND>_PASSWORD`), which COMMAND must not inherit.
+pub fn for_kwait_only(name: &[u8]) -> bool {
+    name.starts_with(b"KWAIT_") && name.ends_with(b"_PASSWORD")
+}
+
+/// A target's password, from the first of these that is set: the
+/// target's own `password-file=` (`file`), then each variable of `vars` in
+/// turn (kwait's `KWAIT_<KIND>_PASSWORD` first, then the ecosystem's own,
+/// such as `PGPASSWORD` or `REDISCLI_AUTH`). An empty variable counts as
+/// unset; a value that is not UTF-8 text is refused (converting it would
+/// send a password that is not the one set). `None`: no password anywhere.
+pub fn password(
+    what: &str,
+    file: Option<&str>,
+    vars: &[&str],
+    env: Env,
+) -> Result<Option<Secret>, String> {
+    if let Some(path) = file {
+        let bytes = crate::file::read(
+            Path::new(path),
+            &format!("{what}: password-file={path}"),
+            "too large for a password (check the path)",
+        )?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            format!(
+                "{what}: password-file={path} is not UTF-8 text (a password kwait sends must be)"
+            )
+        })?;
+        return Ok(Some(Secret(
+            text.trim_end_matches(['\n', '\r']).to_string(),
+        )));
+    }
+    for var in vars {
+        match env(var).filter(|v| !v.is_empty()).map(|v| v.into_string()) {
+            None => {}
+            Some(Ok(p)) => return Ok(Some(Secret(p))),
+            Some(Err(_)) => {
+                return Err(format!(
+                    "{what}: {var} is not UTF-8 text: use password-file=PATH"
+                ))
+            }
+        }
+    }
+    Ok(None)
+}
 
 /// `text` with anything that looks like a password replaced by `***`: a
 /// `password=` parameter's value (in any case: `Password=`, `PASSWORD=`),
@@ -86,6 +137,20 @@ mod tests {
         assert_eq!(redact("ssl.key.PassWord=hunter2"), "ssl.key.PassWord=***");
         // Lowercasing must not move offsets past non-ASCII text.
         assert_eq!(redact("é?pAssword=hunter2ü"), "é?pAssword=***");
+    }
+
+    #[test]
+    fn password_sources_in_order() {
+        use std::ffi::OsString;
+        let env = |k: &str| match k {
+            "KWAIT_X_PASSWORD" => Some(OsString::from("")),
+            "X_AUTH" => Some(OsString::from("eco")),
+            _ => None,
+        };
+        let got = password("t", None, &["KWAIT_X_PASSWORD", "X_AUTH"], &env).unwrap();
+        assert_eq!(got.as_ref().map(Secret::expose), Some("eco"));
+        assert!(password("t", None, &["NOPE"], &env).unwrap().is_none());
+        assert!(for_kwait_only(b"KWAIT_POSTGRES_PASSWORD") && !for_kwait_only(b"PGPASSWORD"));
     }
 
     #[test]

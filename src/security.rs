@@ -266,30 +266,14 @@ fn sasl<'a>(
     // The target's own password-file= wins. Otherwise the password comes
     // from exactly one place: the environment, which every target shares,
     // or this target's config=; both set is ambiguous, so it is refused.
-    let password = if let Some(path) = get("password-file") {
-        let text = read(path, "password-file", what)?;
-        // Converting invalid bytes would authenticate with a password that
-        // is not the file's: refused instead.
-        let text = String::from_utf8(text).map_err(|_| {
-            format!(
-                "{what}: password-file={path} is not UTF-8 text (a password kwait sends must be)"
-            )
-        })?;
-        Secret(text.trim_end_matches(['\n', '\r']).to_string())
+    let from_file = match get("password-file") {
+        Some(path) => crate::secret::password(what, Some(path), &[], env)?,
+        None => None,
+    };
+    let password = if let Some(password) = from_file {
+        password
     } else {
-        // Empty counts as unset, as for every variable kwait reads.
-        let from_env = match env(PASSWORD_ENV)
-            .filter(|v| !v.is_empty())
-            .map(|v| v.into_string())
-        {
-            Some(Ok(p)) => Some(Secret(p)),
-            None => None,
-            Some(Err(_)) => {
-                return Err(format!(
-                    "{what}: {PASSWORD_ENV} is not UTF-8 text: use password-file=PATH"
-                ))
-            }
-        };
+        let from_env = crate::secret::password(what, None, &[PASSWORD_ENV], env)?;
         match (from_env, from_jaas) {
             (Some(_), Some(_)) => {
                 return Err(format!(
