@@ -85,6 +85,14 @@ impl Prepared {
         unsafe { libc::execvpe(self.argv[0], self.argv.as_ptr(), self.envp.as_ptr()) };
         std::io::Error::last_os_error()
     }
+
+    /// execve(2) of `path` with this argv and environment (argv[0] stays
+    /// what it is): returns only when it failed.
+    pub fn exec_path(&self, path: &std::ffi::CStr) -> std::io::Error {
+        // SAFETY: as for `exec`; `path` is NUL-terminated.
+        unsafe { libc::execve(path.as_ptr(), self.argv.as_ptr(), self.envp.as_ptr()) };
+        std::io::Error::last_os_error()
+    }
 }
 
 pub fn replace(command: &[OsString]) -> Exit {

@@ -54,7 +54,12 @@ fn main() -> ExitCode {
             return Exit::Failed.into();
         }
     };
-    let plan = cli::parse(std::env::args_os(), |name| std::env::var_os(name));
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some((command, opts)) = supervise::from_reexec(&args) {
+        // kwait's own re-exec after the wait: supervise, nothing else.
+        return supervise::run(&command, &opts, &signals).into();
+    }
+    let plan = cli::parse(args, |name| std::env::var_os(name));
     let exit = match plan {
         Ok(Plan::Wait(plan)) => wait_then_run(plan, &signals),
         Ok(Plan::Probe(plan)) => {
@@ -149,6 +154,7 @@ fn wait_then_run(plan: cli::Wait, signals: &Signals) -> Exit {
         }
         return exec::replace(&plan.command);
     }
+    supervise::reexec(&plan.command, &plan.supervise);
     supervise::run(&plan.command, &plan.supervise, signals)
 }
 

@@ -37,6 +37,82 @@ pub struct Options {
     pub rewrites: Vec<(Signo, Signo)>,
 }
 
+/// The argument by which kwait re-executes itself as a supervisor only
+/// ([`reexec`]); never written by a user (`kwait --help` does not show it).
+pub const SUPERVISE_ONLY: &str = "--kwait-supervise-only";
+
+/// Replaces this kwait with a fresh copy of itself that only supervises
+/// COMMAND: the wait's memory (the async runtime, a Metadata answer of a
+/// thousand topics, TLS state) and the command line parser's then never
+/// count toward the supervisor's peak, which stays that of a process that
+/// has done nothing else. The PID, the blocked signal mask and every
+/// pending signal survive `execve`, so nothing sent meanwhile is lost.
+/// Returns only if the exec failed (no `/proc`): then this process
+/// supervises, as it is.
+pub fn reexec(command: &[OsString], opts: &Options) {
+    let mut argv: Vec<OsString> = vec![
+        std::env::args_os().next().unwrap_or_else(|| "kwait".into()),
+        SUPERVISE_ONLY.into(),
+    ];
+    let level = if crate::log::enabled(crate::log::Level::Debug) {
+        "2"
+    } else if crate::log::enabled(crate::log::Level::Info) {
+        "1"
+    } else {
+        "0"
+    };
+    let rewrites: Vec<String> = opts
+        .rewrites
+        .iter()
+        .map(|(from, to)| format!("{}:{}", from.0, to.0))
+        .collect();
+    for word in [
+        level.to_string(),
+        opts.grace.as_millis().to_string(),
+        opts.drain_delay.as_millis().to_string(),
+        u8::from(opts.group).to_string(),
+        rewrites.join(","),
+    ] {
+        argv.push(word.into());
+    }
+    argv.push("--".into());
+    argv.extend(command.iter().cloned());
+    // The environment as COMMAND gets it: kwait's password variables were
+    // for the probes, and the supervisor has none.
+    let Some(prepared) = crate::exec::Prepared::new(&argv) else {
+        return;
+    };
+    let err = prepared.exec_path(c"/proc/self/exe");
+    debug!("cannot re-execute kwait to supervise from a fresh start ({err}); supervising as it is");
+}
+
+/// The plan a [`reexec`] passed: log level, options and COMMAND, from the
+/// words after [`SUPERVISE_ONLY`]. `None` when they are not kwait's own.
+pub fn from_reexec(args: &[OsString]) -> Option<(Vec<OsString>, Options)> {
+    let word = |i: usize| args.get(i).and_then(|a| a.to_str());
+    if word(1)? != SUPERVISE_ONLY || word(7)? != "--" {
+        return None;
+    }
+    crate::log::set_level(match word(2)? {
+        "0" => crate::log::Level::Error,
+        "2" => crate::log::Level::Debug,
+        _ => crate::log::Level::Info,
+    });
+    let ms = |i: usize| word(i)?.parse::<u64>().ok().map(Duration::from_millis);
+    let mut rewrites = Vec::new();
+    for pair in word(6)?.split(',').filter(|p| !p.is_empty()) {
+        let (from, to) = pair.split_once(':')?;
+        rewrites.push((Signo(from.parse().ok()?), Signo(to.parse().ok()?)));
+    }
+    let opts = Options {
+        grace: ms(3)?,
+        drain_delay: ms(4)?,
+        group: word(5)? == "1",
+        rewrites,
+    };
+    Some((args[8..].to_vec(), opts))
+}
+
 /// How the main child ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ChildEnd {
