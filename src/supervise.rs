@@ -11,6 +11,7 @@
 //! of `main`. No async runtime and no other thread exist here.
 
 use std::ffi::OsString;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -66,6 +67,14 @@ pub fn reexec(command: &[OsString], opts: &Options) {
         .iter()
         .map(|(from, to)| format!("{}:{}", from.0, to.0))
         .collect();
+    // execve of /proc/self/exe names the process "exe": the new image
+    // takes back this one's name, so `ps`, `pidof kwait` and `pkill kwait`
+    // still find it.
+    let mut name = [0u8; 16];
+    // SAFETY: PR_GET_NAME writes at most 16 bytes, NUL included.
+    unsafe { libc::prctl(libc::PR_GET_NAME, name.as_mut_ptr()) };
+    let len = name.iter().position(|&b| b == 0).unwrap_or(0);
+    argv.push(OsString::from_vec(name[..len].to_vec()));
     for word in [
         level.to_string(),
         opts.grace.as_millis().to_string(),
@@ -90,27 +99,32 @@ pub fn reexec(command: &[OsString], opts: &Options) {
 /// words after [`SUPERVISE_ONLY`]. `None` when they are not kwait's own.
 pub fn from_reexec(args: &[OsString]) -> Option<(Vec<OsString>, Options)> {
     let word = |i: usize| args.get(i).and_then(|a| a.to_str());
-    if word(1)? != SUPERVISE_ONLY || word(7)? != "--" {
+    if word(1)? != SUPERVISE_ONLY || word(8)? != "--" {
         return None;
     }
-    crate::log::set_level(match word(2)? {
+    if let Ok(name) = std::ffi::CString::new(args.get(2)?.as_bytes()) {
+        // SAFETY: PR_SET_NAME reads a NUL-terminated string (the kernel
+        // keeps its first 15 bytes).
+        unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
+    }
+    crate::log::set_level(match word(3)? {
         "0" => crate::log::Level::Error,
         "2" => crate::log::Level::Debug,
         _ => crate::log::Level::Info,
     });
     let ms = |i: usize| word(i)?.parse::<u64>().ok().map(Duration::from_millis);
     let mut rewrites = Vec::new();
-    for pair in word(6)?.split(',').filter(|p| !p.is_empty()) {
+    for pair in word(7)?.split(',').filter(|p| !p.is_empty()) {
         let (from, to) = pair.split_once(':')?;
         rewrites.push((Signo(from.parse().ok()?), Signo(to.parse().ok()?)));
     }
     let opts = Options {
-        grace: ms(3)?,
-        drain_delay: ms(4)?,
-        group: word(5)? == "1",
+        grace: ms(4)?,
+        drain_delay: ms(5)?,
+        group: word(6)? == "1",
         rewrites,
     };
-    Some((args[8..].to_vec(), opts))
+    Some((args[9..].to_vec(), opts))
 }
 
 /// How the main child ended.
