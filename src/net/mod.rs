@@ -116,6 +116,9 @@ impl HostPort {
 /// `host:port[,host:port...]`, with an empty entry (`a:1,,b:2`, a comma at
 /// the end) named as what it is.
 pub fn host_list(what: &str, hosts: &str) -> Result<Vec<HostPort>, String> {
+    if hosts.trim().is_empty() {
+        return Err(format!("{what}: missing host"));
+    }
     hosts
         .split(',')
         .map(|hp| {
