@@ -122,10 +122,23 @@ pub async fn mechanisms(
 /// that body does not decode (the librdkafka mock writes a non-conformant
 /// one) or lists nothing (brokers before 2.4), retry at v0.
 pub async fn api_versions(conn: &mut Conn, attempt: &Attempt) -> Result<Versions, String> {
+    api_versions_from(conn, attempt, API_VERSIONS.1)
+        .await
+        .map(|(versions, _)| versions)
+}
+
+/// [`api_versions`] starting at version `first` (one this cluster already
+/// answered, so a fallback is not asked again on every connection);
+/// returns the version that was answered too.
+async fn api_versions_from(
+    conn: &mut Conn,
+    attempt: &Attempt,
+    first: i16,
+) -> Result<(Versions, i16), String> {
     let request = ApiVersionsRequest::default()
         .with_client_software_name(StrBytes::from_static_str("kwait"))
         .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
-    let mut version = API_VERSIONS.1;
+    let mut version = first.clamp(0, API_VERSIONS.1);
     loop {
         let body = conn
             .call(attempt, ApiKey::ApiVersions, version, &request)
@@ -150,7 +163,7 @@ pub async fn api_versions(conn: &mut Conn, attempt: &Attempt) -> Result<Versions
         }
         let (_, versions) = wire::api_versions(&body, version)
             .map_err(|e| format!("malformed ApiVersions v{version} answer: {e}"))?;
-        return Ok(versions);
+        return Ok((versions, version));
     }
 }
 
@@ -202,6 +215,19 @@ pub async fn open(
     security: &Security,
     attempt: &Attempt,
 ) -> Result<(Conn, Versions), Outcome> {
+    open_from(addr, security, attempt, API_VERSIONS.1)
+        .await
+        .map(|(conn, versions, _)| (conn, versions))
+}
+
+/// [`open`] with ApiVersions asked first at version `first`; returns the
+/// version answered too, for the next connection to the same cluster.
+pub async fn open_from(
+    addr: &HostPort,
+    security: &Security,
+    attempt: &Attempt,
+    first: i16,
+) -> Result<(Conn, Versions, i16), Outcome> {
     let tcp = attempt.connect(addr).await?;
     let peer = tcp.peer_addr().ok();
     let stream: Stream = match &security.tls {
@@ -210,8 +236,8 @@ pub async fn open(
     };
     let mut conn = Conn::new(stream);
     conn.peer = peer;
-    let versions = match api_versions(&mut conn, attempt).await {
-        Ok(versions) => versions,
+    let (versions, answered) = match api_versions_from(&mut conn, attempt, first).await {
+        Ok(found) => found,
         // Another service (SSH, HTTP, ...) on this port: waiting will not
         // make it Kafka.
         Err(e) if e.contains(wire::NOT_KAFKA) => {
@@ -278,7 +304,7 @@ pub async fn open(
         )
         .await?;
     }
-    Ok((conn, versions))
+    Ok((conn, versions, answered))
 }
 
 /// How long a TLS handshake may go unanswered before kwait asks the same

@@ -208,9 +208,26 @@ fn kip511_retries_at_the_brokers_highest_apiversions() {
         &["ready: 1 broker (1), controller 1"],
     );
     let seen = broker.api_versions_seen();
-    // The bootstrap connection and the advertised-listener check: each asks
-    // at v3 first, then at the broker's highest, v2.
-    assert_eq!(seen, vec![3, 2, 3, 2], "ApiVersions versions asked");
+    // The bootstrap connection asks at v3 first, then at the broker's
+    // highest, v2; it went to the very address the broker advertises
+    // (127.0.0.1:PORT), so no second connection checks that listener.
+    assert_eq!(seen, vec![3, 2], "ApiVersions versions asked");
+
+    // Bootstrapped by another name (localhost), the advertised listener is
+    // checked on its own connection, at the version the cluster took: the
+    // fallback is not asked again.
+    let broker = Kip511Broker::start();
+    let port = broker.addr().rsplit(':').next().unwrap().to_string();
+    assert_probe(
+        &[&format!("kafka://localhost:{port}")],
+        0,
+        &["ready: 1 broker (1), controller 1"],
+    );
+    assert_eq!(
+        broker.api_versions_seen(),
+        vec![3, 2, 2],
+        "ApiVersions versions asked"
+    );
 }
 
 #[test]

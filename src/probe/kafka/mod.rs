@@ -24,7 +24,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::Outcome;
 use crate::kafka::wire::{self, Conn, Metadata};
-use crate::kafka::{closed, closed_on_metadata, error_name, open, pick};
+use crate::kafka::{closed, closed_on_metadata, error_name, open, open_from, pick, API_VERSIONS};
 use crate::net::{Attempt, HostPort};
 use crate::security::Security;
 
@@ -57,7 +57,8 @@ async fn ready(spec: &Spec, attempt: &Attempt) -> Result<String, Outcome> {
 
 /// Every rung, through one bootstrap address.
 async fn rungs(spec: &Spec, addr: &HostPort, attempt: &Attempt) -> Result<String, Outcome> {
-    let (mut conn, versions) = open(addr, &spec.security, attempt).await?;
+    let (mut conn, versions, answered) =
+        open_from(addr, &spec.security, attempt, API_VERSIONS.1).await?;
 
     let version = pick(&versions, ApiKey::Metadata, METADATA, addr)?;
     let mut request = MetadataRequest::default().with_topics(Some(Vec::new()));
@@ -102,7 +103,7 @@ async fn rungs(spec: &Spec, addr: &HostPort, attempt: &Attempt) -> Result<String
             cluster.controller
         )));
     }
-    advertised(&cluster, &spec.security, attempt).await?;
+    advertised(&cluster, addr, answered, &spec.security, attempt).await?;
 
     let mut seen = format!(
         "{} broker{} ({ids}), controller {}",
@@ -127,13 +128,23 @@ const ADVERTISED_AT_ONCE: usize = 16;
 /// Every broker the cluster lists must answer at its advertised address.
 /// Clients connect there after bootstrapping, so a broker that answers only
 /// at its bootstrap address is no use to them.
+///
+/// The bootstrap connection already proves the broker advertised at the
+/// very address it went to (`bootstrap`, as written): that one is not asked
+/// again. The others are asked ApiVersions at `answered`, the version the
+/// bootstrap broker took, so an old cluster's KIP-511 fallback is not
+/// repeated on every connection.
 async fn advertised(
     cluster: &Metadata,
+    bootstrap: &HostPort,
+    answered: i16,
     security: &Security,
     attempt: &Attempt,
 ) -> Result<(), Outcome> {
     let mut checks = tokio::task::JoinSet::new();
-    let mut pending = cluster.brokers.iter();
+    let mut pending = cluster.brokers.iter().filter(|b| {
+        !(b.host.eq_ignore_ascii_case(&bootstrap.host) && b.port == i32::from(bootstrap.port))
+    });
     let mut failures = Vec::new();
     loop {
         // A few connections at a time: a large cluster must not exhaust
@@ -151,7 +162,9 @@ async fn advertised(
             checks.spawn(async move {
                 let result = match addr {
                     None => Err(Outcome::NotReady("not a usable host:port".to_string())),
-                    Some(addr) => open(&addr, &security, &attempt).await.map(|_| ()),
+                    Some(addr) => open_from(&addr, &security, &attempt, answered)
+                        .await
+                        .map(|_| ()),
                 };
                 (id, shown, result)
             });
