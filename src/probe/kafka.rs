@@ -33,7 +33,7 @@ use crate::target::{Check, Kafka};
 /// The versions kwait speaks. Metadata starts at v1, the first where an
 /// empty topic list means "no topics" (v0 reads it as "all").
 const API_VERSIONS: (i16, i16) = (0, 3);
-const METADATA: (i16, i16) = (1, 12);
+pub(crate) const METADATA: (i16, i16) = (1, 12);
 const FIND_COORDINATOR: (i16, i16) = (1, 4);
 /// v0 of SaslHandshake means raw SASL frames after it; kwait speaks only the
 /// SaslAuthenticate form (KIP-152, Kafka 1.0).
@@ -826,7 +826,7 @@ async fn coordinator(
 
 /// "COORDINATOR_NOT_AVAILABLE (15)": the names of the errors a readiness
 /// check meets, as Kafka's protocol guide spells them (`Errors.java`).
-fn error_name(code: i16) -> String {
+pub(crate) fn error_name(code: i16) -> String {
     let name = match code {
         3 => "UNKNOWN_TOPIC_OR_PARTITION",
         5 => "LEADER_NOT_AVAILABLE",
