@@ -556,11 +556,10 @@ pub fn parse<I: IntoIterator<Item = OsString>>(
                 ))
             }
             _ => {
-                let named: Vec<String> = kafkas.iter().map(|&i| targets[i].to_string()).collect();
                 return Err(Stop::Usage(format!(
-                    "--create-topics needs exactly one kafka:// target, the cluster to create the topics in;                      there are {}: {} (for another cluster, chain a second kwait: kwait A --create-topics ... -- kwait B --create-topics ... -- COMMAND)",
-                    kafkas.len(),
-                    named.join(" ")
+                    "--create-topics needs exactly one kafka:// target, the cluster to create the topics in; \
+                     there are {} (for another cluster, chain a second kwait: kwait A --create-topics ... -- kwait B --create-topics ... -- COMMAND)",
+                    kafkas.len()
                 )));
             }
         };

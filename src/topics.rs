@@ -18,15 +18,13 @@
 
 use std::fmt::Write as _;
 
-use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::{ApiKey, MetadataRequest, TopicName};
-use kafka_protocol::protocol::StrBytes;
-use tokio::time::{sleep_until, timeout_at, Instant};
+use kafka_protocol::messages::ApiKey;
+use tokio::time::{sleep_until, Instant};
 
 use crate::log::{debug, error, info, since, warning};
 use crate::net::{Attempt, HostPort, Limit};
 use crate::probe::kafka::wire::{self, Conn, CreateTopics, Metadata, NewTopic};
-use crate::probe::kafka::{error_name, open, METADATA};
+use crate::probe::kafka::{error_name, open};
 use crate::probe::Outcome;
 use crate::target::Kafka;
 use crate::wait::{Limits, Unready, PACE};
@@ -51,8 +49,12 @@ const MAX_PARTITIONS: i32 = 10_000;
 /// Most configs per topic, and characters per config key or value.
 const MAX_CONFIGS: usize = 64;
 const MAX_TEXT: usize = 1024;
+/// Kafka's rule for topic names (`Topic.validate`).
+const NAME_RULE: &str = "1 to 249 of a-z, A-Z, 0-9, '.', '_' and '-', not '.' or '..'";
 /// Kafka's longest topic name (`Topic.MAX_NAME_LENGTH`).
 const MAX_NAME: usize = 249;
+/// The most brokers kwait reads from Metadata ([`wire::MAX_BROKERS`]).
+const MAX_REPLICATION: i32 = 1000;
 
 /// The errors CreateTopics answers that a user acts on (Errors.java).
 const REQUEST_TIMED_OUT: i16 = 7;
@@ -64,8 +66,10 @@ const TOPIC_ALREADY_EXISTS: i16 = 36;
 const INVALID_REPLICATION_FACTOR: i16 = 38;
 const NOT_CONTROLLER: i16 = 41;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-/// CreateTopics v2 (Kafka 1.0) to v7 (Kafka 4.0).
+/// CreateTopics v2 (Kafka 1.0) to v7 (Kafka 4.0); Metadata from v4 (Kafka
+/// 0.11), the first that can leave auto-creation off.
 const CREATE_TOPICS: (i16, i16) = (2, 7);
+const METADATA: (i16, i16) = (4, 12);
 
 /// Parses every `--create-topics` value: comma-separated specs. A piece
 /// without ':' continues the one before it, so that a config value may
@@ -116,23 +120,19 @@ fn spec(text: &str) -> Result<NewTopic, String> {
         return Err(format!("not {SYNTAX}"));
     };
     name_rule(name)?;
-    let partitions = match partitions.parse::<i32>() {
-        Ok(n) if (1..=MAX_PARTITIONS).contains(&n) => n,
-        _ => {
-            return Err(format!(
-                "partitions '{partitions}' is not a number from 1 to {MAX_PARTITIONS}"
-            ))
-        }
+    // One parser for both numbers (each `parse::<T>` is code of its own).
+    let number =
+        |text: &str, most: i32| text.parse::<i32>().ok().filter(|n| (1..=most).contains(n));
+    let (Some(partitions), Some(replication)) = (
+        number(partitions, MAX_PARTITIONS),
+        number(replication, MAX_REPLICATION),
+    ) else {
+        return Err(format!(
+            "partitions '{partitions}' and replication '{replication}' must be numbers, \
+             from 1 to {MAX_PARTITIONS} and from 1 to {MAX_REPLICATION}"
+        ));
     };
-    let most = wire::MAX_BROKERS as i16;
-    let replication = match replication.parse::<i16>() {
-        Ok(n) if (1..=most).contains(&n) => n,
-        _ => {
-            return Err(format!(
-                "replication '{replication}' is not a number from 1 to {most}"
-            ))
-        }
-    };
+    let replication = replication as i16;
     let mut configs: Vec<(String, String)> = Vec::new();
     match parts.next() {
         None => {}
@@ -191,7 +191,7 @@ fn name_rule(name: &str) -> Result<(), String> {
         || !name.chars().all(legal)
     {
         return Err(format!(
-            "'{}' is not a topic name Kafka accepts: 1 to {MAX_NAME} of a-z, A-Z, 0-9, '.', '_' and '-', not '.' or '..'",
+            "'{}' is not a topic name Kafka accepts ({NAME_RULE})",
             crate::log::shown(name, 100)
         ));
     }
@@ -230,8 +230,8 @@ enum State {
 pub async fn create(kafka: &Kafka, request: &Request, limits: Limits) -> Result<(), Unready> {
     let started = Instant::now();
     let mut states = vec![State::Unknown; request.topics.len()];
+    let mut controller = None;
     let mut last_reason = String::new();
-    let mut last_report = started;
     for seq in 0.. {
         let begun = Instant::now();
         let mut deadline = begun + limits.attempt_timeout;
@@ -248,34 +248,23 @@ pub async fn create(kafka: &Kafka, request: &Request, limits: Limits) -> Result<
             return Err(Unready::TimedOut);
         }
         let attempt = Attempt::new(deadline, limit, seq);
-        let outcome = match timeout_at(deadline, round(kafka, request, &mut states, &attempt)).await
-        {
-            Ok(outcome) => outcome,
-            Err(_) => Outcome::NotReady(format!("no answer within {}", attempt.expired())),
-        };
-        match outcome {
-            Outcome::Ready(seen) => {
+        // Every connect, write and read of a round keeps to the attempt's
+        // deadline (`Attempt::within`), so a round needs no timer of its own.
+        match round(kafka, request, &mut states, &mut controller, &attempt).await {
+            Ok(seen) | Err(Outcome::Ready(seen)) => {
                 info!("topics ready after {}: {seen}", since(started.elapsed()));
                 return Ok(());
             }
-            Outcome::Fatal(reason) => {
+            Err(Outcome::Fatal(reason)) => {
                 error!("--create-topics: {reason}");
                 return Err(Unready::Failed);
             }
-            Outcome::NotReady(reason) => {
+            Err(Outcome::NotReady(reason)) => {
                 if reason != last_reason {
                     debug!("--create-topics: {reason}");
                 }
                 last_reason = reason;
             }
-        }
-        let now = Instant::now();
-        if now - last_report >= std::time::Duration::from_secs(5) {
-            info!(
-                "still waiting for the topics after {}: {last_reason}",
-                since(started.elapsed())
-            );
-            last_report = now;
         }
         let mut next = begun + PACE * attempt.connections().max(1);
         if let Some(overall) = limits.deadline {
@@ -286,51 +275,110 @@ pub async fn create(kafka: &Kafka, request: &Request, limits: Limits) -> Result<
     Err(Unready::TimedOut)
 }
 
-/// One round: Metadata for the topics; report the ones that exist; create
-/// the missing ones in one request; then every partition must have a
-/// leader. `Ready` with a summary when done.
+/// One round, on one connection: Metadata for the topics; report the ones
+/// that exist; create the missing ones in one request; Metadata again,
+/// until every partition has a leader. `Ready` with a summary when done.
+/// A round that finds the controller elsewhere names it in `controller`,
+/// for the next round to ask.
 async fn round(
     kafka: &Kafka,
     request: &Request,
     states: &mut [State],
-    attempt: &Attempt,
-) -> Outcome {
-    match round_inner(kafka, request, states, attempt).await {
-        Ok(seen) => Outcome::Ready(seen),
-        Err(outcome) => outcome,
-    }
-}
-
-async fn round_inner(
-    kafka: &Kafka,
-    request: &Request,
-    states: &mut [State],
+    controller: &mut Option<HostPort>,
     attempt: &Attempt,
 ) -> Result<String, Outcome> {
     let rotation = attempt.rotation(&kafka.bootstrap);
-    let Some(addr) = rotation.first() else {
-        return Err(Outcome::Fatal("the kafka:// target has no address".into()));
+    let addr = match controller.take() {
+        Some(c) => c,
+        None => match rotation.first() {
+            Some(a) => (*a).clone(),
+            None => return Err(Outcome::Fatal("the kafka:// target has no address".into())),
+        },
     };
-    let (mut conn, versions) = open(addr, &kafka.security, attempt).await?;
+    let (mut conn, versions) = open(&addr, &kafka.security, attempt).await?;
     let version = versions
         .pick(ApiKey::Metadata, METADATA)
         .map_err(|e| Outcome::Fatal(format!("{addr}: {e}")))?;
-    let found = metadata(&mut conn, attempt, version, &request.topics)
-        .await
-        .map_err(|e| format!("{addr}: {e}"))?;
+    loop {
+        let found = metadata(&mut conn, attempt, version, &request.topics)
+            .await
+            .map_err(|e| format!("{addr}: {e}"))?;
+        let missing = classify(kafka, request, states, &found)?;
+        if missing.is_empty() {
+            return led(request, states, &found);
+        }
+        // The controller creates (ZooKeeper mode answers NOT_CONTROLLER
+        // elsewhere); when it is not listed (the librdkafka mock names
+        // controller 0) whoever answered is asked.
+        let elsewhere = found
+            .brokers
+            .iter()
+            .find(|b| b.id == found.controller)
+            .and_then(|b| HostPort::parse(&format!("{}:{}", b.host, b.port), "").ok())
+            .filter(|c| *c != addr);
+        if let Some(c) = elsewhere {
+            let reason = format!(
+                "the controller, broker {}, is at {c}: asking it",
+                found.controller
+            );
+            *controller = Some(c);
+            return Err(Outcome::NotReady(reason));
+        }
+        let create = versions
+            .pick(ApiKey::CreateTopics, CREATE_TOPICS)
+            .map_err(|e| {
+                Outcome::Fatal(format!(
+                "{addr}: {e}; kwait creates topics with CreateTopics v2-v7 (Kafka 1.0 and later)"
+            ))
+            })?;
+        let left = attempt.deadline.saturating_duration_since(Instant::now());
+        let body = CreateTopics {
+            topics: missing.iter().map(|&i| &request.topics[i]).collect(),
+            timeout_ms: i32::try_from(left.as_millis()).unwrap_or(i32::MAX),
+        }
+        .bytes(create);
+        let answer = conn
+            .call_encoded(attempt, ApiKey::CreateTopics, create, create >= 5, &body)
+            .await
+            .map_err(|e| format!("{addr}: {e}"))?;
+        let results = wire::create_topics(&answer, create)
+            .map_err(|e| format!("{addr}: malformed CreateTopics answer: {e}"))?;
+        created(
+            kafka,
+            request,
+            states,
+            &missing,
+            found.brokers.len(),
+            &results,
+        )?;
+    }
+}
 
+/// Reports the topics Metadata shows for the first time, and returns the
+/// ones to create: none under `--dry-run`, which says what it would create.
+fn classify(
+    kafka: &Kafka,
+    request: &Request,
+    states: &mut [State],
+    found: &Metadata,
+) -> Result<Vec<usize>, Outcome> {
     let mut missing: Vec<usize> = Vec::new();
     let mut differ = 0;
     for (i, topic) in request.topics.iter().enumerate() {
-        match (listed(&found, &topic.name), states[i]) {
-            (Some(seen), State::Unknown | State::Asked) => {
-                if !compare(topic, seen, states[i], request.strict) {
-                    differ += 1;
-                }
+        if !matches!(states[i], State::Unknown | State::Asked) {
+            continue;
+        }
+        match listed(found, &topic.name) {
+            Some(seen) => {
+                differ += usize::from(!compare(topic, seen, states[i], request.strict));
                 states[i] = State::There;
             }
-            (None, State::Unknown | State::Asked) => missing.push(i),
-            _ => {}
+            None => {
+                if usize::try_from(topic.replication).unwrap_or(0) > found.brokers.len() {
+                    return Err(too_few_brokers(kafka, topic, found.brokers.len(), ""));
+                }
+                missing.push(i);
+            }
         }
     }
     if differ > 0 && request.strict {
@@ -338,17 +386,6 @@ async fn round_inner(
             "{differ} existing topic(s) differ from their spec, and --strict-topics is set; \
              kwait never changes a topic (change the spec, or the topic)"
         )));
-    }
-    if missing.is_empty() && request.dry_run {
-        return Ok("--dry-run: nothing to create".into());
-    }
-    let brokers = found.brokers.len();
-    for &i in &missing {
-        let topic = &request.topics[i];
-        let needed = usize::try_from(topic.replication).unwrap_or(0);
-        if needed > brokers {
-            return Err(too_few_brokers(kafka, topic, brokers, ""));
-        }
     }
     if request.dry_run {
         for &i in &missing {
@@ -359,22 +396,12 @@ async fn round_inner(
                 shape(topic)
             );
         }
-        return Ok(format!(
+        return Err(Outcome::Ready(format!(
             "--dry-run: {} topic(s) would be created, none was",
             missing.len()
-        ));
+        )));
     }
-    if !missing.is_empty() {
-        create_missing(
-            kafka, request, states, &missing, &found, &mut conn, &versions, addr, attempt,
-        )
-        .await?;
-        let found = metadata(&mut conn, attempt, version, &request.topics)
-            .await
-            .map_err(|e| format!("{addr}: {e}"))?;
-        return led(request, states, &found);
-    }
-    led(request, states, &found)
+    Ok(missing)
 }
 
 /// A replication factor above the brokers there are. Brokers register one
@@ -420,8 +447,8 @@ fn compare(topic: &NewTopic, seen: &wire::Topic, state: State, strict: bool) -> 
     } else {
         "already there"
     };
-    let same = i64::try_from(partitions).ok() == Some(i64::from(topic.partitions))
-        && i64::try_from(replication).ok() == Some(i64::from(topic.replication));
+    let same = usize::try_from(topic.partitions).ok() == Some(partitions)
+        && usize::try_from(topic.replication).ok() == Some(replication);
     if same {
         info!(
             "topic {} {how}, as asked: {partitions} partition(s), replication {replication}",
@@ -442,63 +469,23 @@ fn compare(topic: &NewTopic, seen: &wire::Topic, state: State, strict: bool) -> 
     false
 }
 
-/// Sends one CreateTopics with every missing topic, to the controller.
-#[allow(clippy::too_many_arguments)]
-async fn create_missing(
+/// Each missing topic's CreateTopics result: created, or already there
+/// (another client won the race), or why not.
+fn created(
     kafka: &Kafka,
     request: &Request,
     states: &mut [State],
     missing: &[usize],
-    found: &Metadata,
-    conn: &mut Conn,
-    versions: &wire::Versions,
-    addr: &HostPort,
-    attempt: &Attempt,
+    brokers: usize,
+    results: &[wire::Created],
 ) -> Result<(), Outcome> {
-    // The controller's own connection, unless it is this one (or not
-    // listed: the librdkafka mock names controller 0, no broker).
-    let controller = found
-        .brokers
-        .iter()
-        .find(|b| b.id == found.controller)
-        .and_then(|b| HostPort::parse(&format!("{}:{}", b.host, b.port), "").ok())
-        .filter(|c| c != addr);
-    let mut other;
-    let (conn, versions, at) = match &controller {
-        Some(c) => {
-            other = open(c, &kafka.security, attempt).await?;
-            (&mut other.0, &other.1, c)
-        }
-        None => (conn, versions, addr),
-    };
-    let version = versions
-        .pick(ApiKey::CreateTopics, CREATE_TOPICS)
-        .map_err(|e| {
-            Outcome::Fatal(format!(
-                "{at}: {e}; kwait creates topics with CreateTopics v2-v7 (Kafka 1.0 and later)"
-            ))
-        })?;
-    let left = attempt.deadline.saturating_duration_since(Instant::now());
-    let body = CreateTopics {
-        topics: missing.iter().map(|&i| &request.topics[i]).collect(),
-        timeout_ms: i32::try_from(left.as_millis()).unwrap_or(i32::MAX),
-    }
-    .bytes(version);
-    let answer = conn
-        .call_encoded(attempt, ApiKey::CreateTopics, version, &body)
-        .await
-        .map_err(|e| format!("{at}: {e}"))?;
-    let results = wire::create_topics(&answer, version)
-        .map_err(|e| format!("{at}: malformed CreateTopics answer: {e}"))?;
-    let mut retry = None;
     for &i in missing {
         let topic = &request.topics[i];
         let Some(result) = results.iter().find(|r| r.name == topic.name) else {
-            retry.get_or_insert(format!(
-                "{at}: the CreateTopics answer does not mention topic '{}'",
+            return Err(Outcome::NotReady(format!(
+                "the CreateTopics answer does not mention topic '{}'",
                 topic.name
-            ));
-            continue;
+            )));
         };
         let said = result
             .message
@@ -507,53 +494,40 @@ async fn create_missing(
             .map(|m| format!(" ({})", crate::log::shown(m, 300)))
             .unwrap_or_default();
         let code = result.error;
-        match code {
+        let hint = match code {
             0 => {
                 info!("topic {} created: {}", topic.name, shape(topic));
                 states[i] = State::Created;
+                continue;
             }
-            TOPIC_ALREADY_EXISTS | REQUEST_TIMED_OUT => states[i] = State::Asked,
+            TOPIC_ALREADY_EXISTS | REQUEST_TIMED_OUT => {
+                states[i] = State::Asked;
+                continue;
+            }
             NOT_CONTROLLER | BROKER_NOT_AVAILABLE => {
-                retry.get_or_insert(format!(
-                    "{at}: topic '{}': {}{said}",
+                return Err(Outcome::NotReady(format!(
+                    "topic '{}': {}{said}",
                     topic.name,
                     error_name(code)
-                ));
-            }
-            INVALID_REPLICATION_FACTOR => {
-                return Err(too_few_brokers(kafka, topic, found.brokers.len(), &said))
-            }
-            TOPIC_AUTHORIZATION_FAILED | CLUSTER_AUTHORIZATION_FAILED => {
-                return Err(Outcome::Fatal(format!(
-                    "topic '{}': {}{said}: the user needs the ACL to create it (kafka-acls --add \
-                     --allow-principal User:... --operation Create --topic {} , or on --cluster)",
-                    topic.name,
-                    error_name(code),
-                    topic.name
                 )))
+            }
+            INVALID_REPLICATION_FACTOR => return Err(too_few_brokers(kafka, topic, brokers, &said)),
+            TOPIC_AUTHORIZATION_FAILED | CLUSTER_AUTHORIZATION_FAILED => {
+                "; kwait's user needs the Create ACL on the topic or the cluster (kafka-acls --operation Create)"
             }
             INVALID_TOPIC_EXCEPTION => {
-                return Err(Outcome::Fatal(format!(
-                    "topic '{}': the broker refuses the name, {}{said} (Kafka's rule: 1 to 249 of \
-                     a-z, A-Z, 0-9, '.', '_', '-'; '.' and '_' collide in metric names)",
-                    topic.name,
-                    error_name(code)
-                )))
+                NAME_RULE
             }
-            _ => {
-                return Err(Outcome::Fatal(format!(
-                    "topic '{}' ({}): the broker refuses it, {}{said}",
-                    topic.name,
-                    shape(topic),
-                    create_error_name(code)
-                )))
-            }
-        }
+            _ => "fix the spec",
+        };
+        return Err(Outcome::Fatal(format!(
+            "topic '{}' ({}): the broker refuses it with {}{said}: {hint}",
+            topic.name,
+            shape(topic),
+            create_error_name(code)
+        )));
     }
-    match retry {
-        Some(reason) => Err(Outcome::NotReady(reason)),
-        None => Ok(()),
-    }
+    Ok(())
 }
 
 /// Error names [`error_name`] does not know, that only CreateTopics answers.
@@ -572,35 +546,19 @@ fn create_error_name(code: i16) -> String {
 /// `topics=` rule of the kafka check).
 fn led(request: &Request, states: &[State], found: &Metadata) -> Result<String, Outcome> {
     for topic in &request.topics {
-        let Some(seen) = listed(found, &topic.name) else {
-            return Err(Outcome::NotReady(format!(
-                "topic '{}' is not in Metadata yet",
-                topic.name
-            )));
+        let seen = listed(found, &topic.name);
+        let leaderless =
+            seen.and_then(|t| t.partitions.iter().find(|p| p.leader < 0 || p.error != 0));
+        let why = match seen {
+            None => "is not in Metadata yet".to_string(),
+            Some(t) if t.error != 0 => error_name(t.error),
+            Some(t) if t.partitions.is_empty() => "has no partitions yet".to_string(),
+            _ => match leaderless {
+                Some(p) => format!("partition {} has no leader yet", p.index),
+                None => continue,
+            },
         };
-        if seen.error != 0 {
-            return Err(Outcome::NotReady(format!(
-                "topic '{}': {}",
-                topic.name,
-                error_name(seen.error)
-            )));
-        }
-        if seen.partitions.is_empty() {
-            return Err(Outcome::NotReady(format!(
-                "topic '{}' has no partitions yet",
-                topic.name
-            )));
-        }
-        if let Some(p) = seen
-            .partitions
-            .iter()
-            .find(|p| p.leader < 0 || p.error != 0)
-        {
-            return Err(Outcome::NotReady(format!(
-                "topic '{}' partition {} has no leader yet",
-                topic.name, p.index
-            )));
-        }
+        return Err(Outcome::NotReady(format!("topic '{}' {why}", topic.name)));
     }
     let created = states.iter().filter(|s| **s == State::Created).count();
     Ok(format!(
@@ -609,31 +567,17 @@ fn led(request: &Request, states: &[State], found: &Metadata) -> Result<String, 
     ))
 }
 
-/// Metadata for the spec's topics, auto-creation off (v4+; before v4 it
-/// cannot be turned off, so all topics are asked for, as `topics=` does).
+/// Metadata for the spec's topics, auto-creation off.
 async fn metadata(
     conn: &mut Conn,
     attempt: &Attempt,
     version: i16,
     topics: &[NewTopic],
 ) -> Result<Metadata, String> {
-    let request = if version >= 4 {
-        MetadataRequest::default()
-            .with_allow_auto_topic_creation(false)
-            .with_topics(Some(
-                topics
-                    .iter()
-                    .map(|t| {
-                        MetadataRequestTopic::default()
-                            .with_name(Some(TopicName(StrBytes::from_string(t.name.clone()))))
-                    })
-                    .collect(),
-            ))
-    } else {
-        MetadataRequest::default().with_topics(None)
-    };
+    let names: Vec<&str> = topics.iter().map(|t| t.name.as_str()).collect();
+    let request = wire::metadata_request(&names, version);
     let body = conn
-        .call(attempt, ApiKey::Metadata, version, &request)
+        .call_encoded(attempt, ApiKey::Metadata, version, version >= 9, &request)
         .await?;
     wire::metadata(&body, version).map_err(|e| format!("malformed Metadata answer: {e}"))
 }

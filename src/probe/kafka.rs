@@ -33,7 +33,7 @@ use crate::target::{Check, Kafka};
 /// The versions kwait speaks. Metadata starts at v1, the first where an
 /// empty topic list means "no topics" (v0 reads it as "all").
 const API_VERSIONS: (i16, i16) = (0, 3);
-pub(crate) const METADATA: (i16, i16) = (1, 12);
+const METADATA: (i16, i16) = (1, 12);
 const FIND_COORDINATOR: (i16, i16) = (1, 4);
 /// v0 of SaslHandshake means raw SASL frames after it; kwait speaks only the
 /// SaslAuthenticate form (KIP-152, Kafka 1.0).

@@ -447,29 +447,33 @@ impl CreateTopics<'_> {
 }
 
 impl Conn {
-    /// Sends one request whose body kwait encoded itself ([`CreateTopics`])
-    /// and returns its response body, after the header.
+    /// Sends one request whose body kwait encoded itself ([`CreateTopics`],
+    /// [`metadata_request`]), `flexible` when `version` is one of the
+    /// request's flexible versions, and returns its response body, after
+    /// the header.
     pub async fn call_encoded(
         &mut self,
         attempt: &Attempt,
         key: ApiKey,
         version: i16,
+        flexible: bool,
         body: &[u8],
     ) -> Result<Vec<u8>, String> {
         self.correlation = self.correlation.wrapping_add(1);
-        let name = api_name(key);
-        let header = RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation)
-            .with_client_id(Some(StrBytes::from_static_str(CLIENT_ID)));
-        let mut frame = BytesMut::with_capacity(64 + body.len());
+        // Request header v1, or v2 (tags) for flexible versions: key,
+        // version, correlation id, client id.
+        let mut frame = Vec::with_capacity(32 + body.len());
         frame.extend_from_slice(&[0; 4]);
-        encode_request_header_into_buffer(&mut frame, &header)
-            .map_err(|e| format!("cannot encode {name} v{version}: {e}"))?;
+        frame.extend_from_slice(&(key as i16).to_be_bytes());
+        frame.extend_from_slice(&version.to_be_bytes());
+        frame.extend_from_slice(&self.correlation.to_be_bytes());
+        put_str(&mut frame, false, CLIENT_ID);
+        if flexible {
+            frame.push(0);
+        }
         frame.extend_from_slice(body);
-        let len =
-            i32::try_from(frame.len() - 4).map_err(|_| format!("{name} request too large"))?;
+        let len = i32::try_from(frame.len() - 4)
+            .map_err(|_| format!("{} request too large", api_name(key)))?;
         frame[..4].copy_from_slice(&len.to_be_bytes());
         self.exchange(attempt, key, version, &frame).await
     }
@@ -507,6 +511,35 @@ fn put_str(out: &mut Vec<u8>, compact: bool, s: &str) {
         out.extend_from_slice(&n.to_be_bytes());
     }
     out.extend_from_slice(bytes);
+}
+
+/// A Metadata v4-v12 request for the named topics, auto-creation off
+/// (MetadataRequest.json): flexible from v9, topic ids from v10, the
+/// cluster-operations flag v8-v10 only.
+pub fn metadata_request(names: &[&str], version: i16) -> Vec<u8> {
+    let flexible = version >= 9;
+    let mut out = Vec::with_capacity(16 + 16 * names.len());
+    put_len(&mut out, flexible, names.len());
+    for name in names {
+        if version >= 10 {
+            out.extend_from_slice(&[0; 16]); // topic_id: none, by name
+        }
+        put_str(&mut out, flexible, name);
+        if flexible {
+            out.push(0);
+        }
+    }
+    out.push(0); // allow_auto_topic_creation
+    if (8..=10).contains(&version) {
+        out.push(0); // include_cluster_authorized_operations
+    }
+    if version >= 8 {
+        out.push(0); // include_topic_authorized_operations
+    }
+    if flexible {
+        out.push(0);
+    }
+    out
 }
 
 /// One topic's result in a CreateTopics answer.
@@ -786,6 +819,25 @@ mod tests {
                     "v{version} cut {cut}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn metadata_request_every_version() {
+        use kafka_protocol::messages::MetadataRequest;
+        use kafka_protocol::protocol::Decodable;
+        for version in 4..=12 {
+            let mut bytes = bytes::Bytes::from(metadata_request(&["orders", "p"], version));
+            let decoded = MetadataRequest::decode(&mut bytes, version).unwrap();
+            assert!(bytes.is_empty(), "v{version}: trailing bytes");
+            assert!(!decoded.allow_auto_topic_creation, "v{version}");
+            let names: Vec<_> = decoded
+                .topics
+                .unwrap()
+                .iter()
+                .map(|t| t.name.as_ref().unwrap().0.to_string())
+                .collect();
+            assert_eq!(names, ["orders", "p"], "v{version}");
         }
     }
 
