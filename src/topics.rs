@@ -161,9 +161,6 @@ fn spec(text: &str) -> Result<NewTopic, String> {
                         "config '{pair}' is not KEY=VALUE (both set, at most {MAX_TEXT} characters)"
                     ));
                 }
-                if configs.iter().any(|(k, _)| k == key) {
-                    return Err(format!("config '{key}' is given twice"));
-                }
                 configs.push((key.into(), value.into()));
             }
             if configs.len() > MAX_CONFIGS {
@@ -296,13 +293,22 @@ async fn round(
         },
     };
     let (mut conn, versions) = open(&addr, &kafka.security, attempt).await?;
+    // One closure for every failure of this connection (one copy of the code).
+    let at = |e: String, fatal: bool| {
+        let reason = format!("{addr}: {e}");
+        if fatal {
+            Outcome::Fatal(reason)
+        } else {
+            Outcome::NotReady(reason)
+        }
+    };
     let version = versions
         .pick(ApiKey::Metadata, METADATA)
-        .map_err(|e| Outcome::Fatal(format!("{addr}: {e}")))?;
+        .map_err(|e| at(e, true))?;
     loop {
         let found = metadata(&mut conn, attempt, version, &request.topics)
             .await
-            .map_err(|e| format!("{addr}: {e}"))?;
+            .map_err(|e| at(e, false))?;
         let missing = classify(kafka, request, states, &found)?;
         if missing.is_empty() {
             return led(request, states, &found);
@@ -327,9 +333,10 @@ async fn round(
         let create = versions
             .pick(ApiKey::CreateTopics, CREATE_TOPICS)
             .map_err(|e| {
-                Outcome::Fatal(format!(
-                "{addr}: {e}; kwait creates topics with CreateTopics v2-v7 (Kafka 1.0 and later)"
-            ))
+                at(
+                    e + "; kwait creates topics with CreateTopics v2-v7 (Kafka 1.0 and later)",
+                    true,
+                )
             })?;
         let left = attempt.deadline.saturating_duration_since(Instant::now());
         let body = CreateTopics {
@@ -340,9 +347,9 @@ async fn round(
         let answer = conn
             .call_encoded(attempt, ApiKey::CreateTopics, create, create >= 5, &body)
             .await
-            .map_err(|e| format!("{addr}: {e}"))?;
+            .map_err(|e| at(e, false))?;
         let results = wire::create_topics(&answer, create)
-            .map_err(|e| format!("{addr}: malformed CreateTopics answer: {e}"))?;
+            .map_err(|e| at("malformed CreateTopics answer: ".to_string() + &e, false))?;
         created(
             kafka,
             request,
@@ -442,8 +449,10 @@ fn compare(topic: &NewTopic, seen: &wire::Topic, state: State, strict: bool) -> 
         .map(|p| p.replicas)
         .max()
         .unwrap_or(0);
+    // An Asked topic was created meanwhile: by another client, or by
+    // kwait's own request that timed out; either way it is there now.
     let how = if state == State::Asked {
-        "created meanwhile (by another client, or by kwait's request that timed out)"
+        "created meanwhile"
     } else {
         "already there"
     };
@@ -483,7 +492,7 @@ fn created(
         let topic = &request.topics[i];
         let Some(result) = results.iter().find(|r| r.name == topic.name) else {
             return Err(Outcome::NotReady(format!(
-                "the CreateTopics answer does not mention topic '{}'",
+                "no CreateTopics result for '{}'",
                 topic.name
             )));
         };
@@ -521,9 +530,8 @@ fn created(
             _ => "fix the spec",
         };
         return Err(Outcome::Fatal(format!(
-            "topic '{}' ({}): the broker refuses it with {}{said}: {hint}",
+            "topic '{}': the broker refuses it with {}{said}: {hint}",
             topic.name,
-            shape(topic),
             create_error_name(code)
         )));
     }
@@ -631,7 +639,6 @@ mod tests {
             ("orders:3:-1", "replication '-1'"),
             ("orders:3:1:compacted", "not a cleanup.policy"),
             ("orders:3:1:retention.ms", "not a cleanup.policy"),
-            ("orders:3:1:a=1;a=2", "'a' is given twice"),
             ("orders:3:1:=1", "not KEY=VALUE"),
             ("orders:3:1:a=", "not KEY=VALUE"),
             ("bad name:1:1", "not a topic name"),
