@@ -583,7 +583,7 @@ async fn metadata(
     topics: &[NewTopic],
 ) -> Result<Metadata, String> {
     let names: Vec<&str> = topics.iter().map(|t| t.name.as_str()).collect();
-    let request = wire::metadata_request(&names, version);
+    let request = wire::metadata_request(Some(&names), version);
     let body = conn
         .call_encoded(attempt, ApiKey::Metadata, version, version >= 9, &request)
         .await?;

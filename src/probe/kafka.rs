@@ -16,8 +16,7 @@
 pub mod wire;
 
 use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
-use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, MetadataRequest, TopicName};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest};
 use kafka_protocol::protocol::StrBytes;
 
 use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
@@ -95,12 +94,9 @@ async fn rungs(spec: &Kafka, addr: &HostPort, attempt: &Attempt) -> Result<Strin
     let (mut conn, versions) = open(addr, &spec.security, attempt).await?;
 
     let version = pick(&versions, ApiKey::Metadata, METADATA, addr)?;
-    let mut request = MetadataRequest::default().with_topics(Some(Vec::new()));
-    if version >= 4 {
-        request = request.with_allow_auto_topic_creation(false);
-    }
+    let request = wire::metadata_request(Some(&[]), version);
     let body = match conn
-        .call(attempt, ApiKey::Metadata, version, &request)
+        .call_encoded(attempt, ApiKey::Metadata, version, version >= 9, &request)
         .await
     {
         Ok(body) => body,
@@ -703,23 +699,10 @@ async fn topics(
     version: i16,
     names: &[String],
 ) -> Result<String, String> {
-    let request = if version >= 4 {
-        MetadataRequest::default()
-            .with_allow_auto_topic_creation(false)
-            .with_topics(Some(
-                names
-                    .iter()
-                    .map(|n| {
-                        MetadataRequestTopic::default()
-                            .with_name(Some(TopicName(StrBytes::from_string(n.clone()))))
-                    })
-                    .collect(),
-            ))
-    } else {
-        MetadataRequest::default().with_topics(None)
-    };
+    let listed: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+    let request = wire::metadata_request((version >= 4).then_some(&listed[..]), version);
     let body = conn
-        .call(attempt, ApiKey::Metadata, version, &request)
+        .call_encoded(attempt, ApiKey::Metadata, version, version >= 9, &request)
         .await?;
     let found =
         wire::metadata(&body, version).map_err(|e| format!("malformed Metadata answer: {e}"))?;

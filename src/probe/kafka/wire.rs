@@ -513,11 +513,22 @@ fn put_str(out: &mut Vec<u8>, compact: bool, s: &str) {
     out.extend_from_slice(bytes);
 }
 
-/// A Metadata v4-v12 request for the named topics, auto-creation off
-/// (MetadataRequest.json): flexible from v9, topic ids from v10, the
-/// cluster-operations flag v8-v10 only.
-pub fn metadata_request(names: &[&str], version: i16) -> Vec<u8> {
+/// A Metadata v1-v12 request (MetadataRequest.json) for the named topics,
+/// or all of them (`None`, a null array), auto-creation off from v4 (before
+/// it, a named topic may be created): flexible from v9, topic ids from
+/// v10, the cluster-operations flag v8-v10 only. Encoded here, not with
+/// kafka-protocol: smaller, and the one Metadata encoder kwait has.
+pub fn metadata_request(names: Option<&[&str]>, version: i16) -> Vec<u8> {
     let flexible = version >= 9;
+    let names = match names {
+        Some(names) => names,
+        None => {
+            // A null array: -1, or 0 in the compact form.
+            let mut out = if flexible { vec![0] } else { vec![0xff; 4] };
+            metadata_request_tail(&mut out, version);
+            return out;
+        }
+    };
     let mut out = Vec::with_capacity(16 + 16 * names.len());
     put_len(&mut out, flexible, names.len());
     for name in names {
@@ -529,17 +540,23 @@ pub fn metadata_request(names: &[&str], version: i16) -> Vec<u8> {
             out.push(0);
         }
     }
-    out.push(0); // allow_auto_topic_creation
+    metadata_request_tail(&mut out, version);
+    out
+}
+
+fn metadata_request_tail(out: &mut Vec<u8>, version: i16) {
+    if version >= 4 {
+        out.push(0); // allow_auto_topic_creation
+    }
     if (8..=10).contains(&version) {
         out.push(0); // include_cluster_authorized_operations
     }
     if version >= 8 {
         out.push(0); // include_topic_authorized_operations
     }
-    if flexible {
+    if version >= 9 {
         out.push(0);
     }
-    out
 }
 
 /// One topic's result in a CreateTopics answer.
@@ -826,11 +843,18 @@ mod tests {
     fn metadata_request_every_version() {
         use kafka_protocol::messages::MetadataRequest;
         use kafka_protocol::protocol::Decodable;
-        for version in 4..=12 {
-            let mut bytes = bytes::Bytes::from(metadata_request(&["orders", "p"], version));
+        for version in 1..=12 {
+            let mut all = bytes::Bytes::from(metadata_request(None, version));
+            let decoded = MetadataRequest::decode(&mut all, version).unwrap();
+            assert!(all.is_empty() && decoded.topics.is_none(), "v{version}");
+            let mut none = bytes::Bytes::from(metadata_request(Some(&[]), version));
+            let decoded = MetadataRequest::decode(&mut none, version).unwrap();
+            assert!(none.is_empty(), "v{version}: trailing bytes");
+            assert_eq!(decoded.topics.map(|t| t.len()), Some(0), "v{version}");
+            let mut bytes = bytes::Bytes::from(metadata_request(Some(&["orders", "p"]), version));
             let decoded = MetadataRequest::decode(&mut bytes, version).unwrap();
             assert!(bytes.is_empty(), "v{version}: trailing bytes");
-            assert!(!decoded.allow_auto_topic_creation, "v{version}");
+            assert_eq!(decoded.allow_auto_topic_creation, version < 4, "v{version}");
             let names: Vec<_> = decoded
                 .topics
                 .unwrap()
