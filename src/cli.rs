@@ -28,9 +28,6 @@ Examples:
       coordinator are there (an init container)
   kwait tcp://db:5432 http://auth:8080/health -- ./server
       several targets are waited for at once, under one deadline
-  kwait kafka://kafka:9092 --create-topics 'orders:3:1,payments:6:1:compact' -- ./worker
-      create the topics that are missing (never changing one that exists), then
-      start the worker once every partition has a leader
   kwait zk://zookeeper:2181 --clean-stale-broker auto -- /etc/kafka/docker/run
       a ZooKeeper-mode broker's entrypoint: wait for a real ZooKeeper session,
       remove this broker's stale registration (never a live broker's), start Kafka
@@ -106,17 +103,16 @@ struct Cli {
     #[arg(long, value_name = "FILE")]
     server_properties: Option<std::path::PathBuf>,
 
-    /// With --clean-stale-broker or --create-topics: report what would be removed or created, change nothing [env: KWAIT_DRY_RUN]
+    /// With --clean-stale-broker or --create-topics: say what would change, change nothing [env: KWAIT_DRY_RUN]
     #[arg(long)]
     dry_run: bool,
 
-    /// Before COMMAND, create these topics where missing, in the cluster of the one kafka://
-    /// target: NAME:PARTITIONS:REPLICATION[:CLEANUP_POLICY or :KEY=VALUE;KEY=VALUE];
-    /// repeatable [env: KWAIT_CREATE_TOPICS]
+    /// Create these topics where missing, before COMMAND (one kafka:// target):
+    /// NAME:PARTITIONS:REPLICATION[:POLICY|:KEY=VALUE;...]; repeatable [env: KWAIT_CREATE_TOPICS]
     #[arg(long, value_name = "SPEC[,SPEC...]")]
     create_topics: Vec<String>,
 
-    /// With --create-topics: an existing topic with other partitions or replication is fatal, not a warning [env: KWAIT_STRICT_TOPICS]
+    /// With --create-topics: an existing topic unlike its spec is fatal [env: KWAIT_STRICT_TOPICS]
     #[arg(long)]
     strict_topics: bool,
 
@@ -547,26 +543,15 @@ pub fn parse<I: IntoIterator<Item = OsString>>(
             .filter(|(_, t)| matches!(t.kind, Kind::Kafka(_)))
             .map(|(i, _)| i)
             .collect();
-        let at = match kafkas[..] {
-            [at] => at,
-            [] => {
-                return Err(Stop::Usage(
-                    "--create-topics needs a kafka:// target: the cluster to create the topics in"
-                        .into(),
-                ))
-            }
-            _ => {
-                return Err(Stop::Usage(format!(
-                    "--create-topics needs exactly one kafka:// target, the cluster to create the topics in; \
-                     there are {} (for another cluster, chain a second kwait: kwait A --create-topics ... -- kwait B --create-topics ... -- COMMAND)",
-                    kafkas.len()
-                )));
-            }
+        let [at] = kafkas[..] else {
+            return Err(Stop::Usage(format!(
+                "--create-topics needs exactly one kafka:// target, the cluster to create the topics in; \
+                 there are {} (for another cluster, chain a second kwait before COMMAND)",
+                kafkas.len()
+            )));
         };
         let Kind::Kafka(kafka) = &mut targets[at].kind else {
-            return Err(Stop::Usage(
-                "--create-topics needs a kafka:// target".into(),
-            ));
+            return Err(Stop::Usage("--create-topics: not a kafka:// target".into()));
         };
         // The topics kwait creates are checked once created: the wait
         // before must not wait for them (topics=orders beside orders:3:1).

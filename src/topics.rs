@@ -40,7 +40,7 @@ pub struct Request {
 }
 
 /// The spec syntax, for usage errors.
-pub const SYNTAX: &str = "NAME:PARTITIONS:REPLICATION[:CLEANUP_POLICY or :KEY=VALUE;KEY=VALUE]";
+pub const SYNTAX: &str = "NAME:PARTITIONS:REPLICATION[:POLICY|:KEY=VALUE;...]";
 /// Most topics one kwait creates: one request, one Metadata answer.
 const MAX_TOPICS: usize = 1000;
 /// Most partitions per topic: more is a typo, or a cluster kwait's
@@ -89,10 +89,7 @@ pub fn parse(values: &[String]) -> Result<Vec<NewTopic>, String> {
         }
     }
     if texts.len() > MAX_TOPICS {
-        return Err(format!(
-            "--create-topics: {} topics, more than kwait creates at once ({MAX_TOPICS})",
-            texts.len()
-        ));
+        return Err(format!("--create-topics: more than {MAX_TOPICS} topics"));
     }
     let mut topics: Vec<NewTopic> = Vec::new();
     for text in &texts {
@@ -100,7 +97,7 @@ pub fn parse(values: &[String]) -> Result<Vec<NewTopic>, String> {
             .map_err(|e| format!("--create-topics '{}': {e}", crate::log::shown(text, 100)))?;
         if topics.iter().any(|t| t.name == topic.name) {
             return Err(format!(
-                "--create-topics: topic '{}' is given twice; keep one spec for it",
+                "--create-topics: topic '{}' is given twice",
                 topic.name
             ));
         }
@@ -128,8 +125,7 @@ fn spec(text: &str) -> Result<NewTopic, String> {
         number(replication, MAX_REPLICATION),
     ) else {
         return Err(format!(
-            "partitions '{partitions}' and replication '{replication}' must be numbers, \
-             from 1 to {MAX_PARTITIONS} and from 1 to {MAX_REPLICATION}"
+            "partitions '{partitions}' and replication '{replication}' must be 1 to {MAX_PARTITIONS} and 1 to {MAX_REPLICATION}"
         ));
     };
     let replication = replication as i16;
@@ -142,8 +138,7 @@ fn spec(text: &str) -> Result<NewTopic, String> {
                 "compact" | "delete" | "compact,delete" | "delete,compact"
             ) {
                 return Err(format!(
-                    "'{policy}' is not a cleanup.policy (compact, delete or compact,delete); \
-                     other configs are written KEY=VALUE;KEY=VALUE"
+                    "'{policy}' is not compact, delete or compact,delete (other configs: KEY=VALUE;...)"
                 ));
             }
             configs.push(("cleanup.policy".into(), policy.into()));
@@ -158,7 +153,7 @@ fn spec(text: &str) -> Result<NewTopic, String> {
                     || value.len() > MAX_TEXT
                 {
                     return Err(format!(
-                        "config '{pair}' is not KEY=VALUE (both set, at most {MAX_TEXT} characters)"
+                        "config '{pair}' is not KEY=VALUE (at most {MAX_TEXT} characters each)"
                     ));
                 }
                 configs.push((key.into(), value.into()));
@@ -332,12 +327,7 @@ async fn round(
         }
         let create = versions
             .pick(ApiKey::CreateTopics, CREATE_TOPICS)
-            .map_err(|e| {
-                at(
-                    e + "; kwait creates topics with CreateTopics v2-v7 (Kafka 1.0 and later)",
-                    true,
-                )
-            })?;
+            .map_err(|e| at(e + "; kwait needs CreateTopics v2-v7 (Kafka 1.0+)", true))?;
         let left = attempt.deadline.saturating_duration_since(Instant::now());
         let body = CreateTopics {
             topics: missing.iter().map(|&i| &request.topics[i]).collect(),
@@ -390,8 +380,7 @@ fn classify(
     }
     if differ > 0 && request.strict {
         return Err(Outcome::Fatal(format!(
-            "{differ} existing topic(s) differ from their spec, and --strict-topics is set; \
-             kwait never changes a topic (change the spec, or the topic)"
+            "{differ} existing topic(s) differ from their spec, and --strict-topics is set"
         )));
     }
     if request.dry_run {
@@ -425,8 +414,7 @@ fn too_few_brokers(kafka: &Kafka, topic: &NewTopic, brokers: usize, said: &str) 
         Outcome::NotReady(why)
     } else {
         Outcome::Fatal(format!(
-            "{why}: lower the replication in --create-topics, or add min-brokers={factor} to the \
-             kafka:// target so that kwait waits for {factor} brokers first"
+            "{why}: lower it, or add min-brokers={factor} to the kafka:// target to wait for them"
         ))
     }
 }
@@ -466,8 +454,8 @@ fn compare(topic: &NewTopic, seen: &wire::Topic, state: State, strict: bool) -> 
         return true;
     }
     let line = format!(
-        "topic {} {how} with {partitions} partition(s), replication {replication}; its spec asks for {}, \
-         replication {}: kwait never changes a topic (change the spec, or the topic with kafka-topics --alter)",
+        "topic {} {how} with {partitions} partition(s), replication {replication}, not {} and {} as \
+         its spec asks: kwait never changes a topic",
         topic.name, topic.partitions, topic.replication
     );
     if strict {
@@ -520,13 +508,13 @@ fn created(
                     error_name(code)
                 )))
             }
-            INVALID_REPLICATION_FACTOR => return Err(too_few_brokers(kafka, topic, brokers, &said)),
+            INVALID_REPLICATION_FACTOR => {
+                return Err(too_few_brokers(kafka, topic, brokers, &said))
+            }
             TOPIC_AUTHORIZATION_FAILED | CLUSTER_AUTHORIZATION_FAILED => {
-                "; kwait's user needs the Create ACL on the topic or the cluster (kafka-acls --operation Create)"
+                "kwait's user needs the Create ACL on the topic or the cluster"
             }
-            INVALID_TOPIC_EXCEPTION => {
-                NAME_RULE
-            }
+            INVALID_TOPIC_EXCEPTION => NAME_RULE,
             _ => "fix the spec",
         };
         return Err(Outcome::Fatal(format!(
@@ -634,11 +622,11 @@ mod tests {
             ("orders:3", "not NAME"),
             ("orders:x:1", "partitions 'x'"),
             ("orders:0:1", "partitions '0'"),
-            ("orders:10001:1", "1 to 10000"),
+            ("orders:10001:1", "1 to 10000 and"),
             ("orders:3:0", "replication '0'"),
             ("orders:3:-1", "replication '-1'"),
-            ("orders:3:1:compacted", "not a cleanup.policy"),
-            ("orders:3:1:retention.ms", "not a cleanup.policy"),
+            ("orders:3:1:compacted", "not compact, delete"),
+            ("orders:3:1:retention.ms", "not compact, delete"),
             ("orders:3:1:=1", "not KEY=VALUE"),
             ("orders:3:1:a=", "not KEY=VALUE"),
             ("bad name:1:1", "not a topic name"),

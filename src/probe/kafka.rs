@@ -15,11 +15,9 @@
 
 pub mod wire;
 
-use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::ApiKey;
 
-use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
+use kafka_protocol::messages::SaslAuthenticateRequest;
 
 use self::wire::{Conn, Metadata, Versions};
 use super::Outcome;
@@ -206,10 +204,9 @@ async fn mechanisms(
     // future must have a known size.
     let (mut conn, versions) = Box::pin(open(addr, &bare, attempt)).await.ok()?;
     let v = versions.pick(ApiKey::SaslHandshake, SASL_HANDSHAKE).ok()?;
-    let request =
-        SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(NO_MECHANISM));
+    let request = wire::sasl_handshake_request(NO_MECHANISM);
     let body = conn
-        .call(attempt, ApiKey::SaslHandshake, v, &request)
+        .call_encoded(attempt, ApiKey::SaslHandshake, v, false, &request)
         .await
         .ok()?;
     let (_, mut offered) = wire::sasl_handshake(&body).ok()?;
@@ -223,13 +220,17 @@ async fn mechanisms(
 /// that body does not decode (the librdkafka mock writes a non-conformant
 /// one) or lists nothing (brokers before 2.4), retry at v0.
 async fn api_versions(conn: &mut Conn, attempt: &Attempt) -> Result<Versions, String> {
-    let request = ApiVersionsRequest::default()
-        .with_client_software_name(StrBytes::from_static_str("kwait"))
-        .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
     let mut version = API_VERSIONS.1;
     loop {
+        let request = wire::api_versions_request(version);
         let body = conn
-            .call(attempt, ApiKey::ApiVersions, version, &request)
+            .call_encoded(
+                attempt,
+                ApiKey::ApiVersions,
+                version,
+                version >= 3,
+                &request,
+            )
             .await?;
         let error = body
             .get(..2)
@@ -605,10 +606,9 @@ async fn authenticate(
 ) -> Result<(), Outcome> {
     let mechanism = sasl.mechanism.name();
     let v = pick(versions, ApiKey::SaslHandshake, SASL_HANDSHAKE, addr)?;
-    let request =
-        SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism));
+    let request = wire::sasl_handshake_request(mechanism);
     let body = conn
-        .call(attempt, ApiKey::SaslHandshake, v, &request)
+        .call_encoded(attempt, ApiKey::SaslHandshake, v, false, &request)
         .await
         .map_err(|e| format!("{addr}: {e}"))?;
     let (error, offered) = wire::sasl_handshake(&body)
@@ -778,14 +778,15 @@ async fn coordinator(
     version: i16,
     group: &str,
 ) -> Result<i32, String> {
-    let key = StrBytes::from_string(group.to_string());
-    let request = if version >= 4 {
-        FindCoordinatorRequest::default().with_coordinator_keys(vec![key])
-    } else {
-        FindCoordinatorRequest::default().with_key(key)
-    };
+    let request = wire::find_coordinator_request(group, version);
     let body = conn
-        .call(attempt, ApiKey::FindCoordinator, version, &request)
+        .call_encoded(
+            attempt,
+            ApiKey::FindCoordinator,
+            version,
+            version >= 3,
+            &request,
+        )
         .await?;
     let (error, node) = wire::find_coordinator(&body, version)
         .map_err(|e| format!("malformed FindCoordinator answer: {e}"))?;

@@ -167,7 +167,7 @@ fn a_different_partition_count_is_reported_never_changed() {
     run_kwait(&args, &[], LONG).expect(
         0,
         &[
-            "warning: topic orders already there with 2 partition(s), replication 1; its spec asks for 3, replication 1: kwait never changes a topic",
+            "warning: topic orders already there with 2 partition(s), replication 1, not 3 and 1 as its spec asks: kwait never changes a topic",
             "--strict-topics makes this fatal",
             "topic payments created",
         ],
@@ -269,7 +269,7 @@ fn bad_specs_and_targets_are_usage_errors() {
         ),
         (
             &[target, "--create-topics", "orders:3:1:compacted"],
-            "'compacted' is not a cleanup.policy",
+            "'compacted' is not compact, delete or compact,delete",
         ),
         (
             &[target, "--create-topics", "bad/name:1:1"],
@@ -281,7 +281,7 @@ fn bad_specs_and_targets_are_usage_errors() {
         ),
         (
             &["tcp://127.0.0.1:1", "--create-topics", "a:1:1"],
-            "--create-topics needs a kafka:// target",
+            "--create-topics needs exactly one kafka:// target, the cluster to create the topics in; there are 0",
         ),
         (
             &[target, "kafka://127.0.0.1:2", "--create-topics", "a:1:1"],
@@ -354,7 +354,7 @@ fn a_different_replication_factor_on_the_mock() {
     let target = kafka(&mock.bootstrap());
     run_kwait(&[&target[..], "-t", "30s", "--create-topics", "orders:3:2"], &[], LONG).expect(
         0,
-        &["warning: topic orders already there with 3 partition(s), replication 3; its spec asks for 3, replication 2"],
+        &["warning: topic orders already there with 3 partition(s), replication 3, not 3 and 2 as its spec asks"],
     );
     run_kwait(
         &[

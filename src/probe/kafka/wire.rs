@@ -559,6 +559,45 @@ fn metadata_request_tail(out: &mut Vec<u8>, version: i16) {
     }
 }
 
+/// An ApiVersions v0-v3 request: empty before v3; v3 (flexible) names the
+/// client software, which brokers log and expose as metrics (KIP-511).
+pub fn api_versions_request(version: i16) -> Vec<u8> {
+    let mut out = Vec::new();
+    if version >= 3 {
+        put_str(&mut out, true, CLIENT_ID);
+        put_str(&mut out, true, env!("CARGO_PKG_VERSION"));
+        out.push(0);
+    }
+    out
+}
+
+/// A SaslHandshake v0-v1 request: the mechanism's name.
+pub fn sasl_handshake_request(mechanism: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    put_str(&mut out, false, mechanism);
+    out
+}
+
+/// A FindCoordinator v1-v4 request for consumer group `group`
+/// (FindCoordinatorRequest.json): key then key type 0 (group), flexible
+/// from v3; v4 (KIP-699) sends the key type, then the key as a batch of one.
+pub fn find_coordinator_request(group: &str, version: i16) -> Vec<u8> {
+    let flexible = version >= 3;
+    let mut out = Vec::new();
+    if version >= 4 {
+        out.push(0);
+        put_len(&mut out, true, 1);
+    }
+    put_str(&mut out, flexible, group);
+    if version < 4 {
+        out.push(0); // key_type: group
+    }
+    if flexible {
+        out.push(0);
+    }
+    out
+}
+
 /// One topic's result in a CreateTopics answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Created {
@@ -863,6 +902,45 @@ mod tests {
                 .collect();
             assert_eq!(names, ["orders", "p"], "v{version}");
         }
+    }
+
+    #[test]
+    fn api_versions_request_every_version() {
+        use kafka_protocol::messages::ApiVersionsRequest;
+        use kafka_protocol::protocol::Decodable;
+        for version in 0..=3 {
+            let mut bytes = bytes::Bytes::from(api_versions_request(version));
+            let decoded = ApiVersionsRequest::decode(&mut bytes, version).unwrap();
+            assert!(bytes.is_empty(), "v{version}");
+            if version == 3 {
+                assert_eq!(decoded.client_software_name.as_str(), "kwait");
+                assert_eq!(
+                    decoded.client_software_version.as_str(),
+                    env!("CARGO_PKG_VERSION")
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn small_requests_every_version() {
+        use kafka_protocol::messages::{FindCoordinatorRequest, SaslHandshakeRequest};
+        use kafka_protocol::protocol::Decodable;
+        for version in 1..=4 {
+            let mut bytes = bytes::Bytes::from(find_coordinator_request("billing", version));
+            let decoded = FindCoordinatorRequest::decode(&mut bytes, version).unwrap();
+            assert!(bytes.is_empty(), "v{version}");
+            assert_eq!(decoded.key_type, 0);
+            if version >= 4 {
+                assert_eq!(decoded.coordinator_keys[0].as_str(), "billing");
+            } else {
+                assert_eq!(decoded.key.as_str(), "billing");
+            }
+        }
+        let mut bytes = bytes::Bytes::from(sasl_handshake_request("PLAIN"));
+        let decoded = SaslHandshakeRequest::decode(&mut bytes, 1).unwrap();
+        assert!(bytes.is_empty());
+        assert_eq!(decoded.mechanism.as_str(), "PLAIN");
     }
 
     #[test]
