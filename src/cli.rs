@@ -13,11 +13,13 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::clean;
 use crate::log::{self, Level};
+use crate::probe::kafka::Spec as Kafka;
 use crate::probe::zk::Spec as Zk;
 use crate::signals::Signo;
 use crate::supervise;
 use crate::target::Kind;
 use crate::target::Target;
+use crate::topics;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -103,9 +105,18 @@ struct Cli {
     #[arg(long, value_name = "FILE")]
     server_properties: Option<std::path::PathBuf>,
 
-    /// With --clean-stale-broker: report what would be removed, remove nothing [env: KWAIT_DRY_RUN]
+    /// With --clean-stale-broker or --create-topics: say what would change, change nothing [env: KWAIT_DRY_RUN]
     #[arg(long)]
     dry_run: bool,
+
+    /// Create these topics where missing, before COMMAND (one kafka:// target):
+    /// NAME:PARTITIONS:REPLICATION[:POLICY|:KEY=VALUE;...]; repeatable [env: KWAIT_CREATE_TOPICS]
+    #[arg(long, value_name = "SPEC[,SPEC...]")]
+    create_topics: Vec<String>,
+
+    /// With --create-topics: an existing topic unlike its spec is fatal [env: KWAIT_STRICT_TOPICS]
+    #[arg(long)]
+    strict_topics: bool,
 
     /// The program to run once everything is ready
     #[arg(last = true, value_name = "COMMAND")]
@@ -169,6 +180,8 @@ const WAIT_TWINS: &[(&str, &str, bool)] = &[
     ("KWAIT_CLEAN_STALE_BROKER", "clean_stale_broker", false),
     ("KWAIT_SERVER_PROPERTIES", "server_properties", false),
     ("KWAIT_DRY_RUN", "dry_run", true),
+    ("KWAIT_CREATE_TOPICS", "create_topics", false),
+    ("KWAIT_STRICT_TOPICS", "strict_topics", true),
     ("KWAIT_QUIET", "quiet", true),
     ("KWAIT_VERBOSE", "verbose", true),
 ];
@@ -198,6 +211,8 @@ pub struct Wait {
     pub supervise: supervise::Options,
     /// `--clean-stale-broker`: the ensemble (the one zk:// target) and what to clean.
     pub clean: Option<(Zk, clean::Request)>,
+    /// `--create-topics`: the cluster (the one kafka:// target) and what to create.
+    pub topics: Option<(Kafka, topics::Request)>,
     /// Options that have no effect as given, each a line saying why: the
     /// caller prints them once.
     pub warnings: Vec<String>,
@@ -461,10 +476,15 @@ pub fn parse<I: IntoIterator<Item = OsString>>(
         cli.server_properties.is_some() && !auto,
         "it is read only by --clean-stale-broker auto",
     )?;
+    no_effect(
+        "strict_topics",
+        cli.strict_topics && cli.create_topics.is_empty(),
+        "it applies only to --create-topics",
+    )?;
     let clean = match &cli.clean_stale_broker {
-        None if cli.dry_run => {
+        None if cli.dry_run && cli.create_topics.is_empty() => {
             return Err(Stop::Usage(
-                "--dry-run only applies to --clean-stale-broker".into(),
+                "--dry-run only applies to --clean-stale-broker and --create-topics".into(),
             ))
         }
         None => None,
@@ -512,6 +532,45 @@ pub fn parse<I: IntoIterator<Item = OsString>>(
             ))
         }
     };
+    let topics = if cli.create_topics.is_empty() {
+        None
+    } else {
+        let wanted = topics::parse(&cli.create_topics).map_err(|e| {
+            Stop::Usage(match source("create_topics") {
+                Some(name) => format!("{e} (the value came from {name})"),
+                None => e,
+            })
+        })?;
+        let kafkas: Vec<usize> = targets
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| matches!(t.kind, Kind::Kafka(_)))
+            .map(|(i, _)| i)
+            .collect();
+        let [at] = kafkas[..] else {
+            return Err(Stop::Usage(format!(
+                "--create-topics needs exactly one kafka:// target, the cluster to create the topics in; \
+                 there are {} (for another cluster, chain a second kwait before COMMAND)",
+                kafkas.len()
+            )));
+        };
+        let Kind::Kafka(kafka) = &mut targets[at].kind else {
+            return Err(Stop::Usage("--create-topics: not a kafka:// target".into()));
+        };
+        // The topics kwait creates are checked once created: the wait
+        // before must not wait for them (topics=orders beside orders:3:1).
+        kafka
+            .topics
+            .retain(|t| !wanted.iter().any(|w| w.name == *t));
+        Some((
+            kafka.clone(),
+            topics::Request {
+                topics: wanted,
+                strict: cli.strict_topics,
+                dry_run: cli.dry_run,
+            },
+        ))
+    };
     for (i, (from, _)) in cli.rewrite.iter().enumerate() {
         if cli.rewrite[..i].iter().any(|(earlier, _)| earlier == from) {
             return Err(Stop::Usage(format!(
@@ -533,6 +592,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(
             rewrites: cli.rewrite,
         },
         clean,
+        topics,
         warnings,
     }))
 }

@@ -3,8 +3,9 @@
 //! check them once, as a container health probe.
 //!
 //! The data flows one way: `cli` turns argv and the environment into a plan;
-//! `wait` runs every target's `probe` until all are ready; `clean` removes a
-//! stale ZooKeeper registration if asked; then `supervise` runs COMMAND (or
+//! `wait` runs every target's `probe` until all are ready; `topics` creates
+//! the missing topics if asked; `clean` removes a stale ZooKeeper
+//! registration if asked; then `supervise` runs COMMAND (or
 //! `exec` replaces kwait with it). `exit` maps each ending to its code.
 
 mod clean;
@@ -31,6 +32,7 @@ mod tls;
 #[cfg(not(feature = "tls"))]
 #[path = "tls_off.rs"]
 mod tls;
+mod topics;
 mod wait;
 mod zk;
 
@@ -121,6 +123,12 @@ fn wait_then_run(plan: cli::Wait, signals: &Signals) -> Exit {
         };
         let result = rt.block_on(wait::interruptible(signals, async {
             wait::all(&plan.targets, limits).await?;
+            // Topics before cleaning: the step that deletes runs last, just
+            // before COMMAND, so that what it saw stays as fresh as it can,
+            // and a topics failure leaves ZooKeeper untouched.
+            if let Some((kafka, request)) = &plan.topics {
+                topics::create(kafka, request, limits).await?;
+            }
             if let Some((zk, request)) = &plan.clean {
                 clean::stale_broker(zk, request, plan.attempt_timeout)
                     .await

@@ -24,7 +24,7 @@ use crate::target::Target;
 
 /// Time between attempt starts, per connection an attempt opened: at most 20
 /// connection attempts per second per target (DESIGN.md, budgets).
-const PACE: Duration = Duration::from_millis(50);
+pub(crate) const PACE: Duration = Duration::from_millis(50);
 /// At most one "still waiting" line per target this often.
 const REPORT_EVERY: Duration = Duration::from_secs(5);
 

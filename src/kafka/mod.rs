@@ -8,9 +8,8 @@
 
 pub mod wire;
 
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest};
-use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::messages::SaslAuthenticateRequest;
 
 use self::wire::{Conn, Versions};
 use crate::net::{Attempt, HostPort, Stream};
@@ -105,10 +104,9 @@ pub async fn mechanisms(
     // future must have a known size.
     let (mut conn, versions) = Box::pin(open(addr, &bare, attempt)).await.ok()?;
     let v = versions.pick(ApiKey::SaslHandshake, SASL_HANDSHAKE).ok()?;
-    let request =
-        SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(NO_MECHANISM));
+    let request = wire::sasl_handshake_request(NO_MECHANISM);
     let body = conn
-        .call(attempt, ApiKey::SaslHandshake, v, &request)
+        .call_encoded(attempt, ApiKey::SaslHandshake, v, false, &request)
         .await
         .ok()?;
     let (_, mut offered) = wire::sasl_handshake(&body).ok()?;
@@ -135,13 +133,17 @@ async fn api_versions_from(
     attempt: &Attempt,
     first: i16,
 ) -> Result<(Versions, i16), String> {
-    let request = ApiVersionsRequest::default()
-        .with_client_software_name(StrBytes::from_static_str("kwait"))
-        .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
     let mut version = first.clamp(0, API_VERSIONS.1);
     loop {
+        let request = wire::api_versions_request(version);
         let body = conn
-            .call(attempt, ApiKey::ApiVersions, version, &request)
+            .call_encoded(
+                attempt,
+                ApiKey::ApiVersions,
+                version,
+                version >= 3,
+                &request,
+            )
             .await?;
         let error = body
             .get(..2)
@@ -377,10 +379,9 @@ pub async fn authenticate(
 ) -> Result<(), Outcome> {
     let mechanism = sasl.mechanism.name();
     let v = pick(versions, ApiKey::SaslHandshake, SASL_HANDSHAKE, addr)?;
-    let request =
-        SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism));
+    let request = wire::sasl_handshake_request(mechanism);
     let body = conn
-        .call(attempt, ApiKey::SaslHandshake, v, &request)
+        .call_encoded(attempt, ApiKey::SaslHandshake, v, false, &request)
         .await
         .map_err(|e| format!("{addr}: {e}"))?;
     let (error, offered) = wire::sasl_handshake(&body)

@@ -168,6 +168,7 @@ fn api_name(key: ApiKey) -> &'static str {
         ApiKey::FindCoordinator => "FindCoordinator",
         ApiKey::SaslHandshake => "SaslHandshake",
         ApiKey::SaslAuthenticate => "SaslAuthenticate",
+        ApiKey::CreateTopics => "CreateTopics",
         _ => "request",
     }
 }
@@ -238,6 +239,8 @@ pub struct Partition {
     pub index: i32,
     pub error: i16,
     pub leader: i32,
+    /// How many replicas it has: the topic's replication factor.
+    pub replicas: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -298,7 +301,8 @@ pub fn metadata(body: &[u8], version: i16) -> Decoded<Metadata> {
             if version >= 7 {
                 r.i32()?; // leader_epoch
             }
-            r.skip_i32_array(flexible)?; // replica_nodes
+            let replicas = r.array_len(flexible, 4)?;
+            r.skip(replicas * 4)?; // replica_nodes
             r.skip_i32_array(flexible)?; // isr_nodes
             if version >= 5 {
                 r.skip_i32_array(flexible)?; // offline_replicas
@@ -310,6 +314,7 @@ pub fn metadata(body: &[u8], version: i16) -> Decoded<Metadata> {
                 index,
                 error,
                 leader,
+                replicas,
             });
         }
         if version >= 8 {
@@ -386,6 +391,258 @@ pub fn find_coordinator(body: &[u8], version: i16) -> Decoded<(i16, i32)> {
         r.string(flexible)?; // error_message
     }
     Ok((error, r.i32()?))
+}
+
+/// One topic a CreateTopics request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTopic {
+    pub name: String,
+    pub partitions: i32,
+    pub replication: i16,
+    /// Topic configs (`cleanup.policy`, `retention.ms`, ...), as given.
+    pub configs: Vec<(String, String)>,
+}
+
+/// CreateTopics v2-v7 (CreateTopicsRequest.json), flexible from v5; v2 is
+/// Kafka 1.0's, v7 Kafka 4.0's newest. Encoded here rather than with
+/// kafka-protocol's generated code: that is several KB of binary for a
+/// request of four fields; framed by [`Conn::call_encoded`]. No replica
+/// assignment, `validate_only` false.
+pub struct CreateTopics<'a> {
+    pub topics: Vec<&'a NewTopic>,
+    /// How long the controller may take (the attempt's time left).
+    pub timeout_ms: i32,
+}
+
+impl CreateTopics<'_> {
+    /// The request body at `version`.
+    pub fn bytes(&self, version: i16) -> Vec<u8> {
+        let flexible = version >= 5;
+        let mut out = Vec::with_capacity(64);
+        put_len(&mut out, flexible, self.topics.len());
+        for topic in &self.topics {
+            put_str(&mut out, flexible, &topic.name);
+            out.extend_from_slice(&topic.partitions.to_be_bytes());
+            out.extend_from_slice(&topic.replication.to_be_bytes());
+            put_len(&mut out, flexible, 0); // assignments
+            put_len(&mut out, flexible, topic.configs.len());
+            for (key, value) in &topic.configs {
+                put_str(&mut out, flexible, key);
+                put_str(&mut out, flexible, value);
+                if flexible {
+                    out.push(0); // tags
+                }
+            }
+            if flexible {
+                out.push(0);
+            }
+        }
+        out.extend_from_slice(&self.timeout_ms.to_be_bytes());
+        out.push(0); // validate_only
+        if flexible {
+            out.push(0);
+        }
+        out
+    }
+}
+
+impl Conn {
+    /// Sends one request whose body kwait encoded itself ([`CreateTopics`],
+    /// [`metadata_request`]), `flexible` when `version` is one of the
+    /// request's flexible versions, and returns its response body, after
+    /// the header.
+    pub async fn call_encoded(
+        &mut self,
+        attempt: &Attempt,
+        key: ApiKey,
+        version: i16,
+        flexible: bool,
+        body: &[u8],
+    ) -> Result<Vec<u8>, String> {
+        self.correlation = self.correlation.wrapping_add(1);
+        // Request header v1, or v2 (tags) for flexible versions: key,
+        // version, correlation id, client id.
+        let mut frame = Vec::with_capacity(32 + body.len());
+        frame.extend_from_slice(&[0; 4]);
+        frame.extend_from_slice(&(key as i16).to_be_bytes());
+        frame.extend_from_slice(&version.to_be_bytes());
+        frame.extend_from_slice(&self.correlation.to_be_bytes());
+        put_str(&mut frame, false, CLIENT_ID);
+        if flexible {
+            frame.push(0);
+        }
+        frame.extend_from_slice(body);
+        let len = i32::try_from(frame.len() - 4)
+            .map_err(|_| format!("{} request too large", api_name(key)))?;
+        frame[..4].copy_from_slice(&len.to_be_bytes());
+        self.exchange(attempt, key, version, &frame).await
+    }
+}
+
+fn put_uvarint(out: &mut Vec<u8>, mut n: u32) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+/// An array's count: compact (n+1, a varint) or classic (int32). The
+/// counts kwait sends are bounded by its own parser, far below i32::MAX.
+fn put_len(out: &mut Vec<u8>, compact: bool, n: usize) {
+    let n = u32::try_from(n).unwrap_or(u32::MAX >> 1);
+    if compact {
+        put_uvarint(out, n + 1);
+    } else {
+        out.extend_from_slice(&n.to_be_bytes());
+    }
+}
+
+/// A string: compact or classic (int16 length). kwait's own parser keeps
+/// names and config values short (topics.rs), so the length fits.
+fn put_str(out: &mut Vec<u8>, compact: bool, s: &str) {
+    let bytes = s.as_bytes();
+    if compact {
+        put_len(out, true, bytes.len());
+    } else {
+        let n = u16::try_from(bytes.len())
+            .unwrap_or(u16::MAX)
+            .min(i16::MAX as u16);
+        out.extend_from_slice(&n.to_be_bytes());
+    }
+    out.extend_from_slice(bytes);
+}
+
+/// A Metadata v1-v12 request (MetadataRequest.json) for the named topics,
+/// or all of them (`None`, a null array), auto-creation off from v4 (before
+/// it, a named topic may be created): flexible from v9, topic ids from
+/// v10, the cluster-operations flag v8-v10 only. Encoded here, not with
+/// kafka-protocol: smaller, and the one Metadata encoder kwait has.
+pub fn metadata_request(names: Option<&[&str]>, version: i16) -> Vec<u8> {
+    let flexible = version >= 9;
+    let names = match names {
+        Some(names) => names,
+        None => {
+            // A null array: -1, or 0 in the compact form.
+            let mut out = if flexible { vec![0] } else { vec![0xff; 4] };
+            metadata_request_tail(&mut out, version);
+            return out;
+        }
+    };
+    let mut out = Vec::with_capacity(16 + 16 * names.len());
+    put_len(&mut out, flexible, names.len());
+    for name in names {
+        if version >= 10 {
+            out.extend_from_slice(&[0; 16]); // topic_id: none, by name
+        }
+        put_str(&mut out, flexible, name);
+        if flexible {
+            out.push(0);
+        }
+    }
+    metadata_request_tail(&mut out, version);
+    out
+}
+
+fn metadata_request_tail(out: &mut Vec<u8>, version: i16) {
+    if version >= 4 {
+        out.push(0); // allow_auto_topic_creation
+    }
+    if (8..=10).contains(&version) {
+        out.push(0); // include_cluster_authorized_operations
+    }
+    if version >= 8 {
+        out.push(0); // include_topic_authorized_operations
+    }
+    if version >= 9 {
+        out.push(0);
+    }
+}
+
+/// An ApiVersions v0-v3 request: empty before v3; v3 (flexible) names the
+/// client software, which brokers log and expose as metrics (KIP-511).
+pub fn api_versions_request(version: i16) -> Vec<u8> {
+    let mut out = Vec::new();
+    if version >= 3 {
+        put_str(&mut out, true, CLIENT_ID);
+        put_str(&mut out, true, env!("CARGO_PKG_VERSION"));
+        out.push(0);
+    }
+    out
+}
+
+/// A SaslHandshake v0-v1 request: the mechanism's name.
+pub fn sasl_handshake_request(mechanism: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    put_str(&mut out, false, mechanism);
+    out
+}
+
+/// A FindCoordinator v1-v4 request for consumer group `group`
+/// (FindCoordinatorRequest.json): key then key type 0 (group), flexible
+/// from v3; v4 (KIP-699) sends the key type, then the key as a batch of one.
+pub fn find_coordinator_request(group: &str, version: i16) -> Vec<u8> {
+    let flexible = version >= 3;
+    let mut out = Vec::new();
+    if version >= 4 {
+        out.push(0);
+        put_len(&mut out, true, 1);
+    }
+    put_str(&mut out, flexible, group);
+    if version < 4 {
+        out.push(0); // key_type: group
+    }
+    if flexible {
+        out.push(0);
+    }
+    out
+}
+
+/// One topic's result in a CreateTopics answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    pub name: String,
+    pub error: i16,
+    /// The broker's own words (v1+), untrusted text.
+    pub message: Option<String>,
+}
+
+/// A CreateTopics v2-v7 answer: each topic's name, error and message. The
+/// rest (v5+'s partitions, replication and configs as created) is skipped:
+/// kwait reads what exists from Metadata, like every other client.
+pub fn create_topics(body: &[u8], version: i16) -> Decoded<Vec<Created>> {
+    let mut r = Reader::new(body);
+    let flexible = version >= 5;
+    r.i32()?; // throttle_time_ms
+    let mut created = Vec::new();
+    for _ in 0..r.array_len(flexible, 5)? {
+        let name = r.string(flexible)?.unwrap_or_default();
+        if version >= 7 {
+            r.skip(16)?; // topic_id
+        }
+        let error = r.i16()?;
+        let message = r.string(flexible)?;
+        if flexible {
+            r.i32()?; // num_partitions
+            r.i16()?; // replication_factor
+            for _ in 0..r.array_len(true, 5)? {
+                r.string(true)?; // name
+                r.string(true)?; // value
+                r.skip(3)?; // read_only, config_source, is_sensitive
+                r.tags()?;
+            }
+            r.tags()?;
+        }
+        created.push(Created {
+            name,
+            error,
+            message,
+        });
+    }
+    if flexible {
+        r.tags()?;
+    }
+    Ok(created)
 }
 
 #[cfg(test)]
@@ -538,6 +795,163 @@ mod tests {
                 let _ = api_versions(&full[..cut], version.min(4));
                 let _ = find_coordinator(&full[..cut], version.min(4));
             }
+        }
+    }
+
+    /// Our CreateTopics encoder against kafka-protocol's decoder (a
+    /// broker's view), and its response encoder against our decoder.
+    #[test]
+    fn create_topics_every_version() {
+        use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+        use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+        use kafka_protocol::protocol::Decodable;
+        let orders = NewTopic {
+            name: "orders".into(),
+            partitions: 3,
+            replication: 2,
+            configs: vec![
+                ("cleanup.policy".into(), "compact".into()),
+                ("retention.ms".into(), "1000".into()),
+            ],
+        };
+        let bare = NewTopic {
+            name: "p".into(),
+            partitions: 1,
+            replication: 1,
+            configs: Vec::new(),
+        };
+        let request = CreateTopics {
+            topics: vec![&orders, &bare],
+            timeout_ms: 4500,
+        };
+        let answer = CreateTopicsResponse::default().with_topics(vec![
+            CreatableTopicResult::default()
+                .with_name(TopicName(StrBytes::from_static_str("orders")))
+                .with_num_partitions(3)
+                .with_replication_factor(2),
+            CreatableTopicResult::default()
+                .with_name(TopicName(StrBytes::from_static_str("p")))
+                .with_error_code(36)
+                .with_error_message(Some(StrBytes::from_static_str("exists"))),
+        ]);
+        for version in 2..=7 {
+            let mut bytes = bytes::Bytes::from(request.bytes(version));
+            let decoded = CreateTopicsRequest::decode(&mut bytes, version).unwrap();
+            assert!(bytes.is_empty(), "v{version}: trailing bytes");
+            assert_eq!(decoded.timeout_ms, 4500);
+            assert!(!decoded.validate_only);
+            let t = &decoded.topics[0];
+            assert_eq!(t.name.0.as_str(), "orders");
+            assert_eq!((t.num_partitions, t.replication_factor), (3, 2));
+            assert_eq!(t.configs[1].name.as_str(), "retention.ms");
+            assert_eq!(t.configs[1].value.as_deref(), Some("1000"));
+            assert!(decoded.topics[1].configs.is_empty());
+
+            let results = create_topics(&encode(&answer, version), version).unwrap();
+            assert_eq!(results.len(), 2, "v{version}");
+            assert_eq!((results[0].name.as_str(), results[0].error), ("orders", 0));
+            assert_eq!(results[1].error, 36);
+            assert_eq!(results[1].message.as_deref(), Some("exists"));
+        }
+    }
+
+    #[test]
+    fn create_topics_hostile_or_truncated_answers_are_errors() {
+        // A topics array claiming 2^31-1 entries, classic and compact.
+        assert!(create_topics(&[0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff], 4)
+            .unwrap_err()
+            .contains("does not fit"));
+        assert!(create_topics(&[0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x07], 5).is_err());
+        let answer = kafka_protocol::messages::CreateTopicsResponse::default().with_topics(vec![
+            kafka_protocol::messages::create_topics_response::CreatableTopicResult::default()
+                .with_name(TopicName(StrBytes::from_static_str("orders")))
+                .with_error_message(Some(StrBytes::from_static_str("why"))),
+        ]);
+        for version in 2..=7 {
+            let full = encode(&answer, version);
+            for cut in 0..full.len() {
+                assert!(
+                    create_topics(&full[..cut], version).is_err(),
+                    "v{version} cut {cut}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn metadata_request_every_version() {
+        use kafka_protocol::messages::MetadataRequest;
+        use kafka_protocol::protocol::Decodable;
+        for version in 1..=12 {
+            let mut all = bytes::Bytes::from(metadata_request(None, version));
+            let decoded = MetadataRequest::decode(&mut all, version).unwrap();
+            assert!(all.is_empty() && decoded.topics.is_none(), "v{version}");
+            let mut none = bytes::Bytes::from(metadata_request(Some(&[]), version));
+            let decoded = MetadataRequest::decode(&mut none, version).unwrap();
+            assert!(none.is_empty(), "v{version}: trailing bytes");
+            assert_eq!(decoded.topics.map(|t| t.len()), Some(0), "v{version}");
+            let mut bytes = bytes::Bytes::from(metadata_request(Some(&["orders", "p"]), version));
+            let decoded = MetadataRequest::decode(&mut bytes, version).unwrap();
+            assert!(bytes.is_empty(), "v{version}: trailing bytes");
+            assert_eq!(decoded.allow_auto_topic_creation, version < 4, "v{version}");
+            let names: Vec<_> = decoded
+                .topics
+                .unwrap()
+                .iter()
+                .map(|t| t.name.as_ref().unwrap().0.to_string())
+                .collect();
+            assert_eq!(names, ["orders", "p"], "v{version}");
+        }
+    }
+
+    #[test]
+    fn api_versions_request_every_version() {
+        use kafka_protocol::messages::ApiVersionsRequest;
+        use kafka_protocol::protocol::Decodable;
+        for version in 0..=3 {
+            let mut bytes = bytes::Bytes::from(api_versions_request(version));
+            let decoded = ApiVersionsRequest::decode(&mut bytes, version).unwrap();
+            assert!(bytes.is_empty(), "v{version}");
+            if version == 3 {
+                assert_eq!(decoded.client_software_name.as_str(), "kwait");
+                assert_eq!(
+                    decoded.client_software_version.as_str(),
+                    env!("CARGO_PKG_VERSION")
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn small_requests_every_version() {
+        use kafka_protocol::messages::{FindCoordinatorRequest, SaslHandshakeRequest};
+        use kafka_protocol::protocol::Decodable;
+        for version in 1..=4 {
+            let mut bytes = bytes::Bytes::from(find_coordinator_request("billing", version));
+            let decoded = FindCoordinatorRequest::decode(&mut bytes, version).unwrap();
+            assert!(bytes.is_empty(), "v{version}");
+            assert_eq!(decoded.key_type, 0);
+            if version >= 4 {
+                assert_eq!(decoded.coordinator_keys[0].as_str(), "billing");
+            } else {
+                assert_eq!(decoded.key.as_str(), "billing");
+            }
+        }
+        let mut bytes = bytes::Bytes::from(sasl_handshake_request("PLAIN"));
+        let decoded = SaslHandshakeRequest::decode(&mut bytes, 1).unwrap();
+        assert!(bytes.is_empty());
+        assert_eq!(decoded.mechanism.as_str(), "PLAIN");
+    }
+
+    #[test]
+    fn metadata_counts_replicas() {
+        let msg = MetadataResponse::default().with_topics(vec![MetadataResponseTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_static_str("t"))))
+            .with_partitions(vec![MetadataResponsePartition::default()
+                .with_replica_nodes(vec![BrokerId(1), BrokerId(2), BrokerId(3)])])]);
+        for version in 1..=13 {
+            let decoded = metadata(&encode(&msg, version), version).unwrap();
+            assert_eq!(decoded.topics[0].partitions[0].replicas, 3, "v{version}");
         }
     }
 }

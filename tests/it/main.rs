@@ -37,6 +37,7 @@ mod probe;
 mod security;
 mod self_signed;
 mod supervise;
+mod topics;
 mod wait;
 mod wrong_service;
 mod zk;

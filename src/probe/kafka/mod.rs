@@ -17,10 +17,7 @@ mod spec;
 
 pub use self::spec::{parse, Check, Spec};
 
-use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
-use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::{ApiKey, MetadataRequest, TopicName};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::ApiKey;
 
 use super::Outcome;
 use crate::kafka::wire::{self, Conn, Metadata};
@@ -61,12 +58,9 @@ async fn rungs(spec: &Spec, addr: &HostPort, attempt: &Attempt) -> Result<String
         open_from(addr, &spec.security, attempt, API_VERSIONS.1).await?;
 
     let version = pick(&versions, ApiKey::Metadata, METADATA, addr)?;
-    let mut request = MetadataRequest::default().with_topics(Some(Vec::new()));
-    if version >= 4 {
-        request = request.with_allow_auto_topic_creation(false);
-    }
+    let request = wire::metadata_request(Some(&[]), version);
     let body = match conn
-        .call(attempt, ApiKey::Metadata, version, &request)
+        .call_encoded(attempt, ApiKey::Metadata, version, version >= 9, &request)
         .await
     {
         Ok(body) => body,
@@ -299,23 +293,10 @@ async fn topics(
     version: i16,
     names: &[String],
 ) -> Result<String, String> {
-    let request = if version >= 4 {
-        MetadataRequest::default()
-            .with_allow_auto_topic_creation(false)
-            .with_topics(Some(
-                names
-                    .iter()
-                    .map(|n| {
-                        MetadataRequestTopic::default()
-                            .with_name(Some(TopicName(StrBytes::from_string(n.clone()))))
-                    })
-                    .collect(),
-            ))
-    } else {
-        MetadataRequest::default().with_topics(None)
-    };
+    let listed: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+    let request = wire::metadata_request((version >= 4).then_some(&listed[..]), version);
     let body = conn
-        .call(attempt, ApiKey::Metadata, version, &request)
+        .call_encoded(attempt, ApiKey::Metadata, version, version >= 9, &request)
         .await?;
     let found =
         wire::metadata(&body, version).map_err(|e| format!("malformed Metadata answer: {e}"))?;
@@ -391,14 +372,15 @@ async fn coordinator(
     version: i16,
     group: &str,
 ) -> Result<i32, String> {
-    let key = StrBytes::from_string(group.to_string());
-    let request = if version >= 4 {
-        FindCoordinatorRequest::default().with_coordinator_keys(vec![key])
-    } else {
-        FindCoordinatorRequest::default().with_key(key)
-    };
+    let request = wire::find_coordinator_request(group, version);
     let body = conn
-        .call(attempt, ApiKey::FindCoordinator, version, &request)
+        .call_encoded(
+            attempt,
+            ApiKey::FindCoordinator,
+            version,
+            version >= 3,
+            &request,
+        )
         .await?;
     let (error, node) = wire::find_coordinator(&body, version)
         .map_err(|e| format!("malformed FindCoordinator answer: {e}"))?;

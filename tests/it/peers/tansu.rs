@@ -30,6 +30,18 @@
 //!   FindCoordinator and DescribeCluster work (node 111); cluster id
 //!   "tansu_cluster".
 //! - Debian's kcat cannot read its ApiVersions answer ("Read underflow").
+//! - CreateTopics (v0-v7 offered; v5 and v7 sent by hand): creates, and
+//!   answers TOPIC_ALREADY_EXISTS (36, "Topic with this name already
+//!   exists.") for an existing name, also to the loser of two clients
+//!   racing; its v5+ error answer carries the existing topic's partitions
+//!   and replication (Kafka sends -1). It validates nothing else: it
+//!   accepts replication 3 on its one broker (Metadata then lists
+//!   replicas [111, 111, 111]), 0 partitions, -1/-1 (then 3 partitions),
+//!   a name like "bad name!" or one of 300 characters, and unknown
+//!   configs; so INVALID_REPLICATION_FACTOR, INVALID_TOPIC_EXCEPTION,
+//!   INVALID_CONFIG and POLICY_VIOLATION cannot be shown with it, and
+//!   kwait checks names and the broker count itself. The librdkafka mock
+//!   has no CreateTopics at all (it closes the connection).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
