@@ -640,8 +640,21 @@ fn stop(err: &clap::Error, from_env: &[(&str, String)], probing: bool) -> Stop {
                 .into(),
         );
     }
+    let mut rendered = err.to_string();
+    if err.kind() == ErrorKind::UnknownArgument {
+        if let Some(ContextValue::String(unknown)) = err.get(ContextKind::InvalidArg) {
+            if let Some(long) = similar(unknown) {
+                // clap's own "did you mean" (its `suggestions` feature)
+                // costs the binary 8 KB; this is its rule, in brief.
+                rendered = format!(
+                    "{}; a similar argument exists: '--{long}'",
+                    rendered.lines().next().unwrap_or_default()
+                );
+            }
+        }
+    }
     let mut message = one_line(
-        &err.to_string(),
+        &rendered,
         if probing {
             "kwait probe --help"
         } else {
@@ -660,6 +673,37 @@ fn stop(err: &clap::Error, from_env: &[(&str, String)], probing: bool) -> Stop {
     } else {
         Stop::Usage(message)
     }
+}
+
+/// The option a mistyped `--flag` most likely meant: the long name at the
+/// smallest edit distance, when that is at most a third of its length.
+fn similar(unknown: &str) -> Option<String> {
+    let typed = unknown.strip_prefix("--")?.split('=').next()?;
+    Cli::command()
+        .get_arguments()
+        .filter_map(|a| a.get_long())
+        .map(|long| (distance(typed, long), long))
+        .filter(|(d, long)| *d > 0 && *d * 3 <= long.len().max(3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, long)| long.to_string())
+}
+
+/// Levenshtein distance, one row at a time.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (diagonal + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
+            diagonal = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
 }
 
 /// clap renders errors over several lines (usage, tips); kwait's contract is

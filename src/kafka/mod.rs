@@ -9,7 +9,6 @@
 pub mod wire;
 
 use kafka_protocol::messages::ApiKey;
-use kafka_protocol::messages::SaslAuthenticateRequest;
 
 use self::wire::{Conn, Versions};
 use crate::net::{Attempt, HostPort, Stream};
@@ -427,9 +426,9 @@ pub async fn authenticate(
     let (mut exchange, mut message) =
         Exchange::start(sasl).map_err(|e| Outcome::Fatal(format!("{addr}: {e}")))?;
     for _ in 0..4 {
-        let request = SaslAuthenticateRequest::default().with_auth_bytes(message.into());
+        let request = wire::sasl_authenticate_request(&message, v);
         let body = conn
-            .call(attempt, ApiKey::SaslAuthenticate, v, &request)
+            .call_encoded(attempt, ApiKey::SaslAuthenticate, v, v >= 2, &request)
             .await
             .map_err(|e| format!("{addr}: {e}"))?;
         let (error, text, reply) = wire::sasl_authenticate(&body, v)

@@ -9,9 +9,7 @@
 //! is preallocated from a count, and a frame is at most [`MAX_FRAME`] bytes,
 //! so memory stays bounded by what actually arrived.
 
-use bytes::BytesMut;
-use kafka_protocol::messages::{ApiKey, RequestHeader};
-use kafka_protocol::protocol::{encode_request_header_into_buffer, Encodable, StrBytes};
+use kafka_protocol::messages::ApiKey;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::net::{Attempt, Stream};
@@ -52,19 +50,6 @@ impl Conn {
             correlation: 9,
             peer: None,
         }
-    }
-
-    /// Sends one request and returns its response body, after the header.
-    pub async fn call<R: Encodable>(
-        &mut self,
-        attempt: &Attempt,
-        key: ApiKey,
-        version: i16,
-        request: &R,
-    ) -> Result<Vec<u8>, String> {
-        self.correlation = self.correlation.wrapping_add(1);
-        let frame = frame(key, version, self.correlation, request)?;
-        self.exchange(attempt, key, version, &frame).await
     }
 
     /// Writes `frame` and reads its answer. Not generic, so the I/O is
@@ -136,29 +121,6 @@ impl Conn {
         body.drain(..at);
         Ok(body)
     }
-}
-
-/// A request as it goes on the wire: length prefix, header, body.
-fn frame<R: Encodable>(
-    key: ApiKey,
-    version: i16,
-    correlation: i32,
-    request: &R,
-) -> Result<BytesMut, String> {
-    let name = api_name(key);
-    let header = RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation)
-        .with_client_id(Some(StrBytes::from_static_str(CLIENT_ID)));
-    let mut buf = BytesMut::with_capacity(128);
-    buf.extend_from_slice(&[0; 4]);
-    encode_request_header_into_buffer(&mut buf, &header)
-        .and_then(|()| request.encode(&mut buf, version))
-        .map_err(|e| format!("cannot encode {name} v{version}: {e}"))?;
-    let len = i32::try_from(buf.len() - 4).map_err(|_| format!("{name} request too large"))?;
-    buf[..4].copy_from_slice(&len.to_be_bytes());
-    Ok(buf)
 }
 
 fn api_name(key: ApiKey) -> &'static str {
@@ -571,6 +533,19 @@ pub fn api_versions_request(version: i16) -> Vec<u8> {
     out
 }
 
+/// A SaslAuthenticate v0-v2 request: the mechanism's bytes (compact
+/// bytes and tagged fields from v2, the first flexible version).
+pub fn sasl_authenticate_request(auth: &[u8], version: i16) -> Vec<u8> {
+    let flexible = version >= 2;
+    let mut out = Vec::with_capacity(auth.len() + 8);
+    put_len(&mut out, flexible, auth.len());
+    out.extend_from_slice(auth);
+    if flexible {
+        out.push(0);
+    }
+    out
+}
+
 /// A SaslHandshake v0-v1 request: the mechanism's name.
 pub fn sasl_handshake_request(mechanism: &str) -> Vec<u8> {
     let mut out = Vec::new();
@@ -648,6 +623,7 @@ pub fn create_topics(body: &[u8], version: i16) -> Decoded<Vec<Created>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::BytesMut;
     use kafka_protocol::messages::metadata_response::{
         MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
     };
@@ -655,6 +631,7 @@ mod tests {
         api_versions_response::ApiVersion, ApiVersionsResponse, BrokerId, FindCoordinatorResponse,
         MetadataResponse, TopicName,
     };
+    use kafka_protocol::protocol::{Encodable, StrBytes};
 
     fn encode<T: Encodable>(msg: &T, version: i16) -> Vec<u8> {
         let mut buf = BytesMut::new();
