@@ -18,6 +18,7 @@ pub enum Kind {
     Zk(probe::zk::Spec),
     Tcp(probe::tcp::Spec),
     Http(probe::http::Spec),
+    Postgres(probe::postgres::Spec),
 }
 
 /// One thing to wait for: its parsed form and the text the user wrote,
@@ -34,7 +35,7 @@ impl fmt::Display for Target {
     }
 }
 
-const SCHEMES: &str = "kafka://, zk://, tcp://, http:// or https://";
+const SCHEMES: &str = "kafka://, zk://, tcp://, http://, https://, postgres://";
 
 impl Target {
     /// Parses one target as the user wrote it. What it leaves unsafe or
@@ -71,6 +72,7 @@ impl Target {
             "tcp" => Kind::Tcp(probe::tcp::parse(what, rest)?),
             "http" => Kind::Http(probe::http::parse(what, rest, false, env)?),
             "https" => Kind::Http(probe::http::parse(what, rest, true, env)?),
+            "postgres" | "postgresql" => Kind::Postgres(probe::postgres::parse(what, rest, env)?),
             other => return Err(format!("{what}: unknown scheme '{other}' (use {SCHEMES})")),
         };
         Ok(Target {
@@ -86,6 +88,7 @@ impl Target {
             Kind::Zk(spec) => probe::zk::check(spec, attempt).await,
             Kind::Tcp(spec) => probe::tcp::check(spec, attempt).await,
             Kind::Http(spec) => probe::http::check(spec, attempt).await,
+            Kind::Postgres(spec) => probe::postgres::check(spec, attempt).await,
         }
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod http;
 pub mod kafka;
+pub mod postgres;
 pub mod race;
 pub mod sniff;
 pub mod tcp;
