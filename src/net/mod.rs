@@ -335,9 +335,11 @@ pub fn user_url<'a>(
     let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
     let (user, hosts) = match authority.rsplit_once('@') {
-        Some((user, _)) if user.contains(':') => return Err(format!(
+        Some((user, _)) if user.contains(':') => {
+            return Err(format!(
             "{what}: a password does not go in the URL (it would show in ps and logs): {passwords}"
-        )),
+        ))
+        }
         Some((user, hosts)) => (Some(user), hosts),
         None => (None, authority),
     };
