@@ -151,11 +151,12 @@ async fn session(spec: &Spec, addr: &HostPort, attempt: &Attempt) -> Result<Stri
     }
     if let Some(db) = &db {
         if let Reply::Error(e) = conn.reply(attempt).await? {
-            return Err(match refused("SELECT", &e) {
-                Outcome::NotReady(e) if e.starts_with("ERR") => Outcome::Fatal(format!(
-                    "SELECT {db} answered {e}: name a database the server has (/0 to /15 by default)"
+            return Err(match e.starts_with("ERR") {
+                true => Outcome::Fatal(format!(
+                    "SELECT {db} answered {}: name a database the server has (/0 to /15 by default)",
+                    crate::log::shown(&e, 200)
                 )),
-                other => other,
+                false => refused("SELECT", &e),
             });
         }
     }
@@ -267,7 +268,9 @@ impl Conn {
                 let line = self.buf.drain(..end + 2).take(end).collect();
                 return Ok(line);
             }
-            if self.buf.len() > MAX_REPLY {
+            // A reply opens with its type; anything else is another protocol.
+            let resp = |b: &u8| b"+-:$*".contains(b);
+            if self.buf.len() > MAX_REPLY || self.buf.first().is_some_and(|b| !resp(b)) {
                 return Err(not_redis(&self.buf));
             }
             let want = self.buf.len() + 1;
@@ -291,10 +294,12 @@ impl Conn {
                     let body: Vec<u8> = self.buf.drain(..len + 2).take(len).collect();
                     Reply::Text(String::from_utf8_lossy(&body).into_owned())
                 }
-                _ => return Err(Outcome::NotReady(format!(
+                _ => {
+                    return Err(Outcome::NotReady(format!(
                     "answered a bulk string of length '{}': not Redis, or more than kwait reads",
                     crate::log::shown(&text(), 40)
-                ))),
+                )))
+                }
             },
             _ => {
                 return Err(not_redis(&line));
