@@ -43,6 +43,10 @@ Targets:
   zk://HOST:PORT[,HOST:PORT...][/CHROOT]   a real session, and the chroot exists
   tcp://HOST:PORT          a connection is accepted
   http[s]://HOST[:PORT]/PATH  a GET answers 2xx
+  postgres://[USER@]HOST[:PORT][/DB][?sslmode=require|verify-full&ca=PATH]
+      pg_isready's rule; with KWAIT_POSTGRES_PASSWORD or PGPASSWORD, a login
+  redis[s]://[USER@]HOST[:PORT][/DBNUM][?role=master]
+      PONG and loading:0; the password in KWAIT_REDIS_PASSWORD or REDISCLI_AUTH
 
 Exit codes: 0 ready, 124 timed out, 1 failed, 2 usage error,
   126/127 COMMAND not executable/not found, otherwise COMMAND's own status.";

@@ -18,6 +18,8 @@ pub enum Kind {
     Zk(probe::zk::Spec),
     Tcp(probe::tcp::Spec),
     Http(probe::http::Spec),
+    Postgres(probe::postgres::Spec),
+    Redis(probe::redis::Spec),
 }
 
 /// One thing to wait for: its parsed form and the text the user wrote,
@@ -34,7 +36,8 @@ impl fmt::Display for Target {
     }
 }
 
-const SCHEMES: &str = "kafka://, zk://, tcp://, http:// or https://";
+const SCHEMES: &str =
+    "kafka://, zk://, tcp://, http://, https://, postgres://, redis:// or rediss://";
 
 impl Target {
     /// Parses one target as the user wrote it. What it leaves unsafe or
@@ -71,6 +74,9 @@ impl Target {
             "tcp" => Kind::Tcp(probe::tcp::parse(what, rest)?),
             "http" => Kind::Http(probe::http::parse(what, rest, false, env)?),
             "https" => Kind::Http(probe::http::parse(what, rest, true, env)?),
+            "postgres" | "postgresql" => Kind::Postgres(probe::postgres::parse(what, rest, env)?),
+            "redis" => Kind::Redis(probe::redis::parse(what, rest, false, env)?),
+            "rediss" => Kind::Redis(probe::redis::parse(what, rest, true, env)?),
             other => return Err(format!("{what}: unknown scheme '{other}' (use {SCHEMES})")),
         };
         Ok(Target {
@@ -86,6 +92,8 @@ impl Target {
             Kind::Zk(spec) => probe::zk::check(spec, attempt).await,
             Kind::Tcp(spec) => probe::tcp::check(spec, attempt).await,
             Kind::Http(spec) => probe::http::check(spec, attempt).await,
+            Kind::Postgres(spec) => probe::postgres::check(spec, attempt).await,
+            Kind::Redis(spec) => probe::redis::check(spec, attempt).await,
         }
     }
 }

@@ -105,6 +105,15 @@ const HTTPS_HINTS: Hints = Hints {
     client: "does it require a client certificate? https:// targets cannot send one",
 };
 
+/// postgres:// and rediss://, which take `ca=` and no client certificate.
+const TARGET_HINTS: Hints = Hints {
+    ca: "give its CA with ca=PATH",
+    pin: "give it with ca=PATH",
+    plaintext: "is TLS off on the server? then drop it from the target",
+    silent: "",
+    client: "does it require a client certificate? kwait cannot send one to this target",
+};
+
 /// For errors met after the handshake, where the caller adds its own hint.
 const NO_HINTS: Hints = Hints {
     ca: "",
@@ -160,6 +169,36 @@ impl Config {
             ..TlsFiles::default()
         })?;
         Ok(Config(built.0, HTTPS_HINTS))
+    }
+
+    /// For the database and cache targets (postgres://, rediss://): the
+    /// built-in roots plus the target's `ca=` file; `verify` checks the
+    /// chain (libpq's sslmode=require does not, unless given a CA),
+    /// `verify_name` the host name.
+    pub fn for_target(
+        what: &str,
+        ca: Option<&str>,
+        verify: bool,
+        verify_name: bool,
+    ) -> Result<Config, String> {
+        let ca = match ca {
+            None => None,
+            Some(path) => Some(Pem {
+                from: format!("{what}: ca={path}"),
+                text: crate::file::read(
+                    std::path::Path::new(path),
+                    &format!("{what}: ca={path}"),
+                    "not a CA bundle",
+                )?,
+            }),
+        };
+        let built = Config::build(&TlsFiles {
+            verify: verify || ca.is_some(),
+            ca,
+            verify_name,
+            ..TlsFiles::default()
+        })?;
+        Ok(Config(built.0, TARGET_HINTS))
     }
 
     pub fn build(files: &TlsFiles) -> Result<Config, String> {

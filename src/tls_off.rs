@@ -24,6 +24,10 @@ impl Config {
     pub fn unverified() -> Result<Config, String> {
         Err(MISSING.into())
     }
+
+    pub fn for_target(what: &str, _: Option<&str>, _: bool, _: bool) -> Result<Config, String> {
+        Err(format!("{what}: {MISSING}"))
+    }
 }
 
 // Never made: `connect` cannot be called without a `Config`.

@@ -314,3 +314,73 @@ pub fn describe(err: &io::Error) -> String {
         }
     }
 }
+
+/// A database or cache target's URL after its scheme:
+/// `[USER@]HOST[:PORT][,HOST[:PORT]...][/PATH][?KEY=VALUE&...]`.
+#[derive(Debug)]
+pub struct UserUrl<'a> {
+    pub user: Option<&'a str>,
+    pub hosts: Vec<HostPort>,
+    /// After the first '/', without it ("" for none).
+    pub path: &'a str,
+    pub params: Vec<(&'a str, &'a str)>,
+}
+
+/// Splits what follows `postgres://` or `redis://`. A user may be named; a
+/// password never (`user:secret@`, `password=`): `passwords` says where
+/// they go instead. Hosts without a port get `default_port`.
+pub fn user_url<'a>(
+    what: &str,
+    rest: &'a str,
+    default_port: u16,
+    passwords: &str,
+) -> Result<UserUrl<'a>, String> {
+    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let (user, hosts) = match authority.rsplit_once('@') {
+        Some((user, _)) if user.contains(':') => {
+            return Err(format!(
+            "{what}: a password does not go in the URL (it would show in ps and logs): {passwords}"
+        ))
+        }
+        Some((user, hosts)) => (Some(user), hosts),
+        None => (None, authority),
+    };
+    if user.is_some_and(|u| u.is_empty() || u.chars().any(|c| c.is_control())) {
+        return Err(format!(
+            "{what}: an empty user or one with control characters"
+        ));
+    }
+    let with_port = |hp: &str| {
+        if hp.ends_with(']') || (!hp.contains(':') && !hp.trim().is_empty()) {
+            format!("{hp}:{default_port}")
+        } else {
+            hp.to_string()
+        }
+    };
+    let hosts = hosts
+        .split(',')
+        .map(with_port)
+        .collect::<Vec<_>>()
+        .join(",");
+    let hosts = host_list(what, &hosts)?;
+    let mut params = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key.eq_ignore_ascii_case("password") {
+            return Err(format!(
+                "{what}: a password does not go in the URL (it would show in ps and logs): {passwords}"
+            ));
+        }
+        params.push((key, value));
+    }
+    if path.chars().any(|c| c.is_control()) {
+        return Err(format!("{what}: the path has control characters"));
+    }
+    Ok(UserUrl {
+        user,
+        hosts,
+        path,
+        params,
+    })
+}

@@ -10,7 +10,9 @@
 
 pub mod http;
 pub mod kafka;
+pub mod postgres;
 pub mod race;
+pub mod redis;
 pub mod sniff;
 pub mod tcp;
 pub mod zk;

@@ -952,3 +952,8 @@ fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
+
+mod postgres;
+mod redis;
+pub use postgres::{pg_bin, PgOptions, Postgres};
+pub use redis::Redis;

@@ -1,0 +1,196 @@
+//! redis:// and rediss:// against a real redis-server (Debian's, started
+//! per test), and against fakes for what no server sends on demand.
+
+use std::time::{Duration, Instant};
+
+use crate::peers::{free_port, kwait_with, run_kwait, Certs, Done, Fake, Redis, TempDir, Waiting};
+
+const LONG: Duration = Duration::from_secs(40);
+
+fn probe(target: &str, env: &[(&str, &str)]) -> Done {
+    run_kwait(&["probe", "-t", "5s", target], env, LONG)
+}
+
+#[test]
+fn started_after_kwait() {
+    let port = free_port();
+    let target = format!("redis://127.0.0.1:{port}/2");
+    let cmd = kwait_with(
+        &[target.as_str(), "-t", "30s", "-v"],
+        &[("KWAIT_REDIS_PASSWORD", Redis::PASSWORD)],
+    );
+    let mut waiting = Waiting::spawn("redis-wait", "kwait", cmd);
+    waiting.kw.wait_for_stderr("connection refused", LONG);
+    assert!(!waiting.ran());
+    let _redis = Redis::start(port, &["--requirepass", Redis::PASSWORD]);
+    let done = waiting.kw.finish(LONG);
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
+    assert!(waiting.ran());
+    assert!(done.stderr.contains("PONG, loading:0"), "{}", done.stderr);
+    assert!(!done.stderr.contains(Redis::PASSWORD));
+}
+
+#[test]
+fn passwords_acl_users_and_their_mistakes() {
+    let acl = format!(">{}", Redis::APP_PASSWORD);
+    let redis = Redis::start(
+        free_port(),
+        &[
+            "--requirepass",
+            Redis::PASSWORD,
+            "--user",
+            "app",
+            "on",
+            &acl,
+            "~*",
+            "&*",
+            "+@all",
+        ],
+    );
+    let port = redis.port();
+    let plain = format!("redis://127.0.0.1:{port}");
+    probe(&plain, &[("REDISCLI_AUTH", Redis::PASSWORD)]).expect(0, &["PONG"]);
+    let app = format!("redis://app@127.0.0.1:{port}/1");
+    probe(&app, &[("KWAIT_REDIS_PASSWORD", Redis::APP_PASSWORD)]).expect(0, &["PONG"]);
+    // No password: NOAUTH, fatal, fast.
+    let started = Instant::now();
+    let cmd = kwait_with(&[plain.as_str(), "-t", "30s"], &[]);
+    let mut waiting = Waiting::spawn("redis-noauth", "kwait", cmd);
+    waiting.kw.finish(LONG).expect(
+        1,
+        &["NOAUTH", "KWAIT_REDIS_PASSWORD", "cannot become ready"],
+    );
+    assert!(!waiting.ran());
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // Wrong password, for the default user and for the ACL user.
+    for target in [&plain, &app] {
+        let done = probe(target, &[("KWAIT_REDIS_PASSWORD", "not-it")]);
+        done.expect(1, &["WRONGPASS"]);
+        assert!(!done.stderr.contains("not-it"));
+    }
+    // A database the server does not have.
+    let db = format!("redis://127.0.0.1:{port}/99");
+    probe(&db, &[("KWAIT_REDIS_PASSWORD", Redis::PASSWORD)]).expect(1, &["SELECT 99", "DB index"]);
+}
+
+#[test]
+fn stopped_is_not_ready() {
+    let mut redis = Redis::start(free_port(), &[]);
+    let target = format!("redis://127.0.0.1:{}", redis.port());
+    probe(&target, &[]).expect(0, &["PONG, loading:0"]);
+    redis.stop();
+    probe(&target, &[]).expect(1, &["connection refused"]);
+}
+
+#[test]
+fn loading_a_dataset_is_not_ready() {
+    // A dump of 20000 keys, loaded with a delay per key (Redis's own
+    // key-load-delay, in microseconds), keeps the server LOADING for a while.
+    let port = free_port();
+    let dir = TempDir::new("redis-rdb2");
+    std::fs::write(dir.path().join("dump.rdb"), dump_of(20000)).unwrap();
+    let redis = Redis::start_in(
+        dir,
+        port,
+        &[
+            "--dbfilename",
+            "dump.rdb",
+            "--key-load-delay",
+            "500",
+            "--loading-process-events-interval-bytes",
+            "1024",
+        ],
+    );
+    let target = format!("redis://127.0.0.1:{port}");
+    let done = probe(&target, &[]);
+    done.expect(1, &["LOADING"]);
+    let cmd = kwait_with(&[target.as_str(), "-t", "60s", "-v"], &[]);
+    let mut waiting = Waiting::spawn("redis-loading", "kwait", cmd);
+    let done = waiting.kw.finish(Duration::from_secs(70));
+    assert_eq!(done.code, Some(0), "{}\n{}", done.stderr, redis.log());
+    assert!(waiting.ran());
+}
+
+/// An RDB with `keys` keys, made by a redis-server of its own.
+fn dump_of(keys: u32) -> Vec<u8> {
+    let dir = TempDir::new("redis-make-rdb");
+    let path = dir.path().join("dump.rdb");
+    let redis = Redis::start_in(dir, free_port(), &[]);
+    redis.cli(None, &["DEBUG", "POPULATE", &keys.to_string()]);
+    assert!(redis.cli(None, &["SAVE"]).contains("OK"), "{}", redis.log());
+    std::fs::read(path).expect("dump.rdb")
+}
+
+#[test]
+fn a_replica_is_not_a_master() {
+    let master = Redis::start(free_port(), &[]);
+    let replica = Redis::start(
+        free_port(),
+        &["--replicaof", "127.0.0.1", &master.port().to_string()],
+    );
+    let target = format!("redis://127.0.0.1:{}?role=master", replica.port());
+    probe(&target, &[]).expect(1, &["ROLE is slave", "role=master"]);
+    let target = format!("redis://127.0.0.1:{}?role=master", master.port());
+    probe(&target, &[]).expect(0, &["role master"]);
+    // A replica whose master is gone, told not to serve stale data.
+    let orphan = Redis::start(
+        free_port(),
+        &[
+            "--replicaof",
+            "127.0.0.1",
+            "1",
+            "--replica-serve-stale-data",
+            "no",
+        ],
+    );
+    probe(&format!("redis://127.0.0.1:{}", orphan.port()), &[]).expect(1, &["MASTERDOWN"]);
+}
+
+#[test]
+fn rediss_with_a_test_ca() {
+    let certs = Certs::new();
+    let (cert, key) = certs.server();
+    let plain = free_port();
+    let tls = free_port();
+    let (cert, key, ca) = (
+        cert.display().to_string(),
+        key.display().to_string(),
+        certs.ca(),
+    );
+    let tls_s = tls.to_string();
+    let args = [
+        "--tls-port",
+        &tls_s,
+        "--tls-cert-file",
+        &cert,
+        "--tls-key-file",
+        &key,
+        "--tls-auth-clients",
+        "no",
+    ];
+    let _redis = Redis::start(plain, &args);
+    let target = format!("rediss://localhost:{tls}?ca={}", ca.display());
+    probe(&target, &[]).expect(0, &["PONG"]);
+    let target = format!("rediss://localhost:{tls}?ca={}", certs.other_ca().display());
+    probe(&target, &[]).expect(1, &["certificate"]);
+}
+
+#[test]
+fn hostile_answers_are_errors_not_allocations_or_panics() {
+    for fake in [
+        Fake::garbage(),
+        Fake::huge_length(),
+        Fake::silent(),
+        Fake::closing(),
+    ] {
+        let done = run_kwait(
+            &["probe", "-t", "2s", &format!("redis://{}", fake.addr())],
+            &[],
+            LONG,
+        );
+        done.expect(1, &[]);
+    }
+    let fake = Fake::http("200 OK");
+    let done = probe(&format!("redis://{}", fake.addr()), &[]);
+    done.expect(1, &[]);
+}
