@@ -20,7 +20,6 @@
 //! bounded ([`MAX_ENDPOINTS`]), and its text reaches the log only through
 //! [`shown`], on one line of bounded length.
 
-use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -154,21 +153,44 @@ impl Registration {
 }
 
 /// A registration's `"timestamp"` (milliseconds since the epoch) as a date,
-/// or as written when it is none humantime can show: its RFC 3339 format
-/// ends at year 9999 (beyond, its Display fails, and `to_string` would
-/// panic PID 1), and a negative or non-numeric one is no date at all.
+/// or as written when it is none: RFC 3339 ends at year 9999, and a
+/// negative or non-numeric timestamp is no date at all.
 fn registered_at(raw: &str) -> String {
     let date = raw
         .parse::<u64>()
         .ok()
         .and_then(|ms| UNIX_EPOCH.checked_add(Duration::from_millis(ms)));
-    if let Some(date) = date {
-        let mut out = String::new();
-        if write!(out, "{}", humantime::format_rfc3339_seconds(date)).is_ok() {
-            return out;
+    if let Some(secs) = date.and_then(|d| d.duration_since(UNIX_EPOCH).ok()) {
+        if let Some(text) = rfc3339(secs.as_secs()) {
+            return text;
         }
     }
     format!("at timestamp {}", shown(raw))
+}
+
+/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`, up to year 9999
+/// (`None` beyond). Howard Hinnant's days-to-civil algorithm.
+fn rfc3339(secs: u64) -> Option<String> {
+    let days = i64::try_from(secs / 86_400).ok()?;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    if year > 9999 {
+        return None;
+    }
+    Some(format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    ))
 }
 
 /// Znode text (a listener name, a host, `/controller`'s data) as it may go
@@ -532,7 +554,7 @@ mod tests {
         };
         assert!(at(r#""1700000000000""#).ends_with("registered 2023-11-14T22:13:20Z"));
         assert!(at("1700000000000").ends_with("registered 2023-11-14T22:13:20Z"));
-        // The last second humantime formats, and the first it does not.
+        // The last second RFC 3339 can write, and the first it cannot.
         assert!(at(r#""253402300799999""#).ends_with("registered 9999-12-31T23:59:59Z"));
         for raw in [
             "253402300800000",

@@ -729,7 +729,7 @@ fn one_line(rendered: &str, help: &str) -> String {
     format!("{kept} (see {help})")
 }
 
-/// The longest duration kwait takes (humantime's 100 years): far beyond any
+/// The longest duration kwait takes (100 years of 365.25 days): far beyond any
 /// real deadline, and far enough below what `Instant + Duration` can hold
 /// that no deadline computed from it overflows (which would panic PID 1).
 const LONGEST: Duration = Duration::from_secs(100 * 31_557_600);
@@ -745,13 +745,54 @@ fn duration(s: &str) -> Result<Duration, String> {
             "a number without a unit: write {s}s (or {s}ms, {s}m)"
         ));
     }
-    match humantime::parse_duration(s) {
-        Ok(d) if d <= LONGEST => Ok(d),
-        Ok(_) | Err(humantime::DurationError::NumberOverflow) => {
-            Err("more than 100y, the longest kwait takes".into())
-        }
-        Err(_) => Err("not a duration; write e.g. 500ms, 30s or 1m30s".into()),
+    match parse_duration(s) {
+        Some(Some(d)) if d <= LONGEST => Ok(d),
+        Some(_) => Err("more than 100y, the longest kwait takes".into()),
+        None => Err("not a duration; write e.g. 500ms, 30s or 1m30s".into()),
     }
+}
+
+/// humantime's duration syntax (numbers, each with a unit, optionally
+/// spaced: `1h 30m`, `90s`, `2days`), without the crate: `None` for
+/// anything else, `Some(None)` when it overflows.
+fn parse_duration(s: &str) -> Option<Option<Duration>> {
+    let mut nanos: u128 = 0;
+    let mut rest = s.trim_start();
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let number: u128 = match rest[..digits].parse() {
+            Ok(n) => n,
+            Err(_) => return Some(None),
+        };
+        rest = rest[digits..].trim_start();
+        let letters = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let unit: u128 = match &rest[..letters] {
+            "nsec" | "ns" => 1,
+            "usec" | "us" => 1_000,
+            "msec" | "ms" => 1_000_000,
+            "seconds" | "second" | "sec" | "s" => 1_000_000_000,
+            "minutes" | "minute" | "min" | "m" => 60_000_000_000,
+            "hours" | "hour" | "hr" | "h" => 3_600_000_000_000,
+            "days" | "day" | "d" => 86_400_000_000_000,
+            "weeks" | "week" | "w" => 604_800_000_000_000,
+            "months" | "month" | "M" => 2_630_016_000_000_000,
+            "years" | "year" | "y" => 31_557_600_000_000_000,
+            _ => return None,
+        };
+        rest = rest[letters..].trim_start();
+        match number.checked_mul(unit).and_then(|n| nanos.checked_add(n)) {
+            Some(n) if n <= u128::from(u64::MAX) * 1_000_000_000 => nanos = n,
+            _ => return Some(None),
+        }
+    }
+    let secs = u64::try_from(nanos / 1_000_000_000).ok();
+    Some(secs.map(|s| Duration::new(s, (nanos % 1_000_000_000) as u32)))
 }
 
 /// The broker id for `--clean-stale-broker ID|auto`.
@@ -985,6 +1026,21 @@ mod tests {
         assert!(
             matches!(run(&["probe", "x://y"]), Err(Stop::ProbeUsage(m)) if m.contains("unknown scheme"))
         );
+    }
+
+    #[test]
+    fn durations_as_humantime_writes_them() {
+        let d = |s: &str| parse_duration(s).flatten();
+        assert_eq!(d("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(d("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(d("1h 30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(d("2days"), Some(Duration::from_secs(172_800)));
+        assert_eq!(d("1y"), Some(Duration::from_secs(31_557_600)));
+        assert_eq!(d("3us"), Some(Duration::from_micros(3)));
+        for bad in ["", "s", "5 x", "1.5s", "-1s", "5s!", "ms5"] {
+            assert_eq!(parse_duration(bad), None, "{bad:?}");
+        }
+        assert_eq!(parse_duration("99999999999999999999999999999y"), Some(None));
     }
 
     #[test]
