@@ -18,6 +18,8 @@ pub enum Kind {
     Zk(probe::zk::Spec),
     Tcp(probe::tcp::Spec),
     Http(probe::http::Spec),
+    Mysql(probe::mysql::Spec),
+    Amqp(probe::amqp::Spec),
 }
 
 /// One thing to wait for: its parsed form and the text the user wrote,
@@ -34,7 +36,7 @@ impl fmt::Display for Target {
     }
 }
 
-const SCHEMES: &str = "kafka://, zk://, tcp://, http:// or https://";
+const SCHEMES: &str = "kafka://, zk://, tcp://, http://, https://, mysql://, amqp:// or amqps://";
 
 impl Target {
     /// Parses one target as the user wrote it. What it leaves unsafe or
@@ -71,6 +73,9 @@ impl Target {
             "tcp" => Kind::Tcp(probe::tcp::parse(what, rest)?),
             "http" => Kind::Http(probe::http::parse(what, rest, false, env)?),
             "https" => Kind::Http(probe::http::parse(what, rest, true, env)?),
+            "mysql" => Kind::Mysql(probe::mysql::parse(what, rest, env)?),
+            "amqp" => Kind::Amqp(probe::amqp::parse(what, rest, false, env)?),
+            "amqps" => Kind::Amqp(probe::amqp::parse(what, rest, true, env)?),
             other => return Err(format!("{what}: unknown scheme '{other}' (use {SCHEMES})")),
         };
         Ok(Target {
@@ -86,6 +91,8 @@ impl Target {
             Kind::Zk(spec) => probe::zk::check(spec, attempt).await,
             Kind::Tcp(spec) => probe::tcp::check(spec, attempt).await,
             Kind::Http(spec) => probe::http::check(spec, attempt).await,
+            Kind::Mysql(spec) => probe::mysql::check(spec, attempt).await,
+            Kind::Amqp(spec) => probe::amqp::check(spec, attempt).await,
         }
     }
 }

@@ -8,8 +8,11 @@
 //! peer that accepts and never answers ends the attempt, not kwait; the
 //! connection layer below them (`net`) knows how.
 
+pub mod amqp;
 pub mod http;
 pub mod kafka;
+mod login_url;
+pub mod mysql;
 pub mod race;
 pub mod sniff;
 pub mod tcp;
