@@ -11,7 +11,8 @@
 //! (`loopback_users`). The vhost is `/` when none is written (`%2f` also
 //! spells it). A refused login (403 ACCESS_REFUSED: kwait asks for it with
 //! the `authentication_failure_close` capability) and a vhost that is not
-//! there or not open to the user (530 NOT_ALLOWED) are fatal; any other
+//! there or not open to the user (530 NOT_ALLOWED, but for a connection
+//! limit) are fatal; any other
 //! Connection.Close is not ready, with its reply text. Frames are read
 //! bounded ([`MAX_FRAME`]).
 
@@ -253,7 +254,9 @@ fn closed(spec: &Spec, frame: &[u8]) -> Outcome {
                 ""
             }
         )),
-        530 => Outcome::Fatal(format!(
+        // NOT_ALLOWED: no such vhost or no access to it, unless a
+        // connection limit is reached (which passes).
+        530 if !text.contains("limit") => Outcome::Fatal(format!(
             "vhost '{vhost}' is not open to user '{user}': {text}: create it, or \
              rabbitmqctl set_permissions -p '{vhost}' '{user}' ..."
         )),

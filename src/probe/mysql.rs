@@ -139,8 +139,16 @@ async fn login(spec: &Spec, addr: &HostPort, attempt: &Attempt) -> Result<String
     // A server switches the method or asks for more at most a few times.
     for _ in 0..4 {
         let packet = read(&mut stream, attempt, &mut seq).await?;
-        if spec.user.is_none() && packet.first() != Some(&0xff) {
-            return Ok(format!("{version} answered"));
+        // No user: any answer but an error other than "access denied"
+        // is a server that serves (`mysqladmin ping`'s rule).
+        if spec.user.is_none() {
+            let (code, text) = error(&packet);
+            return match packet.first() {
+                Some(0xff) if !matches!(code, 1045 | 1698) => {
+                    Err(format!("refused the login: {text}").into())
+                }
+                _ => Ok(format!("{version} answered a login")),
+            };
         }
         match packet.first() {
             Some(0) => {
