@@ -2,12 +2,11 @@
 //! by each test on a free loopback port with its own data directory, and
 //! hostile fakes for what no server sends on demand.
 
-use std::io::Read;
-use std::net::TcpStream;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::peers::{
-    free_port, hostile, kwait_with, run_kwait, Certs, MariaDb, Waiting, MYSQL_PASSWORD,
+    free_port, hostile, kwait_with, run_kwait, Certs, ChildGuard, MariaDb, Waiting, MYSQL_PASSWORD,
 };
 
 const LIMIT: Duration = Duration::from_secs(40);
@@ -81,29 +80,38 @@ fn wrong_password_and_unknown_database_are_fatal_and_named() {
 
 #[test]
 fn too_many_connections_is_not_ready_with_its_code() {
-    // max_connections + 1 connections are let in (one is kept for SUPER);
-    // past that, the server greets with error 1040.
-    let opts = [
-        "--max-connections=1".to_string(),
-        "--connect-timeout=60".to_string(),
-    ];
-    let db = MariaDb::start_ready(free_port(), &opts);
-    let held: Vec<TcpStream> = (0..2)
+    let db = MariaDb::start_ready(free_port(), &["--max-connections=10".to_string()]);
+    // MariaDB lets max_connections + 1 in (10 is its least): hold them.
+    let mut held: Vec<ChildGuard> = (0..11)
         .map(|_| {
-            let mut c = TcpStream::connect(db.addr()).expect("connect");
-            let mut greeting = [0u8; 4];
-            c.read_exact(&mut greeting).expect("greeting");
-            c
+            ChildGuard::spawn(
+                "mariadb",
+                Command::new("mariadb")
+                    .args(["-h127.0.0.1", &format!("-P{}", db.port()), "-uapp"])
+                    .args(["-e", "SELECT SLEEP(60)"])
+                    .env("MYSQL_PWD", MYSQL_PASSWORD)
+                    .stdin(Stdio::null()),
+            )
         })
         .collect();
-    let target = format!("mysql://127.0.0.1:{}", db.port());
-    let done = run_kwait(&["probe", &target], &[], LIMIT);
-    done.expect(1, &["not ready", "ERROR 1040", "Too many connections"]);
-    drop(held);
-    let ok = crate::peers::poll_until(Duration::from_secs(10), || {
-        run_kwait(&["probe", &target], &[], LIMIT).code == Some(0)
+    let target = format!("mysql://app@127.0.0.1:{}/appdb", db.port());
+    let mut last = None;
+    let refused = crate::peers::poll_until(Duration::from_secs(10), || {
+        let done = run_kwait(&["probe", &target], &[PASSWORD], LIMIT);
+        let seen = done.stderr.contains("ERROR 1040");
+        last = Some(done);
+        seen
     });
-    assert!(ok, "still refused after the connections closed");
+    let done = last.expect("a probe ran");
+    assert!(refused, "never refused: {}", done.stderr);
+    done.expect(1, &["not ready", "ERROR 1040", "Too many connections"]);
+    for h in &mut held {
+        h.kill();
+    }
+    let ok = crate::peers::poll_until(Duration::from_secs(10), || {
+        run_kwait(&["probe", &target], &[PASSWORD], LIMIT).code == Some(0)
+    });
+    assert!(ok, "still refused after the connection closed");
 }
 
 #[test]
@@ -140,7 +148,10 @@ fn hostile_servers_are_errors_not_allocations_or_panics() {
             vec![5, 0, 0, 0, 10, b'x', 0, 1, 2],
             "not MySQL's HandshakeV10",
         ),
-        (vec![3, 0, 0, 0, 0xff, 1], "ERROR"),
+        (
+            vec![3, 0, 0, 0, 0xff, 0x10, 0x04],
+            "refused the connection: ERROR 1040",
+        ),
         (vec![4, 0, 0, 0, 9, 0, 0, 0], "protocol version 9"),
     ] {
         let addr = hostile(0, reply);
