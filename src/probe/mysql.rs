@@ -391,7 +391,7 @@ mod tests {
         p.extend(b"5.5.5-10.11.6-MariaDB-0+deb12u1\0");
         p.extend([1, 0, 0, 0]);
         p.extend(b"abcdefgh\0");
-        p.extend([0xff, 0xf7, 45, 2, 0, 0xff, 0x81, 21]);
+        p.extend([0xff, 0xff, 45, 2, 0, 0xff, 0x81, 21]);
         p.extend([0; 10]);
         p.extend(b"ijklmnopqrst\0mysql_native_password\0");
         let g = Greeting::parse(&p).unwrap();
