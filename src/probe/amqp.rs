@@ -68,19 +68,12 @@ pub fn parse(what: &str, rest: &str, tls: bool, env: crate::net::Env) -> Result<
     })
 }
 
-/// Boxed, so that the wait loop's own future does not hold this one.
-pub fn check<'a>(
-    spec: &'a Spec,
-    attempt: &'a Attempt,
-) -> Pin<Box<dyn Future<Output = Outcome> + Send + 'a>> {
-    let hosts = attempt.rotation(&spec.hosts);
-    Box::pin(super::race::first_ready(hosts, move |addr| async move {
-        match handshake(spec, addr, attempt).await {
-            Ok(seen) => Outcome::Ready(format!("{addr}: {seen}")),
-            Err(Outcome::NotReady(r)) => Outcome::NotReady(format!("{addr}: {r}")),
-            Err(other) => other,
-        }
-    }))
+pub fn check<'a>(spec: &'a Spec, attempt: &'a Attempt) -> super::login_url::Check<'a> {
+    super::login_url::race(
+        &spec.hosts,
+        attempt,
+        std::sync::Arc::new(move |addr| Box::pin(handshake(spec, addr, attempt))),
+    )
 }
 
 async fn handshake(spec: &Spec, addr: &HostPort, attempt: &Attempt) -> Result<String, Outcome> {

@@ -8,8 +8,39 @@
 //! (`secret::password`); TLS from `tls=true` or `ca=` (the kind may turn it
 //! on by its scheme, as amqps:// does).
 
-use crate::net::{Env, HostPort};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use super::Outcome;
+use crate::net::{Attempt, Env, HostPort};
 use crate::secret::Secret;
+
+/// One login at one address: what it saw, or why not.
+pub type Login<'a> = Pin<Box<dyn Future<Output = Result<String, Outcome>> + Send + 'a>>;
+
+/// A kind's `check`, boxed: the wait loop's future does not hold it.
+pub type Check<'a> = Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
+
+/// Races `login` over `hosts` (`probe::race`), naming the address in
+/// every outcome. Not generic: one copy serves every kind that uses it.
+pub fn race<'a>(
+    hosts: &'a [HostPort],
+    attempt: &'a Attempt,
+    login: Arc<dyn Fn(&'a HostPort) -> Login<'a> + Send + Sync + 'a>,
+) -> Check<'a> {
+    let hosts = attempt.rotation(hosts);
+    Box::pin(super::race::first_ready(hosts, move |addr| {
+        let one = login(addr);
+        async move {
+            match one.await {
+                Ok(seen) => Outcome::Ready(format!("{addr}: {seen}")),
+                Err(Outcome::NotReady(r)) => Outcome::NotReady(format!("{addr}: {r}")),
+                Err(other) => other,
+            }
+        }
+    }))
+}
 
 pub struct LoginUrl {
     pub user: Option<String>,
@@ -35,7 +66,7 @@ impl LoginUrl {
             format!(
                 "{what}: a password does not go in the URL (it would show in ps and logs): \
                  set {}, or password-file=PATH",
-                vars.join(" or ")
+                vars.first().unwrap_or(&"")
             )
         };
         let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
@@ -93,23 +124,24 @@ impl LoginUrl {
 
 /// `%XX` escapes decoded; the result must be UTF-8 text.
 fn decode(what: &str, s: &str) -> Result<String, String> {
-    let bad = || format!("{what}: '{s}' is not valid percent-encoded UTF-8");
     let mut out = Vec::with_capacity(s.len());
-    let mut bytes = s.bytes();
-    while let Some(b) = bytes.next() {
-        if b == b'%' {
-            let hex = [bytes.next().ok_or_else(bad)?, bytes.next().ok_or_else(bad)?];
-            let hex = std::str::from_utf8(&hex).map_err(|_| bad())?;
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
-        } else {
-            out.push(b);
+    let mut rest = s.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        rest = tail;
+        let byte = match b {
+            b'%' => {
+                let hex = rest.get(..2).and_then(|h| std::str::from_utf8(h).ok());
+                rest = rest.get(2..).unwrap_or_default();
+                hex.and_then(|h| u8::from_str_radix(h, 16).ok())
+            }
+            b => Some(b),
+        };
+        out.extend(byte.filter(|b| !b.is_ascii_control()));
+        if byte.is_none_or(|b| b.is_ascii_control()) {
+            return Err(format!("{what}: '{s}' is not valid percent-encoded text"));
         }
     }
-    let text = String::from_utf8(out).map_err(|_| bad())?;
-    if text.chars().any(char::is_control) {
-        return Err(bad());
-    }
-    Ok(text)
+    String::from_utf8(out).map_err(|_| format!("{what}: '{s}' is not valid percent-encoded text"))
 }
 
 /// The server verified against the built-in roots, plus `ca=`'s CA.

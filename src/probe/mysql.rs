@@ -70,19 +70,12 @@ pub fn parse(what: &str, rest: &str, env: crate::net::Env) -> Result<Spec, Strin
     })
 }
 
-/// Boxed, so that the wait loop's own future does not hold this one.
-pub fn check<'a>(
-    spec: &'a Spec,
-    attempt: &'a Attempt,
-) -> Pin<Box<dyn Future<Output = Outcome> + Send + 'a>> {
-    let hosts = attempt.rotation(&spec.hosts);
-    Box::pin(super::race::first_ready(hosts, move |addr| async move {
-        match login(spec, addr, attempt).await {
-            Ok(seen) => Outcome::Ready(format!("{addr}: {seen}")),
-            Err(Outcome::NotReady(r)) => Outcome::NotReady(format!("{addr}: {r}")),
-            Err(other) => other,
-        }
-    }))
+pub fn check<'a>(spec: &'a Spec, attempt: &'a Attempt) -> super::login_url::Check<'a> {
+    super::login_url::race(
+        &spec.hosts,
+        attempt,
+        std::sync::Arc::new(move |addr| Box::pin(login(spec, addr, attempt))),
+    )
 }
 
 async fn login(spec: &Spec, addr: &HostPort, attempt: &Attempt) -> Result<String, Outcome> {
@@ -197,8 +190,8 @@ fn refused(spec: &Spec, packet: &[u8]) -> Outcome {
     let user = spec.user.as_deref().unwrap_or("");
     match code {
         1045 | 1698 => Outcome::Fatal(format!(
-            "access denied for user '{user}' ({text}): check the password in {}, or password-file=",
-            PASSWORD_VARS.join(" or ")
+            "access denied for user '{user}' ({text}): check the password \
+             (KWAIT_MYSQL_PASSWORD, MYSQL_PWD or password-file=)"
         )),
         1044 | 1049 => Outcome::Fatal(format!(
             "database '{}' is not there for user '{user}' ({text}): check /DB",
