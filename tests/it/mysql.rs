@@ -81,25 +81,34 @@ fn wrong_password_and_unknown_database_are_fatal_and_named() {
 #[test]
 fn too_many_connections_is_not_ready_with_its_code() {
     let db = MariaDb::start_ready(free_port(), &["--max-connections=10".to_string()]);
-    // MariaDB lets max_connections + 1 in (10 is its least): hold them
-    // (eleven clients take a while to log in on a loaded machine).
-    let mut held: Vec<ChildGuard> = (0..11)
-        .map(|_| {
-            ChildGuard::spawn(
-                "mariadb",
-                Command::new("mariadb")
-                    .args(["-h127.0.0.1", &format!("-P{}", db.port()), "-uapp"])
-                    .args(["-e", "SELECT SLEEP(60)"])
-                    .env("MYSQL_PWD", MYSQL_PASSWORD)
-                    .stdin(Stdio::null()),
-            )
-        })
-        .collect();
+    // MariaDB lets max_connections + 1 in (10 is its least): hold them.
+    let client = || {
+        ChildGuard::spawn(
+            "mariadb",
+            Command::new("mariadb")
+                .args(["-h127.0.0.1", &format!("-P{}", db.port()), "-uapp"])
+                .args(["-e", "SELECT SLEEP(60)"])
+                .env("MYSQL_PWD", MYSQL_PASSWORD)
+                .stdin(Stdio::null())
+                .stderr(Stdio::null()),
+        )
+    };
+    // A probe that gets in meanwhile can make a client's login fail:
+    // such a client is started again, until a probe is refused while all
+    // eleven sleep.
+    let mut held: Vec<ChildGuard> = (0..11).map(|_| client()).collect();
     let target = format!("mysql://app@127.0.0.1:{}/appdb", db.port());
     let mut last = None;
     let refused = crate::peers::poll_until(Duration::from_secs(30), || {
+        let mut all_in = true;
+        for h in &mut held {
+            if h.try_wait().is_some() {
+                *h = client();
+                all_in = false;
+            }
+        }
         let done = run_kwait(&["probe", &target], &[PASSWORD], LIMIT);
-        let seen = done.stderr.contains("ERROR 1040");
+        let seen = all_in && done.stderr.contains("ERROR 1040");
         last = Some(done);
         seen
     });
