@@ -162,7 +162,11 @@ fn wait_then_run(plan: cli::Wait, signals: &Signals) -> Exit {
         }
         return exec::replace(&plan.command);
     }
-    supervise::reexec(&plan.command, &plan.supervise);
+    if !plan.targets.is_empty() {
+        // After a wait only: a start with nothing to wait for keeps its one
+        // exec (`kwait -- true` against tini's start-up budget).
+        supervise::reexec(&plan.command, &plan.supervise);
+    }
     supervise::run(&plan.command, &plan.supervise, signals)
 }
 

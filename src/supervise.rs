@@ -42,8 +42,8 @@ pub struct Options {
 /// ([`reexec`]); never written by a user (`kwait --help` does not show it).
 pub const SUPERVISE_ONLY: &str = "--kwait-supervise-only";
 
-/// Replaces this kwait with a fresh copy of itself that only supervises
-/// COMMAND: the wait's memory (the async runtime, a Metadata answer of a
+/// After a wait, replaces this kwait with a fresh copy of itself that only
+/// supervises COMMAND: the wait's memory (the async runtime, a Metadata answer of a
 /// thousand topics, TLS state) and the command line parser's then never
 /// count toward the supervisor's peak, which stays that of a process that
 /// has done nothing else. The PID, the blocked signal mask and every
