@@ -358,6 +358,15 @@ fn classify(err: &std::io::Error, hints: Hints) -> Failure {
 /// A TLS error inside an I/O error met after the handshake (an alert on
 /// the first read, under TLS 1.3), in words; `None` when there is none.
 /// The caller adds what the user should check.
+/// Whether an io error is a TLS alert the peer sent.
+pub fn is_alert(err: &std::io::Error) -> bool {
+    matches!(
+        err.get_ref()
+            .and_then(|e| e.downcast_ref::<rustls::Error>()),
+        Some(rustls::Error::AlertReceived(_))
+    )
+}
+
 pub fn io_words(err: &std::io::Error) -> Option<String> {
     let inner = err.get_ref()?.downcast_ref::<rustls::Error>()?;
     Some(words(inner, NO_HINTS))

@@ -38,6 +38,10 @@ pub enum Failure {
 }
 
 /// No TLS stack, so no TLS error inside an I/O error.
+pub fn is_alert(_: &std::io::Error) -> bool {
+    false
+}
+
 pub fn io_words(_: &std::io::Error) -> Option<String> {
     None
 }

@@ -337,7 +337,7 @@ async fn round(
         let answer = conn
             .call_encoded(attempt, ApiKey::CreateTopics, create, create >= 5, &body)
             .await
-            .map_err(|e| at(e, false))?;
+            .map_err(|e| at(e.text, false))?;
         let results = wire::create_topics(&answer, create)
             .map_err(|e| at("malformed CreateTopics answer: ".to_string() + &e, false))?;
         created(

@@ -11,7 +11,7 @@ pub mod wire;
 use kafka_protocol::messages::ApiKey;
 
 use self::wire::{Conn, Versions};
-use crate::net::{Attempt, HostPort, Stream};
+use crate::net::{Attempt, Cause, Failed, HostPort, Stream};
 use crate::probe::Outcome;
 use crate::sasl::{Exchange, Step};
 use crate::security::{Sasl, Security};
@@ -47,13 +47,6 @@ pub fn pick(
             "{addr}: {e}; this broker is too old or too new for kwait"
         ))
     })
-}
-
-/// Whether an I/O failure is the peer closing or resetting the connection.
-pub fn closed(e: &str) -> bool {
-    ["connection closed", "connection reset", "broken pipe"]
-        .iter()
-        .any(|end| e.ends_with(end))
 }
 
 /// The connection was closed on Metadata after ApiVersions was answered, and
@@ -122,6 +115,7 @@ pub async fn api_versions(conn: &mut Conn, attempt: &Attempt) -> Result<Versions
     api_versions_from(conn, attempt, API_VERSIONS.1)
         .await
         .map(|(versions, _)| versions)
+        .map_err(String::from)
 }
 
 /// [`api_versions`] starting at version `first` (one this cluster already
@@ -131,7 +125,7 @@ async fn api_versions_from(
     conn: &mut Conn,
     attempt: &Attempt,
     first: i16,
-) -> Result<(Versions, i16), String> {
+) -> Result<(Versions, i16), Failed> {
     let mut version = first.clamp(0, API_VERSIONS.1);
     loop {
         let request = wire::api_versions_request(version);
@@ -147,7 +141,7 @@ async fn api_versions_from(
         let error = body
             .get(..2)
             .map(|b| i16::from_be_bytes([b[0], b[1]]))
-            .ok_or("empty ApiVersions answer")?;
+            .ok_or_else(|| Failed::other("empty ApiVersions answer".into()))?;
         if error == UNSUPPORTED_VERSION && version > 0 {
             let next = match wire::api_versions(&body, 0) {
                 Ok((_, offered)) => match offered.range(ApiKey::ApiVersions) {
@@ -160,10 +154,13 @@ async fn api_versions_from(
             continue;
         }
         if error != 0 {
-            return Err(format!("ApiVersions answered {}", error_name(error)));
+            return Err(Failed::other(format!(
+                "ApiVersions answered {}",
+                error_name(error)
+            )));
         }
         let (_, versions) = wire::api_versions(&body, version)
-            .map_err(|e| format!("malformed ApiVersions v{version} answer: {e}"))?;
+            .map_err(|e| Failed::other(format!("malformed ApiVersions v{version} answer: {e}")))?;
         return Ok((versions, version));
     }
 }
@@ -241,20 +238,17 @@ pub async fn open_from(
         Ok(found) => found,
         // Another service (SSH, HTTP, ...) on this port: waiting will not
         // make it Kafka.
-        Err(e) if e.contains(wire::NOT_KAFKA) => {
+        Err(e) if e.cause == (Cause::Foreign { tls: false }) => {
             return Err(Outcome::Fatal(format!("{addr}: {e}")))
         }
-        Err(e) if security.tls.is_some() && e.contains("with TLS alert") => {
+        Err(e) if security.tls.is_some() && e.cause == Cause::TlsAlert => {
             // Under TLS 1.3 a server refuses a client certificate (or its
             // absence) after the handshake, on the first read.
             return Err(Outcome::Fatal(format!(
                 "{addr}: {e}: the broker refused this TLS client; does it require a client certificate (cert=, key=)?"
             )));
         }
-        Err(e)
-            if security.tls.is_some()
-                && (e.ends_with("connection reset") || e.ends_with("connection closed")) =>
-        {
+        Err(e) if security.tls.is_some() && e.cause == Cause::Closed => {
             // The same refusal when the alert is lost to the reset of a
             // connection closed with kwait's request unread; a broker
             // shutting down looks alike, so it stays a reason to wait.
@@ -262,14 +256,11 @@ pub async fn open_from(
                 "{addr}: {e} right after the TLS handshake; does the broker require a client certificate (cert=, key=)?"
             )));
         }
-        Err(e) if security.tls.is_none() && e.contains("TLS alert") => {
+        Err(e) if security.tls.is_none() && e.cause == (Cause::Foreign { tls: true }) => {
             // The listener answered in TLS: waiting will not change that.
             return Err(Outcome::Fatal(format!("{addr}: {e}")));
         }
-        Err(e)
-            if security.tls.is_none()
-                && (e.ends_with("connection reset") || e.ends_with("connection closed")) =>
-        {
+        Err(e) if security.tls.is_none() && e.cause == Cause::Closed => {
             // A TLS terminator drops a plaintext request this way; so does a
             // broker shutting down. A TLS handshake at the same address
             // tells them apart (a build without TLS cannot try one).

@@ -12,7 +12,7 @@
 use kafka_protocol::messages::ApiKey;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::net::{Attempt, Stream};
+use crate::net::{Attempt, Cause, Failed, Stream};
 pub use crate::reader::{Decoded, Reader};
 
 /// The largest response kwait accepts. Its answers (versions, brokers, a
@@ -60,15 +60,15 @@ impl Conn {
         key: ApiKey,
         version: i16,
         frame: &[u8],
-    ) -> Result<Vec<u8>, String> {
+    ) -> Result<Vec<u8>, Failed> {
         let name = api_name(key);
         attempt
-            .within(&format!("sending {name}"), self.stream.write_all(frame))
+            .exchange(&format!("sending {name}"), self.stream.write_all(frame))
             .await?;
 
         let mut prefix = [0u8; 4];
         attempt
-            .within(
+            .exchange(
                 &format!("waiting for the {name} answer"),
                 self.stream.read_exact(&mut prefix),
             )
@@ -80,42 +80,51 @@ impl Conn {
             // prefix: a known opening here is another service.
             _ => match crate::probe::sniff::protocol(&prefix) {
                 Some(what) if crate::probe::sniff::is_tls(what) => {
-                    return Err(format!(
-                        "answered {name} with a TLS alert: this listener expects TLS (add tls=true, or security.protocol=SSL in config=)"
-                    ))
+                    return Err(Failed {
+                        cause: Cause::Foreign { tls: true },
+                        text: format!(
+                            "answered {name} with a TLS alert: this listener expects TLS (add tls=true, or security.protocol=SSL in config=)"
+                        ),
+                    })
                 }
                 Some(what) => {
-                    return Err(format!(
-                        "answered {name} with '{}': this is {what}{NOT_KAFKA} (point the target at the broker's port)",
-                        crate::log::shown(&String::from_utf8_lossy(&prefix), 16)
-                    ))
+                    return Err(Failed {
+                        cause: Cause::Foreign { tls: false },
+                        text: format!(
+                            "answered {name} with '{}': this is {what}{NOT_KAFKA} (point the target at the broker's port)",
+                            crate::log::shown(&String::from_utf8_lossy(&prefix), 16)
+                        ),
+                    })
                 }
-                None => return Err(format!(
+                None => return Err(Failed::other(format!(
                     "answered {name} with a frame length of {len} bytes, which is not Kafka \
                      (is this a Kafka listener, and plaintext?)"
-                ))
+                )))
             },
         };
         let mut body = vec![0u8; len];
         attempt
-            .within(
+            .exchange(
                 &format!("reading the {name} answer"),
                 self.stream.read_exact(&mut body),
             )
             .await?;
 
         let mut r = Reader::new(&body);
-        let correlation = r.i32().map_err(|e| format!("{name} answer: {e}"))?;
+        let correlation = r
+            .i32()
+            .map_err(|e| Failed::other(format!("{name} answer: {e}")))?;
         if correlation != self.correlation {
-            return Err(format!(
+            return Err(Failed::other(format!(
                 "{name} answer carries correlation id {correlation}, expected {}",
                 self.correlation
-            ));
+            )));
         }
         // ApiVersions always answers with header v0 (KIP-511); others use v1,
         // which adds tagged fields, for flexible versions.
         if key.response_header_version(version) >= 1 {
-            r.tags().map_err(|e| format!("{name} answer header: {e}"))?;
+            r.tags()
+                .map_err(|e| Failed::other(format!("{name} answer header: {e}")))?;
         }
         let at = body.len() - r.remaining();
         body.drain(..at);
@@ -420,7 +429,7 @@ impl Conn {
         version: i16,
         flexible: bool,
         body: &[u8],
-    ) -> Result<Vec<u8>, String> {
+    ) -> Result<Vec<u8>, Failed> {
         self.correlation = self.correlation.wrapping_add(1);
         // Request header v1, or v2 (tags) for flexible versions: key,
         // version, correlation id, client id.
@@ -435,7 +444,7 @@ impl Conn {
         }
         frame.extend_from_slice(body);
         let len = i32::try_from(frame.len() - 4)
-            .map_err(|_| format!("{} request too large", api_name(key)))?;
+            .map_err(|_| Failed::other(format!("{} request too large", api_name(key))))?;
         frame[..4].copy_from_slice(&len.to_be_bytes());
         self.exchange(attempt, key, version, &frame).await
     }

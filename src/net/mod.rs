@@ -23,6 +23,49 @@ pub type Stream = Box<dyn Io>;
 /// variable): only through what `cli` was given, never `std::env`.
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<std::ffi::OsString>;
 
+/// What ended a failed exchange, for the callers that decide by it; the
+/// words are [`Failed::text`], as every message shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// The peer closed or reset the connection (or a write found it gone).
+    Closed,
+    /// The peer sent a TLS alert.
+    TlsAlert,
+    /// The answer is another protocol's (`probe::sniff`): TLS, or another
+    /// service (SSH, HTTP, ...).
+    Foreign { tls: bool },
+    /// Anything else: a deadline, a malformed answer, an error code.
+    Other,
+}
+
+/// A failed exchange: why, as a [`Cause`], and in words.
+#[derive(Debug, Clone)]
+pub struct Failed {
+    pub cause: Cause,
+    pub text: String,
+}
+
+impl Failed {
+    pub fn other(text: String) -> Failed {
+        Failed {
+            cause: Cause::Other,
+            text,
+        }
+    }
+}
+
+impl fmt::Display for Failed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl From<Failed> for String {
+    fn from(failed: Failed) -> String {
+        failed.text
+    }
+}
+
 /// The limit that set an attempt's deadline, named (as its flag) when it
 /// runs out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,10 +260,23 @@ impl Attempt {
         what: &str,
         io: impl Future<Output = io::Result<T>>,
     ) -> Result<T, String> {
+        self.exchange(what, io).await.map_err(String::from)
+    }
+
+    /// [`Attempt::within`], with the failure's [`Cause`] kept for the
+    /// caller to decide by.
+    pub async fn exchange<T>(
+        &self,
+        what: &str,
+        io: impl Future<Output = io::Result<T>>,
+    ) -> Result<T, Failed> {
         match timeout_at(self.deadline, io).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(err)) => Err(self.failed(what, Some(&err))),
-            Err(_) => Err(self.failed(what, None)),
+            Ok(Err(err)) => Err(Failed {
+                cause: cause(&err),
+                text: self.failed(what, Some(&err)),
+            }),
+            Err(_) => Err(Failed::other(self.failed(what, None))),
         }
     }
 
@@ -281,6 +337,20 @@ impl Attempt {
             }
         }
         Err(last)
+    }
+}
+
+/// What an io error means for the exchange it ended.
+fn cause(err: &io::Error) -> Cause {
+    if crate::tls::is_alert(err) {
+        return Cause::TlsAlert;
+    }
+    match err.kind() {
+        io::ErrorKind::UnexpectedEof
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe => Cause::Closed,
+        _ => Cause::Other,
     }
 }
 

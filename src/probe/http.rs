@@ -11,7 +11,7 @@
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::Outcome;
-use crate::net::{no_userinfo, Attempt, HostPort, Stream};
+use crate::net::{no_userinfo, Attempt, Cause, HostPort, Stream};
 
 const MAX_STATUS_LINE: usize = 4096;
 /// How much of a redirect's headers is read for its Location.
@@ -78,19 +78,19 @@ async fn get(spec: &Spec, attempt: &Attempt) -> Result<(u16, String, Answer), Ou
             ));
         }
         let n = match attempt
-            .within("reading the answer", stream.read(&mut chunk))
+            .exchange("reading the answer", stream.read(&mut chunk))
             .await
         {
             Ok(n) => n,
             // Under TLS 1.3 a server refuses a client without a certificate
             // after the handshake, on the first read: waiting will not
             // give https:// one.
-            Err(e) if spec.tls.is_some() && e.contains("with TLS alert") => {
+            Err(e) if spec.tls.is_some() && e.cause == Cause::TlsAlert => {
                 return Err(Outcome::Fatal(format!(
                     "{e}: does the server require a client certificate? https:// targets cannot send one"
                 )))
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(Outcome::NotReady(e.text)),
         };
         if n == 0 {
             return Err(Outcome::NotReady(if buf.is_empty() {

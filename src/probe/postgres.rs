@@ -21,7 +21,7 @@
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::Outcome;
-use crate::net::{user_url, Attempt, HostPort, Stream};
+use crate::net::{user_url, Attempt, Cause, HostPort, Stream};
 use crate::secret::Secret;
 
 /// Where passwords go, for the error about one in the URL.
@@ -330,16 +330,16 @@ async fn read_message(
 ) -> Result<(u8, Vec<u8>), Outcome> {
     let mut head = [0u8; 5];
     match attempt
-        .within("reading the server's answer", stream.read_exact(&mut head))
+        .exchange("reading the server's answer", stream.read_exact(&mut head))
         .await
     {
         Ok(_) => {}
-        Err(e) if first && e.ends_with("connection closed") => {
+        Err(e) if first && e.cause == Cause::Closed => {
             return Err(Outcome::NotReady(
                 "closed the connection without answering the startup message".into(),
             ))
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(Outcome::NotReady(e.text)),
     }
     let [kind, len @ ..] = head;
     let len = u32::from_be_bytes(len) as usize;

@@ -21,8 +21,8 @@ use kafka_protocol::messages::ApiKey;
 
 use super::Outcome;
 use crate::kafka::wire::{self, Conn, Metadata};
-use crate::kafka::{closed, closed_on_metadata, error_name, open, open_from, pick, API_VERSIONS};
-use crate::net::{Attempt, HostPort};
+use crate::kafka::{closed_on_metadata, error_name, open, open_from, pick, API_VERSIONS};
+use crate::net::{Attempt, Cause, HostPort};
 use crate::security::Security;
 
 const METADATA: (i16, i16) = (1, 12);
@@ -64,8 +64,8 @@ async fn rungs(spec: &Spec, addr: &HostPort, attempt: &Attempt) -> Result<String
         .await
     {
         Ok(body) => body,
-        Err(e) if spec.security.sasl.is_none() && closed(&e) => {
-            return Err(closed_on_metadata(addr, &spec.security, &e, attempt).await)
+        Err(e) if spec.security.sasl.is_none() && e.cause == Cause::Closed => {
+            return Err(closed_on_metadata(addr, &spec.security, &e.text, attempt).await)
         }
         Err(e) => return Err(Outcome::NotReady(format!("{addr}: {e}"))),
     };
