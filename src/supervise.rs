@@ -565,6 +565,15 @@ impl Supervisor<'_> {
         }
     }
 
+    /// From `now`, the grace window counts from the `nth` stop signal,
+    /// `signo` (the SIGKILL line says so).
+    fn grace_counts_from(&mut self, now: Instant, signo: Signo, nth: u32) {
+        let after = self
+            .stop_started
+            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+        self.grace_from = Some((now, GraceFrom::Stop { signo, nth, after }));
+    }
+
     /// Forwards the stop signal and starts the grace period, then what was
     /// held behind it.
     fn forward_stop(&mut self, signo: Signo) {
@@ -573,17 +582,7 @@ impl Supervisor<'_> {
             kill_at: now + self.opts.grace,
         };
         if self.end.is_none() {
-            let after = self
-                .stop_started
-                .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
-            self.grace_from = Some((
-                now,
-                GraceFrom::Stop {
-                    signo,
-                    nth: 1,
-                    after,
-                },
-            ));
+            self.grace_counts_from(now, signo, 1);
             send_stop(self.target(), signo);
             info!(
                 "{signo} sent to {}; SIGKILL in --grace {} if it is still running",
@@ -671,18 +670,7 @@ impl Supervisor<'_> {
                     since(self.opts.grace)
                 );
                 self.phase = Phase::Draining { kill_at: fresh };
-                let now = Instant::now();
-                let after = self
-                    .stop_started
-                    .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
-                self.grace_from = Some((
-                    now,
-                    GraceFrom::Stop {
-                        signo,
-                        nth: self.stops.max(2),
-                        after,
-                    },
-                ));
+                self.grace_counts_from(Instant::now(), signo, self.stops.max(2));
             }
         }
     }

@@ -66,3 +66,25 @@ where
         }
     }
 }
+
+/// [`first_ready`] for kinds whose one attempt at an address is a session
+/// that either serves (what it saw) or not: each outcome is prefixed with
+/// the address it is about.
+pub async fn first_session<'a, F, Fut>(hosts: Vec<&'a HostPort>, session: F) -> Outcome
+where
+    F: Fn(&'a HostPort) -> Fut,
+    Fut: Future<Output = Result<String, Outcome>> + 'a,
+{
+    first_ready(hosts, |addr| {
+        let attempt = session(addr);
+        async move {
+            match attempt.await {
+                Ok(ready) => Outcome::Ready(format!("{addr}: {ready}")),
+                Err(Outcome::NotReady(r)) => Outcome::NotReady(format!("{addr}: {r}")),
+                Err(Outcome::Fatal(r)) => Outcome::Fatal(format!("{addr}: {r}")),
+                Err(ready) => ready,
+            }
+        }
+    })
+    .await
+}

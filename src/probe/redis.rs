@@ -87,15 +87,7 @@ pub fn parse(what: &str, rest: &str, tls: bool, env: crate::net::Env) -> Result<
 
 pub async fn check(spec: &Spec, attempt: &Attempt) -> Outcome {
     let hosts = attempt.rotation(&spec.hosts);
-    super::race::first_ready(hosts, |addr| async move {
-        match session(spec, addr, attempt).await {
-            Ok(ready) => Outcome::Ready(format!("{addr}: {ready}")),
-            Err(Outcome::NotReady(r)) => Outcome::NotReady(format!("{addr}: {r}")),
-            Err(Outcome::Fatal(r)) => Outcome::Fatal(format!("{addr}: {r}")),
-            Err(ready) => ready,
-        }
-    })
-    .await
+    super::race::first_session(hosts, |addr| session(spec, addr, attempt)).await
 }
 
 /// A reply, as far as kwait reads one.

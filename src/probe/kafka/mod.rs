@@ -72,12 +72,7 @@ async fn rungs(spec: &Spec, addr: &HostPort, attempt: &Attempt) -> Result<String
     let cluster = wire::metadata(&body, version)
         .map_err(|e| format!("{addr}: malformed Metadata answer: {e}"))?;
 
-    let ids = cluster
-        .brokers
-        .iter()
-        .map(|b| b.id.to_string())
-        .collect::<Vec<_>>()
-        .join(", ");
+    let ids = broker_ids(&cluster);
     if spec.check == Check::Broker {
         // The same connection asks for no more: topics and groups depend on
         // other brokers, and check=broker refuses them.
@@ -114,6 +109,16 @@ async fn rungs(spec: &Spec, addr: &HostPort, attempt: &Attempt) -> Result<String
         seen.push_str(&format!(", group {group} coordinator {node}"));
     }
     Ok(seen)
+}
+
+/// The listed brokers' ids, "1, 2, 3", for messages.
+fn broker_ids(cluster: &Metadata) -> String {
+    cluster
+        .brokers
+        .iter()
+        .map(|b| b.id.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// How many advertised-listener checks run at once.
@@ -242,12 +247,7 @@ async fn this_broker(
         }
         own = own.or(local);
     }
-    let ids = cluster
-        .brokers
-        .iter()
-        .map(|b| b.id.to_string())
-        .collect::<Vec<_>>()
-        .join(", ");
+    let ids = broker_ids(cluster);
     let Some(own) = own else {
         return Err(Outcome::NotReady(format!(
             "{addr}: this broker is not among the {} broker(s) its Metadata lists (ids: {}) \
