@@ -131,8 +131,16 @@ fn a_standby_without_primary_is_not_ready_with_the_servers_words() {
             &pw()[..],
         ),
     ] {
-        let done = probe(&target, env);
-        done.expect(1, &["SQLSTATE 57P03", "not accepting connections"]);
+        // A standby says "starting up" until it has read its WAL, then
+        // "not accepting connections"; both are 57P03, not ready.
+        let mut last = String::new();
+        let settled = crate::peers::poll_until(Duration::from_secs(20), || {
+            let done = probe(&target, env);
+            done.expect(1, &["SQLSTATE 57P03"]);
+            last = done.stderr.clone();
+            last.contains("not accepting connections")
+        });
+        assert!(settled, "never 'not accepting connections': {last}");
     }
     assert_eq!(pg_isready(port, "postgres"), 1, "pg_isready: rejecting");
 }
