@@ -8,8 +8,10 @@
 //! peer that accepts and never answers ends the attempt, not kwait; the
 //! connection layer below them (`net`) knows how.
 
+pub mod amqp;
 pub mod http;
 pub mod kafka;
+pub mod mysql;
 pub mod postgres;
 pub mod race;
 pub mod redis;

@@ -73,7 +73,7 @@ pub fn parse(what: &str, rest: &str, env: crate::net::Env) -> Result<Spec, Strin
             ))
         }
     };
-    let user = url.user.unwrap_or("postgres");
+    let user = url.user.as_deref().unwrap_or("postgres");
     let database = match url.path.trim_end_matches('/') {
         "" => user,
         db => db,

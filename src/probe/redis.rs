@@ -66,7 +66,7 @@ pub fn parse(what: &str, rest: &str, tls: bool, env: crate::net::Env) -> Result<
         };
     let password =
         crate::secret::password(what, file, &["KWAIT_REDIS_PASSWORD", "REDISCLI_AUTH"], env)?;
-    if let (Some(user), None) = (url.user, &password) {
+    if let (Some(user), None) = (&url.user, &password) {
         return Err(format!(
             "{what}: the user {user} needs a password: {PASSWORDS}"
         ));
@@ -77,7 +77,7 @@ pub fn parse(what: &str, rest: &str, tls: bool, env: crate::net::Env) -> Result<
     };
     Ok(Spec {
         hosts: url.hosts,
-        user: url.user.map(str::to_string),
+        user: url.user,
         password,
         db,
         master,
