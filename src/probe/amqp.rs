@@ -75,7 +75,7 @@ pub fn parse(what: &str, rest: &str, tls: bool, env: crate::net::Env) -> Result<
 
 pub async fn check(spec: &Spec, attempt: &Attempt) -> Outcome {
     let hosts = attempt.rotation(&spec.hosts);
-    super::race::first_session(hosts, |addr| handshake(spec, addr, attempt)).await
+    super::race::first_session(hosts, &|addr| Box::pin(handshake(spec, addr, attempt))).await
 }
 
 async fn handshake(spec: &Spec, addr: &HostPort, attempt: &Attempt) -> Result<String, Outcome> {

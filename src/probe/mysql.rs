@@ -75,7 +75,7 @@ pub fn parse(what: &str, rest: &str, env: crate::net::Env) -> Result<Spec, Strin
 
 pub async fn check(spec: &Spec, attempt: &Attempt) -> Outcome {
     let hosts = attempt.rotation(&spec.hosts);
-    super::race::first_session(hosts, |addr| login(spec, addr, attempt)).await
+    super::race::first_session(hosts, &|addr| Box::pin(login(spec, addr, attempt))).await
 }
 
 async fn login(spec: &Spec, addr: &HostPort, attempt: &Attempt) -> Result<String, Outcome> {

@@ -93,7 +93,7 @@ pub fn parse(what: &str, rest: &str, env: crate::net::Env) -> Result<Spec, Strin
 
 pub async fn check(spec: &Spec, attempt: &Attempt) -> Outcome {
     let hosts = attempt.rotation(&spec.hosts);
-    super::race::first_session(hosts, |addr| session(spec, addr, attempt)).await
+    super::race::first_session(hosts, &|addr| Box::pin(session(spec, addr, attempt))).await
 }
 
 /// One startup exchange: what shows the server up, or why not.

@@ -87,7 +87,7 @@ pub fn parse(what: &str, rest: &str, tls: bool, env: crate::net::Env) -> Result<
 
 pub async fn check(spec: &Spec, attempt: &Attempt) -> Outcome {
     let hosts = attempt.rotation(&spec.hosts);
-    super::race::first_session(hosts, |addr| session(spec, addr, attempt)).await
+    super::race::first_session(hosts, &|addr| Box::pin(session(spec, addr, attempt))).await
 }
 
 /// A reply, as far as kwait reads one.
