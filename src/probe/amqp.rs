@@ -82,11 +82,7 @@ async fn handshake(spec: &Spec, addr: &HostPort, attempt: &Attempt) -> Result<St
     let tcp = attempt.connect(addr).await?;
     let mut s: Stream = match &spec.tls {
         None => Box::new(tcp),
-        Some(config) => match crate::tls::connect(config, &addr.host, tcp, attempt).await {
-            Ok(tls) => Box::new(tls),
-            Err(crate::tls::Failure::Fatal(r)) => return Err(Outcome::Fatal(r)),
-            Err(crate::tls::Failure::Retry(r)) => return Err(r.into()),
-        },
+        Some(config) => Box::new(crate::tls::connect(config, &addr.host, tcp, attempt).await?),
     };
     attempt
         .within(

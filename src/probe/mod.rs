@@ -32,3 +32,14 @@ impl From<String> for Outcome {
         Outcome::NotReady(reason)
     }
 }
+
+/// A TLS handshake that failed: a refused certificate is fatal, anything
+/// else is retried.
+impl From<crate::tls::Failure> for Outcome {
+    fn from(failure: crate::tls::Failure) -> Outcome {
+        match failure {
+            crate::tls::Failure::Fatal(r) => Outcome::Fatal(r),
+            crate::tls::Failure::Retry(r) => Outcome::NotReady(r),
+        }
+    }
+}

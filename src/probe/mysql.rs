@@ -106,11 +106,7 @@ async fn login(spec: &Spec, addr: &HostPort, attempt: &Attempt) -> Result<String
             caps |= SSL;
             write(&mut plain, attempt, &mut seq, &head(caps)).await?;
             drop(plain);
-            match crate::tls::connect(config, &addr.host, tcp, attempt).await {
-                Ok(tls) => Box::new(tls),
-                Err(crate::tls::Failure::Fatal(r)) => return Err(Outcome::Fatal(r)),
-                Err(crate::tls::Failure::Retry(r)) => return Err(r.into()),
-            }
+            Box::new(crate::tls::connect(config, &addr.host, tcp, attempt).await?)
         }
     };
     let user = spec.user.as_deref().unwrap_or("");

@@ -99,33 +99,30 @@ pub async fn check(spec: &Spec, attempt: &Attempt) -> Outcome {
 /// One startup exchange: what shows the server up, or why not.
 async fn session(spec: &Spec, addr: &HostPort, attempt: &Attempt) -> Result<String, Outcome> {
     let mut tcp = attempt.connect(addr).await?;
-    let mut stream: Stream =
-        match &spec.tls {
-            None => Box::new(tcp),
-            Some(config) => {
-                // SSLRequest: length 8, code 80877103; one byte answers it.
-                let ssl_request = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
-                attempt
-                    .within("sending the SSLRequest", tcp.write_all(&ssl_request))
-                    .await?;
-                let answer = attempt
-                    .within("reading the SSLRequest's answer", tcp.read_u8())
-                    .await?;
-                match answer {
-                    b'S' => {}
-                    b'N' => return Err(Outcome::Fatal(
-                        "the server refuses TLS (ssl = off): turn ssl on, or use sslmode=disable"
-                            .into(),
-                    )),
-                    _ => return Err(Outcome::NotReady(not_postgres(&[answer]))),
-                }
-                match crate::tls::connect(config, &addr.host, tcp, attempt).await {
-                    Ok(tls) => Box::new(tls),
-                    Err(crate::tls::Failure::Fatal(r)) => return Err(Outcome::Fatal(r)),
-                    Err(crate::tls::Failure::Retry(r)) => return Err(Outcome::NotReady(r)),
-                }
+    if spec.tls.is_some() {
+        // SSLRequest: length 8, code 80877103; one byte answers it.
+        let ssl_request = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+        attempt
+            .within("sending the SSLRequest", tcp.write_all(&ssl_request))
+            .await?;
+        let answer = attempt
+            .within("reading the SSLRequest's answer", tcp.read_u8())
+            .await?;
+        match answer {
+            b'S' => {}
+            b'N' => {
+                return Err(Outcome::Fatal(
+                    "the server refuses TLS (ssl = off): turn ssl on, or use sslmode=disable"
+                        .into(),
+                ))
             }
-        };
+            _ => return Err(Outcome::NotReady(not_postgres(&[answer]))),
+        }
+    }
+    let mut stream: Stream = match &spec.tls {
+        None => Box::new(tcp),
+        Some(config) => Box::new(crate::tls::connect(config, &addr.host, tcp, attempt).await?),
+    };
     // Protocol 3.0, then the parameters, each name and value NUL-ended.
     let mut startup = vec![0, 3, 0, 0];
     for (key, value) in [

@@ -106,11 +106,7 @@ async fn session(spec: &Spec, addr: &HostPort, attempt: &Attempt) -> Result<Stri
     let tcp = attempt.connect(addr).await?;
     let stream: Stream = match &spec.tls {
         None => Box::new(tcp),
-        Some(config) => match crate::tls::connect(config, &addr.host, tcp, attempt).await {
-            Ok(tls) => Box::new(tls),
-            Err(crate::tls::Failure::Fatal(r)) => return Err(Outcome::Fatal(r)),
-            Err(crate::tls::Failure::Retry(r)) => return Err(Outcome::NotReady(r)),
-        },
+        Some(config) => Box::new(crate::tls::connect(config, &addr.host, tcp, attempt).await?),
     };
     let mut conn = Conn {
         stream,
