@@ -44,7 +44,7 @@ Targets:
   tcp://HOST:PORT          a connection is accepted
   http[s]://HOST[:PORT]/PATH  a GET answers 2xx
   postgres://[USER@]HOST[:PORT][/DB][?sslmode=require|verify-full&ca=PATH]
-      pg_isready's rule; with KWAIT_POSTGRES_PASSWORD or PGPASSWORD, a login
+      pg_isready's rule; with KWAIT_POSTGRES_PASSWORD, PGPASSWORD or ~/.pgpass, a login
   redis[s]://[USER@]HOST[:PORT][/DBNUM][?role=master]
       PONG and loading:0; the password in KWAIT_REDIS_PASSWORD or REDISCLI_AUTH
   mysql://[USER@]HOST[:PORT][/DB][?tls=true&ca=PATH]

@@ -75,7 +75,9 @@ impl Target {
             "tcp" => Kind::Tcp(probe::tcp::parse(what, rest)?),
             "http" => Kind::Http(probe::http::parse(what, rest, false, env)?),
             "https" => Kind::Http(probe::http::parse(what, rest, true, env)?),
-            "postgres" | "postgresql" => Kind::Postgres(probe::postgres::parse(what, rest, env)?),
+            "postgres" | "postgresql" => {
+                Kind::Postgres(probe::postgres::parse(what, rest, env, warnings)?)
+            }
             "redis" => Kind::Redis(probe::redis::parse(what, rest, false, env)?),
             "rediss" => Kind::Redis(probe::redis::parse(what, rest, true, env)?),
             "mysql" => Kind::Mysql(probe::mysql::parse(what, rest, env)?),
