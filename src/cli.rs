@@ -44,9 +44,13 @@ Targets:
   tcp://HOST:PORT          a connection is accepted
   http[s]://HOST[:PORT]/PATH  a GET answers 2xx
   postgres://[USER@]HOST[:PORT][/DB][?sslmode=require|verify-full&ca=PATH]
-      pg_isready's rule; with KWAIT_POSTGRES_PASSWORD or PGPASSWORD, a login
+      pg_isready's rule; with KWAIT_POSTGRES_PASSWORD, PGPASSWORD or ~/.pgpass, a login
   redis[s]://[USER@]HOST[:PORT][/DBNUM][?role=master]
       PONG and loading:0; the password in KWAIT_REDIS_PASSWORD or REDISCLI_AUTH
+  mysql://[USER@]HOST[:PORT][/DB][?tls=true&ca=PATH]
+      the greeting and a login; the password in KWAIT_MYSQL_PASSWORD or MYSQL_PWD
+  amqp[s]://[USER@]HOST[:PORT][/VHOST]
+      Connection.OpenOk for the vhost; the password in KWAIT_AMQP_PASSWORD
 
 Exit codes: 0 ready, 124 timed out, 1 failed, 2 usage error,
   126/127 COMMAND not executable/not found, otherwise COMMAND's own status.";
@@ -1331,7 +1335,7 @@ mod tests {
     fn usage_errors_are_one_line_and_name_the_value() {
         for (args, needle) in [
             (&["-t", "soon", "tcp://a:1"][..], "soon"),
-            (&["mysql://db:1"][..], "mysql"),
+            (&["mongodb://db:1"][..], "mongodb"),
             (&["kafka://k"][..], "missing port"),
             (&["kafka://k:1?min-brokers=-1"][..], "-1"),
             (&[][..], "nothing to do"),

@@ -12,8 +12,6 @@
 
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::process::CommandExt;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -205,34 +203,13 @@ pub fn run(command: &[OsString], opts: &Options, signals: &Signals) -> Exit {
         error!("COMMAND has an argument with a NUL byte");
         return Exit::Usage;
     };
-    // std forks, sets up the process group and stdio, then runs the closure,
-    // which execs COMMAND itself: with the environment `Prepared` made (no
-    // SASL password), without std's own environment machinery.
-    let mut cmd = Command::new(program);
-    cmd.process_group(0);
     let tty = nix::unistd::isatty(0).unwrap_or(false);
-    // SAFETY: the closure runs in the forked child before exec and makes
-    // only async-signal-safe calls, allocating nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            clean_signals();
-            if tty {
-                foreground();
-            }
-            Err(prepared.exec())
-        });
-    }
-    // std reports exec failures through a CLOEXEC pipe; a failed fork
-    // comes back directly.
-    let child = match cmd.spawn() {
-        Ok(child) => child,
+    let pid = match spawn(&prepared, tty) {
+        Ok(pid) => pid,
         Err(err) => return crate::exec::cannot_run(program, &err),
     };
-    let pid = Pid::from_raw(child.id() as i32);
-    // The std handle is dropped unwaited on purpose: this loop owns waitpid.
-    drop(child);
-    // With it the prepared argv and environment: the app has its own copy.
-    drop(cmd);
+    // The prepared argv and environment: the app has its own copy.
+    drop(prepared);
     info!("started {} (pid {pid})", quoted(command));
     shed_startup_pages();
     Supervisor {
@@ -253,9 +230,67 @@ pub fn run(command: &[OsString], opts: &Options, signals: &Signals) -> Exit {
     .run(signals)
 }
 
+/// Starts COMMAND's process as std's `Command` would with `process_group(0)`
+/// and a `pre_exec` closure, without std's spawn and environment machinery
+/// (about 12 KB; [`crate::exec::Prepared`] is the environment): fork; in the
+/// child its own process group, a clean signal state, the terminal's
+/// foreground, exec. An exec that fails is reported through a close-on-exec
+/// pipe, as std does: the parent reads its errno, or end of file once the
+/// exec succeeded. Returns the child's pid; the loop that owns `waitpid`
+/// reaps it.
+fn spawn(prepared: &crate::exec::Prepared, tty: bool) -> std::io::Result<Pid> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into `fds`.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let [from_child, to_parent] = fds;
+    // SAFETY: the child makes only async-signal-safe calls, allocating
+    // nothing, until it execs or exits; the parent closes what it owns.
+    unsafe {
+        match libc::fork() {
+            -1 => {
+                let err = std::io::Error::last_os_error();
+                libc::close(from_child);
+                libc::close(to_parent);
+                Err(err)
+            }
+            0 => {
+                libc::close(from_child);
+                libc::setpgid(0, 0);
+                clean_signals();
+                if tty {
+                    foreground();
+                }
+                let errno = prepared.exec().raw_os_error().unwrap_or(libc::ENOEXEC);
+                libc::write(to_parent, (&errno as *const i32).cast(), 4);
+                libc::_exit(127)
+            }
+            child => {
+                libc::close(to_parent);
+                let mut errno = [0u8; 4];
+                let read = loop {
+                    let n = libc::read(from_child, errno.as_mut_ptr().cast(), 4);
+                    if n >= 0 || Errno::last() != Errno::EINTR {
+                        break n;
+                    }
+                };
+                libc::close(from_child);
+                if read != 4 {
+                    return Ok(Pid::from_raw(child));
+                }
+                // The exec failed and the child is gone: reaped here, as
+                // std does, before the supervisor's loop starts.
+                libc::waitpid(child, std::ptr::null_mut(), 0);
+                Err(std::io::Error::from_raw_os_error(i32::from_ne_bytes(errno)))
+            }
+        }
+    }
+}
+
 /// In the child, before exec: a clean signal state. kwait blocks every
-/// signal, and with a `pre_exec` closure std forks and leaves that mask in
-/// place; Rust's runtime ignores SIGPIPE. An ignored or blocked signal
+/// signal, and the forked child inherits that mask; Rust's runtime ignores
+/// SIGPIPE. An ignored or blocked signal
 /// survives exec, so the app would never see `docker stop`, or die of a
 /// closed pipe.
 fn clean_signals() {

@@ -20,6 +20,8 @@ pub enum Kind {
     Http(probe::http::Spec),
     Postgres(probe::postgres::Spec),
     Redis(probe::redis::Spec),
+    Mysql(probe::mysql::Spec),
+    Amqp(probe::amqp::Spec),
 }
 
 /// One thing to wait for: its parsed form and the text the user wrote,
@@ -36,8 +38,7 @@ impl fmt::Display for Target {
     }
 }
 
-const SCHEMES: &str =
-    "kafka://, zk://, tcp://, http://, https://, postgres://, redis:// or rediss://";
+const SCHEMES: &str = "kafka://, zk://, tcp://, http://, https://, postgres://, redis://, rediss://, mysql://, amqp:// or amqps://";
 
 impl Target {
     /// Parses one target as the user wrote it. What it leaves unsafe or
@@ -74,9 +75,14 @@ impl Target {
             "tcp" => Kind::Tcp(probe::tcp::parse(what, rest)?),
             "http" => Kind::Http(probe::http::parse(what, rest, false, env)?),
             "https" => Kind::Http(probe::http::parse(what, rest, true, env)?),
-            "postgres" | "postgresql" => Kind::Postgres(probe::postgres::parse(what, rest, env)?),
+            "postgres" | "postgresql" => {
+                Kind::Postgres(probe::postgres::parse(what, rest, env, warnings)?)
+            }
             "redis" => Kind::Redis(probe::redis::parse(what, rest, false, env)?),
             "rediss" => Kind::Redis(probe::redis::parse(what, rest, true, env)?),
+            "mysql" => Kind::Mysql(probe::mysql::parse(what, rest, env)?),
+            "amqp" => Kind::Amqp(probe::amqp::parse(what, rest, false, env)?),
+            "amqps" => Kind::Amqp(probe::amqp::parse(what, rest, true, env)?),
             other => return Err(format!("{what}: unknown scheme '{other}' (use {SCHEMES})")),
         };
         Ok(Target {
@@ -94,6 +100,8 @@ impl Target {
             Kind::Http(spec) => probe::http::check(spec, attempt).await,
             Kind::Postgres(spec) => probe::postgres::check(spec, attempt).await,
             Kind::Redis(spec) => probe::redis::check(spec, attempt).await,
+            Kind::Mysql(spec) => probe::mysql::check(spec, attempt).await,
+            Kind::Amqp(spec) => probe::amqp::check(spec, attempt).await,
         }
     }
 }

@@ -387,18 +387,21 @@ pub fn describe(err: &io::Error) -> String {
 
 /// A database or cache target's URL after its scheme:
 /// `[USER@]HOST[:PORT][,HOST[:PORT]...][/PATH][?KEY=VALUE&...]`.
+/// USER and PATH are percent-decoded (`%2f` is the vhost `/`, `%40` an `@`
+/// in a user name), as libpq, redis-cli and the AMQP URI spec do.
 #[derive(Debug)]
 pub struct UserUrl<'a> {
-    pub user: Option<&'a str>,
+    pub user: Option<String>,
     pub hosts: Vec<HostPort>,
     /// After the first '/', without it ("" for none).
-    pub path: &'a str,
+    pub path: String,
     pub params: Vec<(&'a str, &'a str)>,
 }
 
-/// Splits what follows `postgres://` or `redis://`. A user may be named; a
-/// password never (`user:secret@`, `password=`): `passwords` says where
-/// they go instead. Hosts without a port get `default_port`.
+/// Splits what follows `postgres://`, `redis://`, `mysql://` or `amqp://`.
+/// A user may be named; a password never (`user:secret@`, `password=`):
+/// `passwords` says where they go instead. Hosts without a port get
+/// `default_port`.
 pub fn user_url<'a>(
     what: &str,
     rest: &'a str,
@@ -413,10 +416,10 @@ pub fn user_url<'a>(
             "{what}: a password does not go in the URL (it would show in ps and logs): {passwords}"
         ))
         }
-        Some((user, hosts)) => (Some(user), hosts),
+        Some((user, hosts)) => (Some(decode(what, user)?), hosts),
         None => (None, authority),
     };
-    if user.is_some_and(|u| u.is_empty() || u.chars().any(|c| c.is_control())) {
+    if user.as_ref().is_some_and(|u| u.is_empty()) {
         return Err(format!(
             "{what}: an empty user or one with control characters"
         ));
@@ -444,13 +447,125 @@ pub fn user_url<'a>(
         }
         params.push((key, value));
     }
-    if path.chars().any(|c| c.is_control()) {
-        return Err(format!("{what}: the path has control characters"));
-    }
     Ok(UserUrl {
         user,
         hosts,
-        path,
+        path: decode(what, path)?,
         params,
     })
+}
+
+/// `%XX` escapes decoded; the result must be UTF-8 text without control
+/// characters (a user or a database name is sent as text).
+fn decode(what: &str, s: &str) -> Result<String, String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut rest = s.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        rest = tail;
+        let byte = match b {
+            b'%' => {
+                let hex = rest.get(..2).and_then(|h| std::str::from_utf8(h).ok());
+                rest = rest.get(2..).unwrap_or_default();
+                hex.and_then(|h| u8::from_str_radix(h, 16).ok())
+            }
+            b => Some(b),
+        };
+        match byte {
+            Some(b) if !b.is_ascii_control() => out.push(b),
+            _ => return Err(bad_text(what, s)),
+        }
+    }
+    String::from_utf8(out).map_err(|_| bad_text(what, s))
+}
+
+fn bad_text(what: &str, s: &str) -> String {
+    format!(
+        "{what}: '{}' has control characters or is not valid percent-encoded text",
+        crate::log::shown(s, 100)
+    )
+}
+
+impl UserUrl<'_> {
+    /// The `tls=`, `ca=` and `password-file=` parameters, the only ones
+    /// mysql:// and amqp:// take: the server verified against the built-in
+    /// roots and `ca=`'s CA when `tls` (the scheme's default, as amqps://)
+    /// or `tls=true` or `ca=` says so; and the password file, if named.
+    pub fn tls_and_file(
+        &self,
+        what: &str,
+        mut tls: bool,
+    ) -> Result<(Option<crate::tls::Config>, Option<&str>), String> {
+        let (mut ca, mut file) = (None, None);
+        for &(key, value) in &self.params {
+            match (key, value) {
+                ("password-file", _) => file = Some(value),
+                ("ca", _) => (ca, tls) = (Some(value), true),
+                ("tls", "true") => tls = true,
+                ("tls", "false") => tls = false,
+                ("tls", _) => return Err(format!("{what}: tls= is true or false, not '{value}'")),
+                _ => {
+                    return Err(format!(
+                        "{what}: unknown parameter '{key}' (tls=, ca=, password-file=)"
+                    ))
+                }
+            }
+        }
+        let tls = match tls {
+            true => Some(crate::tls::Config::for_target(what, ca, true, true)?),
+            false => None,
+        };
+        Ok((tls, file))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WHERE: &str = "set KWAIT_X_PASSWORD";
+
+    #[test]
+    fn user_urls() {
+        let u = user_url("t", "app%40corp@db,[::1]:7/%2fv%20h/?a=b", 9, WHERE).unwrap();
+        assert_eq!(u.user.as_deref(), Some("app@corp"));
+        assert_eq!(u.hosts[0].to_string(), "db:9");
+        assert_eq!(u.hosts[1].to_string(), "[::1]:7");
+        assert_eq!(u.path, "/v h/");
+        assert_eq!(u.params, [("a", "b")]);
+        let u = user_url("t", "db:3", 9, WHERE).unwrap();
+        assert!(u.user.is_none() && u.path.is_empty());
+        assert!(u.tls_and_file("t", false).unwrap().0.is_none());
+        for (bad, needle) in [
+            ("u:hunter2@db", "KWAIT_X_PASSWORD"),
+            ("db?Password=hunter2", "KWAIT_X_PASSWORD"),
+            ("@db", "an empty user"),
+            ("db/%zz", "percent-encoded"),
+            ("db/%0a", "percent-encoded"),
+            ("db/%f", "percent-encoded"),
+            ("a%ff@db", "percent-encoded"),
+            ("::1", "brackets"),
+            ("db,", "an empty address"),
+        ] {
+            let err = user_url("t", bad, 9, WHERE).err().unwrap_or_default();
+            assert!(
+                err.contains(needle) && !err.contains("hunter2"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn tls_and_password_file_parameters() {
+        let u = user_url("t", "db?password-file=/p&tls=false", 9, WHERE).unwrap();
+        let (tls, file) = u.tls_and_file("t", true).unwrap();
+        assert!(tls.is_none() && file == Some("/p"));
+        for (bad, needle) in [
+            ("db?x=1", "unknown parameter 'x'"),
+            ("db?tls=yes", "not 'yes'"),
+        ] {
+            let u = user_url("t", bad, 9, WHERE).unwrap();
+            let err = u.tls_and_file("t", false).err().unwrap_or_default();
+            assert!(err.contains(needle), "{bad}: {err}");
+        }
+    }
 }

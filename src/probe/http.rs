@@ -53,11 +53,7 @@ async fn get(spec: &Spec, attempt: &Attempt) -> Result<(u16, String, Answer), Ou
     let tcp = attempt.connect(&spec.addr).await?;
     let mut stream: Stream = match &spec.tls {
         None => Box::new(tcp),
-        Some(config) => match crate::tls::connect(config, &spec.addr.host, tcp, attempt).await {
-            Ok(tls) => Box::new(tls),
-            Err(crate::tls::Failure::Fatal(r)) => return Err(Outcome::Fatal(r)),
-            Err(crate::tls::Failure::Retry(r)) => return Err(Outcome::NotReady(r)),
-        },
+        Some(config) => Box::new(crate::tls::connect(config, &spec.addr.host, tcp, attempt).await?),
     };
     let host = host_header(&spec.addr, spec.tls.is_some());
     let request = format!(

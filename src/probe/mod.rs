@@ -8,8 +8,10 @@
 //! peer that accepts and never answers ends the attempt, not kwait; the
 //! connection layer below them (`net`) knows how.
 
+pub mod amqp;
 pub mod http;
 pub mod kafka;
+pub mod mysql;
 pub mod postgres;
 pub mod race;
 pub mod redis;
@@ -28,5 +30,16 @@ pub enum Outcome {
 impl From<String> for Outcome {
     fn from(reason: String) -> Outcome {
         Outcome::NotReady(reason)
+    }
+}
+
+/// A TLS handshake that failed: a refused certificate is fatal, anything
+/// else is retried.
+impl From<crate::tls::Failure> for Outcome {
+    fn from(failure: crate::tls::Failure) -> Outcome {
+        match failure {
+            crate::tls::Failure::Fatal(r) => Outcome::Fatal(r),
+            crate::tls::Failure::Retry(r) => Outcome::NotReady(r),
+        }
     }
 }

@@ -8,11 +8,12 @@
 //! accepting connections) is not ready, with the server's words; any other
 //! SQLSTATE is up too (the server judged the login, so it serves); no
 //! answer is not ready. With a password (`KWAIT_POSTGRES_PASSWORD`,
-//! `PGPASSWORD`, `password-file=`) kwait logs in (trust, cleartext, MD5,
+//! `PGPASSWORD`, `password-file=`, or a line of libpq's password file:
+//! `PGPASSFILE`, else `~/.pgpass`, see [`pgpass`]) kwait logs in (trust, cleartext, MD5,
 //! SCRAM-SHA-256) and waits for ReadyForQuery in the named database; a
 //! wrong password, an unknown role or database is fatal, naming which.
 //!
-//! Not done: `.pgpass` and `PGPASSFILE`, GSSAPI/SSPI/Kerberos, channel
+//! Not done: GSSAPI/SSPI/Kerberos, channel
 //! binding (SCRAM-SHA-256-PLUS), libpq's default `sslmode=prefer` (kwait's
 //! default is `disable`; TLS is asked for with `sslmode=require` or
 //! `verify-full`, sent as an SSLRequest and then the TLS handshake on the
@@ -37,12 +38,19 @@ pub struct Spec {
     pub user: String,
     pub database: String,
     pub password: Option<Secret>,
+    /// Without `password`: each host's password from the password file.
+    pub pgpass: Vec<(HostPort, Secret)>,
     /// sslmode=require, verify-ca or verify-full.
     pub tls: Option<crate::tls::Config>,
 }
 
 /// Parses what follows `postgres://`; `what` names the target in errors.
-pub fn parse(what: &str, rest: &str, env: crate::net::Env) -> Result<Spec, String> {
+pub fn parse(
+    what: &str,
+    rest: &str,
+    env: crate::net::Env,
+    warnings: &mut Vec<String>,
+) -> Result<Spec, String> {
     let url = user_url(what, rest, 5432, PASSWORDS)?;
     let (mut sslmode, mut ca, mut file) = ("disable", None, None);
     for (key, value) in url.params {
@@ -73,7 +81,7 @@ pub fn parse(what: &str, rest: &str, env: crate::net::Env) -> Result<Spec, Strin
             ))
         }
     };
-    let user = url.user.unwrap_or("postgres");
+    let user = url.user.as_deref().unwrap_or("postgres");
     let database = match url.path.trim_end_matches('/') {
         "" => user,
         db => db,
@@ -82,50 +90,168 @@ pub fn parse(what: &str, rest: &str, env: crate::net::Env) -> Result<Spec, Strin
         return Err(format!("{what}: write one database after the hosts: /DB"));
     }
     let vars = ["KWAIT_POSTGRES_PASSWORD", "PGPASSWORD"];
+    let password = crate::secret::password(what, file, &vars, env)?;
+    let pgpass = match password {
+        Some(_) => Vec::new(),
+        None => pgpass(&url.hosts, database, user, env, warnings),
+    };
     Ok(Spec {
         hosts: url.hosts,
         user: user.to_string(),
         database: database.to_string(),
-        password: crate::secret::password(what, file, &vars, env)?,
+        password,
+        pgpass,
         tls,
     })
 }
 
+/// libpq's password file (`PGPASSFILE`, else `$HOME/.pgpass`), read as its
+/// `passwordFromFile` reads it: lines `host:port:database:user:password`,
+/// the first that matches wins, `*` matches any value in the first four
+/// fields, `\` escapes `:` and `\`, lines starting with `#` are comments.
+/// A file that is missing is no password; one that is not a regular file,
+/// or is open to group or others (not 0600 or stricter), is ignored with a
+/// warning, as libpq ignores it. Each host gets its own line, as in libpq.
+fn pgpass(
+    hosts: &[HostPort],
+    database: &str,
+    user: &str,
+    env: crate::net::Env,
+    warnings: &mut Vec<String>,
+) -> Vec<(HostPort, Secret)> {
+    use std::os::unix::fs::PermissionsExt;
+    let nonempty = |k| env(k).filter(|v| !v.is_empty());
+    let path = match (nonempty("PGPASSFILE"), nonempty("HOME")) {
+        (Some(file), _) => std::path::PathBuf::from(file),
+        (None, Some(home)) => std::path::Path::new(&home).join(".pgpass"),
+        (None, None) => return Vec::new(),
+    };
+    let shown = path.display();
+    let Ok(meta) = std::fs::metadata(&path) else {
+        return Vec::new();
+    };
+    let text = match meta.permissions().mode() & 0o077 {
+        _ if !meta.is_file() => Err(format!("{shown} is not a plain file")),
+        0 => crate::file::read(&path, &shown.to_string(), "too large for a password file")
+            .and_then(|b| String::from_utf8(b).map_err(|_| format!("{shown} is not UTF-8 text"))),
+        _ => Err(format!(
+            "{shown} has group or world access (chmod 0600 {shown}, as libpq asks)"
+        )),
+    };
+    let text = match text {
+        Ok(text) => text,
+        Err(why) => {
+            warnings.push(format!("password file {why}: ignored, as libpq ignores it"));
+            return Vec::new();
+        }
+    };
+    hosts
+        .iter()
+        .filter_map(|h| {
+            let port = h.port.to_string();
+            let found = pgpass_line(&text, [&h.host, &port, database, user])?;
+            Some((h.clone(), Secret(found)))
+        })
+        .collect()
+}
+
+/// The password of the first line of a password file's `text` whose first
+/// four fields match `want` (libpq's `pwdfMatchesString`, then the
+/// password de-escaped up to the next unescaped `:`). An empty password is
+/// none.
+fn pgpass_line(text: &str, want: [&str; 4]) -> Option<String> {
+    'lines: for line in text.lines() {
+        if line.starts_with('#') {
+            continue;
+        }
+        let mut rest = line;
+        for token in want {
+            match pgpass_field(rest, token) {
+                Some(after) => rest = after,
+                None => continue 'lines,
+            }
+        }
+        let mut password = String::new();
+        let mut chars = rest.chars();
+        while let Some(c) = chars.next() {
+            match (c, chars.clone().next()) {
+                (':', _) => break,
+                ('\\', Some(next)) => {
+                    password.push(next);
+                    chars.next();
+                }
+                (c, _) => password.push(c),
+            }
+        }
+        return Some(password).filter(|p| !p.is_empty());
+    }
+    None
+}
+
+/// What follows field `buf`'s `:` when the field is `*` or, unescaped,
+/// `token`; `None` when it does not match.
+fn pgpass_field<'a>(buf: &'a str, token: &str) -> Option<&'a str> {
+    if let Some(rest) = buf.strip_prefix("*:") {
+        return Some(rest);
+    }
+    let (b, t) = (buf.as_bytes(), token.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    while i < b.len() {
+        let escaped = b[i] == b'\\';
+        i += usize::from(escaped);
+        let c = *b.get(i)?;
+        if c == b':' && !escaped && j == t.len() {
+            return buf.get(i + 1..);
+        }
+        if t.get(j) != Some(&c) {
+            return None;
+        }
+        (i, j) = (i + 1, j + 1);
+    }
+    None
+}
+
+impl Spec {
+    /// The password for `addr`: the target's own, else its password-file line.
+    fn password_for(&self, addr: &HostPort) -> Option<&Secret> {
+        self.password
+            .as_ref()
+            .or_else(|| self.pgpass.iter().find(|(h, _)| h == addr).map(|(_, p)| p))
+    }
+}
+
 pub async fn check(spec: &Spec, attempt: &Attempt) -> Outcome {
     let hosts = attempt.rotation(&spec.hosts);
-    super::race::first_session(hosts, |addr| session(spec, addr, attempt)).await
+    super::race::first_session(hosts, &|addr| Box::pin(session(spec, addr, attempt))).await
 }
 
 /// One startup exchange: what shows the server up, or why not.
 async fn session(spec: &Spec, addr: &HostPort, attempt: &Attempt) -> Result<String, Outcome> {
     let mut tcp = attempt.connect(addr).await?;
-    let mut stream: Stream =
-        match &spec.tls {
-            None => Box::new(tcp),
-            Some(config) => {
-                // SSLRequest: length 8, code 80877103; one byte answers it.
-                let ssl_request = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
-                attempt
-                    .within("sending the SSLRequest", tcp.write_all(&ssl_request))
-                    .await?;
-                let answer = attempt
-                    .within("reading the SSLRequest's answer", tcp.read_u8())
-                    .await?;
-                match answer {
-                    b'S' => {}
-                    b'N' => return Err(Outcome::Fatal(
-                        "the server refuses TLS (ssl = off): turn ssl on, or use sslmode=disable"
-                            .into(),
-                    )),
-                    _ => return Err(Outcome::NotReady(not_postgres(&[answer]))),
-                }
-                match crate::tls::connect(config, &addr.host, tcp, attempt).await {
-                    Ok(tls) => Box::new(tls),
-                    Err(crate::tls::Failure::Fatal(r)) => return Err(Outcome::Fatal(r)),
-                    Err(crate::tls::Failure::Retry(r)) => return Err(Outcome::NotReady(r)),
-                }
+    if spec.tls.is_some() {
+        // SSLRequest: length 8, code 80877103; one byte answers it.
+        let ssl_request = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+        attempt
+            .within("sending the SSLRequest", tcp.write_all(&ssl_request))
+            .await?;
+        let answer = attempt
+            .within("reading the SSLRequest's answer", tcp.read_u8())
+            .await?;
+        match answer {
+            b'S' => {}
+            b'N' => {
+                return Err(Outcome::Fatal(
+                    "the server refuses TLS (ssl = off): turn ssl on, or use sslmode=disable"
+                        .into(),
+                ))
             }
-        };
+            _ => return Err(Outcome::NotReady(not_postgres(&[answer]))),
+        }
+    }
+    let mut stream: Stream = match &spec.tls {
+        None => Box::new(tcp),
+        Some(config) => Box::new(crate::tls::connect(config, &addr.host, tcp, attempt).await?),
+    };
     // Protocol 3.0, then the parameters, each name and value NUL-ended.
     let mut startup = vec![0, 3, 0, 0];
     for (key, value) in [
@@ -141,6 +267,7 @@ async fn session(spec: &Spec, addr: &HostPort, attempt: &Attempt) -> Result<Stri
     startup.push(0);
     send(&mut stream, None, startup, attempt).await?;
 
+    let password = spec.password_for(addr);
     let mut sasl: Option<crate::sasl::Exchange> = None;
     let mut first = true;
     loop {
@@ -152,7 +279,7 @@ async fn session(spec: &Spec, addr: &HostPort, attempt: &Attempt) -> Result<Stri
                     Some((code, data)) => (u32::from_be_bytes(*code), data),
                     None => return Err(Outcome::NotReady(not_postgres(&body))),
                 };
-                let Some(password) = &spec.password else {
+                let Some(password) = password else {
                     // internal_ping: an authentication request means up.
                     return Ok(match code {
                         0 => "accepted the connection (pg_isready's rule)".into(),
@@ -166,7 +293,7 @@ async fn session(spec: &Spec, addr: &HostPort, attempt: &Attempt) -> Result<Stri
                     send(&mut stream, Some(b'p'), reply, attempt).await?;
                 }
             }
-            b'E' => return Err(refused(spec, &body)),
+            b'E' => return Err(refused(spec, password.is_some(), &body)),
             b'Z' => {
                 let _ = send(&mut stream, Some(b'X'), Vec::new(), attempt).await;
                 return Ok(format!(
@@ -248,14 +375,14 @@ fn authenticate(
 }
 
 /// An ErrorResponse, judged: which SQLSTATEs are fatal, which wait.
-fn refused(spec: &Spec, body: &[u8]) -> Outcome {
+fn refused(spec: &Spec, login: bool, body: &[u8]) -> Outcome {
     let code = field(body, b'C').unwrap_or_default();
     let said = crate::log::shown(&field(body, b'M').unwrap_or_default(), 200);
     let said = format!("{said} (SQLSTATE {code})");
     if code == "57P03" {
         return Outcome::NotReady(said);
     }
-    if spec.password.is_none() {
+    if !login {
         // internal_ping: any other SQLSTATE means the server judged the
         // login, so it is up (a role or database not there yet included).
         // A bare 53300 (too many connections) is up for pg_isready too.
@@ -267,7 +394,7 @@ fn refused(spec: &Spec, body: &[u8]) -> Outcome {
     }
     match code.as_str() {
         "28P01" => Outcome::Fatal(format!(
-            "{said}: wrong password for user {}: check KWAIT_POSTGRES_PASSWORD, PGPASSWORD or password-file=",
+            "{said}: wrong password for user {}: check KWAIT_POSTGRES_PASSWORD, PGPASSWORD, password-file= or the password file (PGPASSFILE, ~/.pgpass)",
             spec.user
         )),
         "3D000" => Outcome::Fatal(format!(
@@ -424,10 +551,10 @@ mod tests {
     #[test]
     fn targets() {
         let env = |_: &str| None;
-        let s = parse("t", "app@db/orders?sslmode=disable", &env).unwrap();
+        let s = parse("t", "app@db/orders?sslmode=disable", &env, &mut Vec::new()).unwrap();
         assert_eq!((s.user.as_str(), s.database.as_str()), ("app", "orders"));
         assert_eq!(s.hosts[0].to_string(), "db:5432");
-        let s = parse("t", "a:1,[::1]", &env).unwrap();
+        let s = parse("t", "a:1,[::1]", &env, &mut Vec::new()).unwrap();
         assert_eq!(
             (s.user.as_str(), s.database.as_str()),
             ("postgres", "postgres")
@@ -441,11 +568,83 @@ mod tests {
             ("db?ca=/x", "needs TLS"),
             ("db/a/b", "one database"),
         ] {
-            let err = parse("t", bad, &env).unwrap_err();
+            let err = parse("t", bad, &env, &mut Vec::new()).unwrap_err();
             assert!(
                 err.contains(needle) && !err.contains("hunter2"),
                 "{bad}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn password_file_lines_as_libpq_reads_them() {
+        let want = ["db", "5432", "app", "u:x"];
+        let line = |text: &str| pgpass_line(text, want);
+        assert_eq!(line("db:5432:app:u\\:x:pw").as_deref(), Some("pw"));
+        assert_eq!(line("*:*:*:*:p\\:w\\\\d:tail").as_deref(), Some("p:w\\d"));
+        assert_eq!(
+            line("#db:5432:app:u\\:x:no\n*:5432:*:u\\:x:yes").as_deref(),
+            Some("yes")
+        );
+        assert_eq!(
+            line("db:5433:app:u\\:x:no\r\ndb:*:app:*:yes\r\n").as_deref(),
+            Some("yes")
+        );
+        assert_eq!(
+            line("d*:5432:app:u\\:x:no"),
+            None,
+            "* is a wildcard only alone"
+        );
+        assert_eq!(
+            line("db:5432:app:u\\:x:"),
+            None,
+            "an empty password is none"
+        );
+        assert_eq!(line("db:5432:app:u\\:x:a\\"), Some("a\\".into()));
+        for n in 0.."db:5432:app:u\\:x:pw".len() {
+            let _ = line(&"db:5432:app:u\\:x:pw"[..n]);
+        }
+    }
+
+    #[test]
+    fn password_file_is_found_checked_and_per_host() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("kwait-pgpass-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join(".pgpass");
+        std::fs::write(&file, "a:5432:app:app:one\nb:7:*:app:two\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let home = dir.clone().into_os_string();
+        let env = |k: &str| (k == "HOME").then(|| home.clone());
+        let mut warnings = Vec::new();
+        let s = parse("t", "app@a,b:7,c/app", &env, &mut warnings).unwrap();
+        assert!(warnings.is_empty() && s.password.is_none());
+        let got: Vec<_> = s
+            .hosts
+            .iter()
+            .map(|h| s.password_for(h).map(Secret::expose))
+            .collect();
+        assert_eq!(got, [Some("one"), Some("two"), None]);
+        // PGPASSWORD wins over the file.
+        let both = |k: &str| match k {
+            "PGPASSWORD" => Some("env".into()),
+            _ => env(k),
+        };
+        let s = parse("t", "app@a/app", &both, &mut warnings).unwrap();
+        assert_eq!(s.password_for(&s.hosts[0]).map(Secret::expose), Some("env"));
+        // Group-readable: ignored, with a warning that says how to fix it.
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let named = file.clone().into_os_string();
+        let pgpassfile = |k: &str| (k == "PGPASSFILE").then(|| named.clone());
+        let s = parse("t", "app@a/app", &pgpassfile, &mut warnings).unwrap();
+        assert!(s.pgpass.is_empty());
+        assert!(
+            warnings.len() == 1 && warnings[0].contains("chmod 0600"),
+            "{warnings:?}"
+        );
+        // Missing: no password, no warning.
+        std::fs::remove_dir_all(&dir).unwrap();
+        let s = parse("t", "app@a/app", &pgpassfile, &mut warnings).unwrap();
+        assert!(s.pgpass.is_empty() && warnings.len() == 1);
     }
 }

@@ -17,21 +17,24 @@ use crate::net::HostPort;
 /// How long one address has alone before the next one starts beside it.
 pub const STAGGER: Duration = Duration::from_millis(250);
 
+/// One address's attempt, boxed: the race below is compiled once, not once
+/// per kind (kwait's no-TLS build is held to 1 MiB).
+pub type One<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
 /// The first `Ready` of `check` over `hosts`, or the first `Fatal`; when
 /// every address is not ready, each one's reason, in order.
-pub async fn first_ready<'a, F, Fut>(hosts: Vec<&'a HostPort>, check: F) -> Outcome
-where
-    F: Fn(&'a HostPort) -> Fut,
-    Fut: Future<Output = Outcome> + 'a,
-{
-    let mut running: Vec<(usize, Pin<Box<Fut>>)> = Vec::new();
+pub async fn first_ready<'a>(
+    hosts: Vec<&'a HostPort>,
+    check: &(dyn Fn(&'a HostPort) -> One<'a, Outcome> + Sync),
+) -> Outcome {
+    let mut running: Vec<(usize, One<'a, Outcome>)> = Vec::new();
     let mut reasons: Vec<(usize, String)> = Vec::new();
     let mut next = 0;
     let stagger = sleep(STAGGER);
     tokio::pin!(stagger);
     loop {
         if next < hosts.len() && (running.is_empty() || stagger.is_elapsed()) {
-            running.push((next, Box::pin(check(hosts[next]))));
+            running.push((next, check(hosts[next])));
             next += 1;
             stagger.as_mut().reset(Instant::now() + STAGGER);
         }
@@ -70,21 +73,20 @@ where
 /// [`first_ready`] for kinds whose one attempt at an address is a session
 /// that either serves (what it saw) or not: each outcome is prefixed with
 /// the address it is about.
-pub async fn first_session<'a, F, Fut>(hosts: Vec<&'a HostPort>, session: F) -> Outcome
-where
-    F: Fn(&'a HostPort) -> Fut,
-    Fut: Future<Output = Result<String, Outcome>> + 'a,
-{
-    first_ready(hosts, |addr| {
+pub async fn first_session<'a>(
+    hosts: Vec<&'a HostPort>,
+    session: &(dyn Fn(&'a HostPort) -> One<'a, Result<String, Outcome>> + Sync),
+) -> Outcome {
+    first_ready(hosts, &|addr| {
         let attempt = session(addr);
-        async move {
+        Box::pin(async move {
             match attempt.await {
                 Ok(ready) => Outcome::Ready(format!("{addr}: {ready}")),
                 Err(Outcome::NotReady(r)) => Outcome::NotReady(format!("{addr}: {r}")),
                 Err(Outcome::Fatal(r)) => Outcome::Fatal(format!("{addr}: {r}")),
                 Err(ready) => ready,
             }
-        }
+        })
     })
     .await
 }

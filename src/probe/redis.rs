@@ -66,7 +66,7 @@ pub fn parse(what: &str, rest: &str, tls: bool, env: crate::net::Env) -> Result<
         };
     let password =
         crate::secret::password(what, file, &["KWAIT_REDIS_PASSWORD", "REDISCLI_AUTH"], env)?;
-    if let (Some(user), None) = (url.user, &password) {
+    if let (Some(user), None) = (&url.user, &password) {
         return Err(format!(
             "{what}: the user {user} needs a password: {PASSWORDS}"
         ));
@@ -77,7 +77,7 @@ pub fn parse(what: &str, rest: &str, tls: bool, env: crate::net::Env) -> Result<
     };
     Ok(Spec {
         hosts: url.hosts,
-        user: url.user.map(str::to_string),
+        user: url.user,
         password,
         db,
         master,
@@ -87,7 +87,7 @@ pub fn parse(what: &str, rest: &str, tls: bool, env: crate::net::Env) -> Result<
 
 pub async fn check(spec: &Spec, attempt: &Attempt) -> Outcome {
     let hosts = attempt.rotation(&spec.hosts);
-    super::race::first_session(hosts, |addr| session(spec, addr, attempt)).await
+    super::race::first_session(hosts, &|addr| Box::pin(session(spec, addr, attempt))).await
 }
 
 /// A reply, as far as kwait reads one.
@@ -106,11 +106,7 @@ async fn session(spec: &Spec, addr: &HostPort, attempt: &Attempt) -> Result<Stri
     let tcp = attempt.connect(addr).await?;
     let stream: Stream = match &spec.tls {
         None => Box::new(tcp),
-        Some(config) => match crate::tls::connect(config, &addr.host, tcp, attempt).await {
-            Ok(tls) => Box::new(tls),
-            Err(crate::tls::Failure::Fatal(r)) => return Err(Outcome::Fatal(r)),
-            Err(crate::tls::Failure::Retry(r)) => return Err(Outcome::NotReady(r)),
-        },
+        Some(config) => Box::new(crate::tls::connect(config, &addr.host, tcp, attempt).await?),
     };
     let mut conn = Conn {
         stream,

@@ -16,7 +16,7 @@ use crate::zk::Session;
 
 pub async fn check(spec: &Spec, attempt: &Attempt) -> Outcome {
     let hosts = attempt.rotation(&spec.hosts);
-    super::race::first_ready(hosts, |addr| session(spec, addr, attempt)).await
+    super::race::first_ready(hosts, &|addr| Box::pin(session(spec, addr, attempt))).await
 }
 
 async fn session(spec: &Spec, addr: &HostPort, attempt: &Attempt) -> Outcome {

@@ -21,6 +21,7 @@
 //! re-exported from `peers/mod.rs`; a test file keeps only the helpers of
 //! its own tests.
 
+mod amqp;
 mod bootstrap;
 mod broker_health;
 mod cli;
@@ -32,6 +33,7 @@ mod exec_errors;
 mod http_redirect;
 mod kafka;
 mod missing_topics;
+mod mysql;
 mod peers;
 mod postgres;
 mod probe;

@@ -7,7 +7,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::peers::{
-    free_port, kwait_with, pg_bin, run_kwait, Certs, Done, Fake, PgOptions, Postgres, Waiting,
+    free_port, kwait_with, pg_bin, run_kwait, Certs, Done, Fake, PgOptions, Postgres, TempDir,
+    Waiting,
 };
 
 const LONG: Duration = Duration::from_secs(40);
@@ -65,6 +66,44 @@ fn every_password_method_logs_in_and_reaches_ready_for_query() {
     // PGPASSWORD, libpq's own variable, and password-file= work too.
     let target = format!("postgres://scramuser@127.0.0.1:{port}/app");
     probe(&target, &[("PGPASSWORD", Postgres::PASSWORD)]).expect(0, &["ReadyForQuery"]);
+}
+
+/// libpq's password file, as psql reads it: PGPASSFILE, else ~/.pgpass;
+/// `*` and `\` escapes; ignored, with a warning, unless 0600 or stricter.
+#[test]
+fn the_password_file_is_read_as_libpq_reads_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let pg = Postgres::start(free_port(), &PgOptions::default());
+    pg.wait_ready();
+    let port = pg.port();
+    let dir = TempDir::new("pgpass");
+    let file = dir.path().join(".pgpass");
+    let write = |text: &str, mode: u32| {
+        std::fs::write(&file, text).expect("write .pgpass");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    };
+    let pw = Postgres::PASSWORD.replace('\\', "\\\\").replace(':', "\\:");
+    write(
+        &format!(
+            "# kwait's test\n127.0.0.1:{port}:app:md5user:not-it\n*:{port}:*:scramuser:{pw}\n"
+        ),
+        0o600,
+    );
+    let home = dir.path().to_str().expect("utf-8 temp dir");
+    let target = format!("postgres://scramuser@127.0.0.1:{port}/app");
+    probe(&target, &[("HOME", home)]).expect(0, &["logged in as scramuser to database app"]);
+    // The first matching line wins, and a wrong password there is fatal.
+    let target = format!("postgres://md5user@127.0.0.1:{port}/app");
+    let done = probe(&target, &[("PGPASSFILE", file.to_str().expect("utf-8"))]);
+    done.expect(1, &["28P01", "wrong password", "md5user", "PGPASSFILE"]);
+    assert!(!done.stderr.contains("not-it"), "{}", done.stderr);
+    // Readable by the group: ignored with a warning, so pg_isready's rule.
+    write(&format!("*:*:*:*:{pw}\n"), 0o640);
+    let done = probe(&target, &[("HOME", home)]);
+    done.expect(
+        0,
+        &["group or world access", "chmod 0600", "pg_isready's rule"],
+    );
 }
 
 #[test]

@@ -39,11 +39,13 @@ pub async fn check(spec: &Spec, attempt: &Attempt) -> Outcome {
 
 async fn ready(spec: &Spec, attempt: &Attempt) -> Result<String, Outcome> {
     let hosts = attempt.rotation(&spec.bootstrap);
-    let outcome = super::race::first_ready(hosts, |addr| async move {
-        match rungs(spec, addr, attempt).await {
-            Ok(seen) => Outcome::Ready(seen),
-            Err(outcome) => outcome,
-        }
+    let outcome = super::race::first_ready(hosts, &|addr| {
+        Box::pin(async move {
+            match rungs(spec, addr, attempt).await {
+                Ok(seen) => Outcome::Ready(seen),
+                Err(outcome) => outcome,
+            }
+        })
     })
     .await;
     match outcome {

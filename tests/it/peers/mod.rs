@@ -953,7 +953,29 @@ fn tail(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+mod mysql;
 mod postgres;
+mod rabbitmq;
 mod redis;
+pub use mysql::{MariaDb, MYSQL_PASSWORD};
 pub use postgres::{pg_bin, PgOptions, Postgres};
+pub use rabbitmq::{RabbitMq, AMQP_PASSWORD};
 pub use redis::Redis;
+
+/// A server that, on every connection, reads `first` bytes (0: none),
+/// writes `reply` and keeps the connection open a while: the hostile peers
+/// no real server is on demand (a huge length prefix, a cut packet).
+pub fn hostile(first: usize, reply: Vec<u8>) -> String {
+    let (listener, target) = listener();
+    let addr = target.trim_start_matches("tcp://").to_owned();
+    thread::spawn(move || {
+        for conn in listener.incoming().take(16) {
+            let Ok(mut conn) = conn else { return };
+            let mut buf = vec![0; first];
+            let _ = conn.read_exact(&mut buf);
+            let _ = conn.write_all(&reply);
+            thread::sleep(Duration::from_millis(300));
+        }
+    });
+    addr
+}
