@@ -33,8 +33,12 @@ pub fn line(level: Level, args: Arguments<'_>) {
     if !enabled(level) {
         return;
     }
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "kwait: {args}");
+    // One write per line: stderr is unbuffered, and a line written in
+    // pieces costs a system call each and can interleave with the app's own
+    // output on the same pipe.
+    let mut text = String::with_capacity(128);
+    let _ = writeln!(text, "kwait: {args}");
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
 /// Text from a peer (a host name, a znode's bytes) as it may go into a log

@@ -211,7 +211,6 @@ pub fn run(command: &[OsString], opts: &Options, signals: &Signals) -> Exit {
     // The prepared argv and environment: the app has its own copy.
     drop(prepared);
     info!("started {} (pid {pid})", quoted(command));
-    shed_startup_pages();
     Supervisor {
         pid,
         opts,
@@ -226,6 +225,7 @@ pub fn run(command: &[OsString], opts: &Options, signals: &Signals) -> Exit {
         termed: Vec::new(),
         ended_at: None,
         held: Vec::new(),
+        shed: false,
     }
     .run(signals)
 }
@@ -351,47 +351,35 @@ fn quoted(command: &[OsString]) -> String {
 /// Gives back the memory of code kwait will not run again. Parsing, the
 /// Kafka, ZooKeeper and TLS clients are most of the binary, and the kernel
 /// maps a binary's pages in generously (fault-around), so a supervising
-/// kwait would otherwise keep over a megabyte of them resident for the
-/// app's whole life. Only mappings of kwait's own file that are read-only
-/// and hold no private copy of any page (`Anonymous: 0 kB` in smaps: never
-/// written, e.g. not relocated) are dropped: they stay in the page cache
-/// and come back, unchanged, on the next touch.
+/// kwait would otherwise keep them resident for the app's whole life. What
+/// is dropped is kwait's read-only image, from its ELF header to the end of
+/// its code (the linker's `__ehdr_start` and `etext`): the binary is static
+/// and not position-independent, so nothing there was ever written (no
+/// relocations) and those pages stay in the page cache, to come back,
+/// unchanged, on the next touch. Writable data lies after `etext` and is
+/// not touched. (Reading /proc/self/smaps to find the mappings cost more
+/// than the whole supervised start of `kwait -- true`.)
 fn shed_startup_pages() {
-    let Ok(exe) = std::fs::read_link("/proc/self/exe") else {
+    extern "C" {
+        static __ehdr_start: u8;
+        static etext: u8;
+    }
+    const PAGE: usize = 4096;
+    // Only the symbols' addresses are taken; the linker defines both.
+    let (start, end) = (
+        std::ptr::addr_of!(__ehdr_start) as usize,
+        std::ptr::addr_of!(etext) as usize,
+    );
+    // The last partial page of code may share its page with what follows.
+    let end = end & !(PAGE - 1);
+    if start % PAGE != 0 || end <= start {
         return;
-    };
-    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
-        return;
-    };
-    let mut candidate = None;
-    for line in smaps.lines() {
-        let mut fields = line.split_whitespace();
-        let Some(first) = fields.next() else { continue };
-        if let Some((start, end)) = first.split_once('-') {
-            // "start-end perms offset dev inode path": a mapping's header.
-            let perms = fields.next().unwrap_or("w");
-            let ours = fields.nth(3).map(std::path::Path::new) == Some(exe.as_path());
-            candidate = match (
-                usize::from_str_radix(start, 16),
-                usize::from_str_radix(end, 16),
-            ) {
-                (Ok(start), Ok(end)) if ours && !perms.contains('w') => Some((start, end)),
-                _ => None,
-            };
-        } else if first == "Anonymous:" {
-            if let (Some((start, end)), Some("0")) = (candidate.take(), fields.next()) {
-                // SAFETY: MADV_DONTNEED on a read-only, file-backed private
-                // mapping without private pages only unmaps page-cache pages;
-                // the next access faults the same bytes in again from the file.
-                unsafe {
-                    libc::madvise(
-                        start as *mut libc::c_void,
-                        end.saturating_sub(start),
-                        libc::MADV_DONTNEED,
-                    );
-                }
-            }
-        }
+    }
+    // SAFETY: MADV_DONTNEED on private, file-backed, never-written pages
+    // only unmaps page-cache pages; the next access faults the same bytes in
+    // again from the file.
+    unsafe {
+        libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
     }
 }
 
@@ -492,6 +480,8 @@ struct Supervisor<'a> {
     remnants_termed: bool,
     /// Leftover pids already seen (and signalled) after the app's exit, sorted.
     termed: Vec<i32>,
+    /// Whether the start-up's pages were given back (the first quiet tick).
+    shed: bool,
     /// When the main child was reaped.
     ended_at: Option<Instant>,
     /// Signals that arrived during `--drain-delay`, as received and as to
@@ -508,8 +498,15 @@ impl Supervisor<'_> {
                 Phase::Delaying { until, .. } => until,
                 Phase::Draining { kill_at } => kill_at,
             };
-            if let Some(signo) = signals.next(wake.saturating_duration_since(now).min(TICK)) {
-                self.on_signal(signo);
+            match signals.next(wake.saturating_duration_since(now).min(TICK)) {
+                Some(signo) => self.on_signal(signo),
+                None if !self.shed && self.end.is_none() => {
+                    // A quiet tick: the app is up and kwait idles; an app
+                    // that exits at once (`kwait -- true`) pays nothing.
+                    shed_startup_pages();
+                    self.shed = true;
+                }
+                None => {}
             }
             let all_gone = self.reap();
             if let Some(end) = self.end {
