@@ -211,6 +211,7 @@ pub fn run(command: &[OsString], opts: &Options, signals: &Signals) -> Exit {
     // The prepared argv and environment: the app has its own copy.
     drop(prepared);
     info!("started {} (pid {pid})", quoted(command));
+    shed_startup_pages();
     Supervisor {
         pid,
         opts,
@@ -225,7 +226,6 @@ pub fn run(command: &[OsString], opts: &Options, signals: &Signals) -> Exit {
         termed: Vec::new(),
         ended_at: None,
         held: Vec::new(),
-        shed: false,
     }
     .run(signals)
 }
@@ -480,8 +480,6 @@ struct Supervisor<'a> {
     remnants_termed: bool,
     /// Leftover pids already seen (and signalled) after the app's exit, sorted.
     termed: Vec<i32>,
-    /// Whether the start-up's pages were given back (the first quiet tick).
-    shed: bool,
     /// When the main child was reaped.
     ended_at: Option<Instant>,
     /// Signals that arrived during `--drain-delay`, as received and as to
@@ -498,15 +496,8 @@ impl Supervisor<'_> {
                 Phase::Delaying { until, .. } => until,
                 Phase::Draining { kill_at } => kill_at,
             };
-            match signals.next(wake.saturating_duration_since(now).min(TICK)) {
-                Some(signo) => self.on_signal(signo),
-                None if !self.shed && self.end.is_none() => {
-                    // A quiet tick: the app is up and kwait idles; an app
-                    // that exits at once (`kwait -- true`) pays nothing.
-                    shed_startup_pages();
-                    self.shed = true;
-                }
-                None => {}
+            if let Some(signo) = signals.next(wake.saturating_duration_since(now).min(TICK)) {
+                self.on_signal(signo);
             }
             let all_gone = self.reap();
             if let Some(end) = self.end {
