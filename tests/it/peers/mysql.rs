@@ -27,8 +27,15 @@ impl MariaDb {
         need("mariadbd");
         let dir = TempDir::new("mariadb");
         let data = dir.path().join("data");
+        // Its own tmpdir: the bootstrap's temporary tables live there, and a
+        // shared /tmp let one run lose them ("Could not remove temporary
+        // table ... error: 2", then "Unknown table 'mysql.tmp_user_sys'").
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir(&tmp).expect("create the tmpdir");
+        let tmpdir = format!("--tmpdir={}", tmp.display());
         let out = Command::new("mariadb-install-db")
             .arg(format!("--datadir={}", data.display()))
+            .arg(&tmpdir)
             .args([
                 "--user=root",
                 "--skip-test-db",
@@ -50,6 +57,7 @@ impl MariaDb {
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--socket={}", dir.path().join("sock").display()))
             .arg(format!("--port={port}"))
+            .arg(&tmpdir)
             .arg(format!("--init-file={}", init.display()))
             .arg(format!("--log-error={}", log.display()))
             .arg(format!("--pid-file={}", dir.path().join("pid").display()))
