@@ -14,6 +14,7 @@ mod cli;
 mod exec;
 mod exit;
 mod file;
+mod heap;
 mod json;
 mod kafka;
 mod log;
@@ -45,6 +46,9 @@ use crate::cli::{Plan, Stop};
 use crate::exit::Exit;
 use crate::log::{error, info, warning};
 use crate::signals::Signals;
+
+#[global_allocator]
+static HEAP: heap::Heap = heap::Heap::new();
 
 fn main() -> ExitCode {
     // Before anything else: a signal that arrives before kwait reads it must
