@@ -9,7 +9,7 @@ use std::ffi::OsString;
 use std::time::Duration;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::clean;
 use crate::log::{self, Level};
@@ -54,6 +54,8 @@ Targets:
 
 Exit codes: 0 ready, 124 timed out, 1 failed, 2 usage error,
   126/127 COMMAND not executable/not found, otherwise COMMAND's own status.";
+
+const PROBE_ABOUT: &str = "One check of each TARGET, for Docker HEALTHCHECK and Kubernetes exec probes: exit 0 when all are ready, 1 otherwise.";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -154,7 +156,7 @@ enum Mode {
     /// One check of each TARGET, for Docker HEALTHCHECK and Kubernetes exec probes
     #[command(
         override_usage = "kwait probe [OPTIONS] TARGET...",
-        about = "One check of each TARGET, for Docker HEALTHCHECK and Kubernetes exec probes: exit 0 when all are ready, 1 otherwise."
+        about = PROBE_ABOUT
     )]
     Probe(ProbeArgs),
 }
@@ -168,6 +170,23 @@ struct ProbeArgs {
     /// Nothing: a probe runs no COMMAND (refused with a message)
     #[arg(last = true, hide = true)]
     command: Vec<OsString>,
+}
+
+/// `kwait probe ...` alone (probe standing for the program's name): the
+/// same options and help as the `probe` subcommand, without building
+/// kwait's whole command line for every health check.
+#[derive(Parser, Debug)]
+#[command(
+    name = "kwait probe",
+    override_usage = "kwait probe [OPTIONS] TARGET...",
+    about = PROBE_ABOUT
+)]
+struct ProbeCli {
+    #[command(flatten)]
+    args: ProbeArgs,
+
+    #[command(flatten)]
+    common: Common,
 }
 
 /// The environment twins of options: the variable, the option's clap id,
@@ -198,6 +217,10 @@ const PROBE_TWINS: &[(&str, &str, bool)] = &[
     ("KWAIT_QUIET", "quiet", true),
     ("KWAIT_VERBOSE", "verbose", true),
 ];
+
+/// The variables whose values were passed as options, each with the
+/// option's long name: for "the value came from ..." in an error.
+type FromEnv = Vec<(&'static str, String)>;
 
 /// What kwait was asked to do, validated. Made once, moved once: its
 /// size does not matter.
@@ -274,23 +297,73 @@ pub fn parse<I: IntoIterator<Item = OsString>>(
             Stop::Usage(message)
         }
     };
-    let var = |name: &str| -> Result<Option<String>, Stop> {
-        match env(name) {
-            None => Ok(None),
-            Some(value) => match value.into_string() {
-                Ok(text) if text.trim().is_empty() => Ok(None),
-                Ok(text) => Ok(Some(text)),
-                Err(_) => Err(usage(format!(
-                    "{name} is set to bytes that are not UTF-8 text: fix or unset it"
-                ))),
-            },
+    let var = |name: &str| env_text(&env, name, probing);
+
+    // The twins of the options the command line does not give, as
+    // options of their own (`--timeout=VALUE`), and where each came from.
+    let twin_args = |given: &clap::ArgMatches,
+                     command: &clap::Command,
+                     twins: &[(&'static str, &str, bool)]|
+     -> Result<(Vec<OsString>, FromEnv), Stop> {
+        let mut args: Vec<OsString> = Vec::new();
+        let mut from_env = Vec::new();
+        for &(name, id, flag) in twins {
+            let on_argv = given.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+            let Some(value) = var(name)? else { continue };
+            if on_argv {
+                continue;
+            }
+            let long = command
+                .get_arguments()
+                .find(|a| a.get_id() == id)
+                .and_then(|a| a.get_long())
+                .unwrap_or(id)
+                .to_string();
+            if flag {
+                if !falsey(&value) {
+                    args.push(format!("--{long}").into());
+                    from_env.push((name, long));
+                }
+            } else {
+                args.push(format!("--{long}={value}").into());
+                from_env.push((name, long));
+            }
         }
+        Ok((args, from_env))
     };
 
+    if argv.get(1).is_some_and(|a| a == "probe") {
+        // `kwait probe ...`, the form health checks run: a parser of
+        // probe's own options alone, far smaller than kwait's whole
+        // command line (building and parsing that was 60 % of a probe's
+        // instructions, and most of its heap; callgrind). `probe` stands
+        // where clap expects the program's name.
+        let mut command = ProbeCli::command();
+        let probe_argv = &argv[1..];
+        let cli_only = command
+            .try_get_matches_from_mut(probe_argv)
+            .map_err(|err| stop(&err, &[], true))?;
+        let (twins, from_env) = twin_args(&cli_only, &command, PROBE_TWINS)?;
+        let cli = if twins.is_empty() {
+            ProbeCli::from_arg_matches(&cli_only)
+        } else {
+            let mut full = vec![probe_argv[0].clone()];
+            full.extend(twins);
+            full.extend(probe_argv[1..].iter().cloned());
+            command
+                .try_get_matches_from_mut(&full)
+                .and_then(|matches| ProbeCli::from_arg_matches(&matches))
+        }
+        .map_err(|err| stop(&err, &from_env, true))?;
+        return probe_plan(&cli.common, &cli.args, &from_env, &env);
+    }
+
     // Once for the command line alone, to know which options it gives;
-    // then again with the twins of the others put before it.
-    let cli_only = Cli::command()
-        .try_get_matches_from(&argv)
+    // then again with the twins of the others put before it, if any are
+    // set. One Command, built once.
+    let mut command = Cli::command();
+    let cli_only = command
+        .try_get_matches_from_mut(&argv)
         .map_err(|err| stop(&err, &[], probing))?;
     let (twins, given) = match cli_only.subcommand_matches("probe") {
         Some(sub) => {
@@ -312,42 +385,30 @@ pub fn parse<I: IntoIterator<Item = OsString>>(
         }
         None => (WAIT_TWINS, &cli_only),
     };
-    let mut from_env: Vec<(&str, String)> = Vec::new();
-    let mut full: Vec<OsString> = vec![argv[0].clone()];
-    let mut twin_args: Vec<OsString> = Vec::new();
-    for &(name, id, flag) in twins {
-        let on_argv = given.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
-        let Some(value) = var(name)? else { continue };
-        if on_argv {
-            continue;
-        }
-        let long = Cli::command()
-            .get_arguments()
-            .find(|a| a.get_id() == id)
-            .and_then(|a| a.get_long())
-            .unwrap_or(id)
-            .to_string();
-        if flag {
-            if !falsey(&value) {
-                twin_args.push(format!("--{long}").into());
-                from_env.push((name, long));
-            }
-        } else {
-            twin_args.push(format!("--{long}={value}").into());
-            from_env.push((name, long));
-        }
-    }
-    if probing {
-        // After `probe`: its own options there.
-        let at = argv.iter().position(|a| a == "probe").unwrap_or(1);
-        full.extend(argv[1..=at].iter().cloned());
-        full.extend(twin_args);
-        full.extend(argv[at + 1..].iter().cloned());
+    let (twins, from_env) = twin_args(given, &command, twins)?;
+    let cli = if twins.is_empty() {
+        Cli::from_arg_matches(&cli_only)
     } else {
-        full.extend(twin_args);
-        full.extend(argv[1..].iter().cloned());
+        let mut full: Vec<OsString> = vec![argv[0].clone()];
+        if probing {
+            // After `probe`: its own options there.
+            let at = argv.iter().position(|a| a == "probe").unwrap_or(1);
+            full.extend(argv[1..=at].iter().cloned());
+            full.extend(twins);
+            full.extend(argv[at + 1..].iter().cloned());
+        } else {
+            full.extend(twins);
+            full.extend(argv[1..].iter().cloned());
+        }
+        command
+            .try_get_matches_from_mut(&full)
+            .and_then(|matches| Cli::from_arg_matches(&matches))
     }
-    let cli = Cli::try_parse_from(&full).map_err(|err| stop(&err, &from_env, probing))?;
+    .map_err(|err| stop(&err, &from_env, probing))?;
+    if let Some(Mode::Probe(args)) = &cli.probe {
+        // `kwait -q probe X`: the shared options before `probe`.
+        return probe_plan(&cli.common, args, &from_env, &env);
+    }
     set_level(&cli.common);
     let help = if probing {
         "kwait probe --help"
@@ -371,44 +432,6 @@ pub fn parse<I: IntoIterator<Item = OsString>>(
             })
             .collect::<Result<Vec<Target>, Stop>>()
     };
-    if let Some(Mode::Probe(args)) = cli.probe {
-        let targets = parse_targets(&args.targets, &mut warnings)?;
-        if !args.command.is_empty() {
-            return Err(usage(
-                "kwait probe runs no COMMAND: it checks each TARGET once and exits 0 or 1 \
-                 (to wait and then run COMMAND: kwait TARGET... -- COMMAND)"
-                    .into(),
-            ));
-        }
-        if targets.is_empty() {
-            let hint = if var("KWAIT_TARGETS")?.is_some() {
-                " (kwait probe does not read KWAIT_TARGETS: a health check names what it checks)"
-            } else {
-                ""
-            };
-            return Err(usage(format!(
-                "kwait probe needs a TARGET: kwait probe [OPTIONS] TARGET...{hint} (see kwait probe --help)"
-            )));
-        }
-        let timeout = cli.common.timeout.unwrap_or(PROBE_TIMEOUT);
-        if timeout.is_zero() {
-            let source = from_env
-                .iter()
-                .find(|(_, long)| long == "timeout")
-                .map_or(String::new(), |(name, _)| {
-                    format!(" (the value came from {name})")
-                });
-            return Err(usage(format!(
-                "invalid value '0' for '--timeout <DURATION>': must be more than 0{source} (see kwait probe --help)"
-            )));
-        }
-        return Ok(Plan::Probe(Probe {
-            targets,
-            timeout,
-            warnings,
-        }));
-    }
-
     let mut targets = parse_targets(&cli.targets, &mut warnings)?;
     if let Some(list) = var("KWAIT_TARGETS")? {
         if targets.is_empty() {
@@ -601,6 +624,92 @@ pub fn parse<I: IntoIterator<Item = OsString>>(
         },
         clean,
         topics,
+        warnings,
+    }))
+}
+
+/// A variable's text: `None` when unset or empty (compose's `${UNSET}`), a
+/// usage error naming it when it is not UTF-8.
+fn env_text(
+    env: &impl Fn(&str) -> Option<OsString>,
+    name: &str,
+    probing: bool,
+) -> Result<Option<String>, Stop> {
+    match env(name) {
+        None => Ok(None),
+        Some(value) => match value.into_string() {
+            Ok(text) if text.trim().is_empty() => Ok(None),
+            Ok(text) => Ok(Some(text)),
+            Err(_) => {
+                let message =
+                    format!("{name} is set to bytes that are not UTF-8 text: fix or unset it");
+                Err(if probing {
+                    Stop::ProbeUsage(message)
+                } else {
+                    Stop::Usage(message)
+                })
+            }
+        },
+    }
+}
+
+/// `kwait probe`'s plan from its parsed options (`from_env`: the variables
+/// whose values were passed as options). Its usage errors are exit 1, not
+/// 2: Docker reserves a health check's 2.
+fn probe_plan(
+    common: &Common,
+    args: &ProbeArgs,
+    from_env: &[(&str, String)],
+    env: &impl Fn(&str) -> Option<OsString>,
+) -> Result<Plan, Stop> {
+    set_level(common);
+    let mut warnings = Vec::new();
+    let mut targets = Vec::with_capacity(args.targets.len());
+    for raw in &args.targets {
+        if raw == "probe" {
+            // `kwait probe tcp://b:1 probe`.
+            return Err(Stop::ProbeUsage(
+                "'probe' must come first: kwait probe [OPTIONS] TARGET... (see kwait probe --help)"
+                    .into(),
+            ));
+        }
+        targets.push(
+            Target::parse(raw, env, &mut warnings)
+                .map_err(|e| Stop::ProbeUsage(one_line(&e, "kwait probe --help")))?,
+        );
+    }
+    if !args.command.is_empty() {
+        return Err(Stop::ProbeUsage(
+            "kwait probe runs no COMMAND: it checks each TARGET once and exits 0 or 1 \
+             (to wait and then run COMMAND: kwait TARGET... -- COMMAND)"
+                .into(),
+        ));
+    }
+    if targets.is_empty() {
+        let hint = if env_text(env, "KWAIT_TARGETS", true)?.is_some() {
+            " (kwait probe does not read KWAIT_TARGETS: a health check names what it checks)"
+        } else {
+            ""
+        };
+        return Err(Stop::ProbeUsage(format!(
+            "kwait probe needs a TARGET: kwait probe [OPTIONS] TARGET...{hint} (see kwait probe --help)"
+        )));
+    }
+    let timeout = common.timeout.unwrap_or(PROBE_TIMEOUT);
+    if timeout.is_zero() {
+        let source = from_env
+            .iter()
+            .find(|(_, long)| long == "timeout")
+            .map_or(String::new(), |(name, _)| {
+                format!(" (the value came from {name})")
+            });
+        return Err(Stop::ProbeUsage(format!(
+            "invalid value '0' for '--timeout <DURATION>': must be more than 0{source} (see kwait probe --help)"
+        )));
+    }
+    Ok(Plan::Probe(Probe {
+        targets,
+        timeout,
         warnings,
     }))
 }
@@ -1092,6 +1201,40 @@ mod tests {
                 matches!(run(args), Err(Stop::ProbeUsage(m)) if m.contains("'probe' must come first")),
                 "{args:?}"
             );
+        }
+    }
+
+    #[test]
+    /// `kwait probe ...` has a parser of its own (ProbeCli); `kwait -q probe
+    /// ...` still goes through the subcommand. Both must agree on every
+    /// plan, error and help text.
+    fn probe_first_parser_agrees_with_the_subcommand() {
+        let env: &[(&str, &[u8])] = &[("KWAIT_PROBE_TIMEOUT", b"7s")];
+        for args in [
+            &["tcp://a:1"][..],
+            &["-t", "2s", "tcp://a:1", "kafka://b:2"],
+            &["--timeout=3s", "-v", "tcp://a:1"],
+            &["-t", "0", "tcp://a:1"],
+            &["-t", "5", "tcp://a:1"],
+            &["-v", "-q", "tcp://a:1"],
+            &["--bogus", "tcp://a:1"],
+            &["--grace", "1s", "tcp://a:1"],
+            &[],
+            &["tcp://a:1", "--", "true"],
+            &["tcp://a:1", "probe"],
+            &["nosuch://x"],
+            &["--help"],
+        ] {
+            for pairs in [&[][..], env] {
+                let first = with_env(&[&["probe"][..], args].concat(), pairs);
+                let sub = with_env(&[&["-q", "probe"][..], args].concat(), pairs);
+                // `-q` before `probe` sets the level only.
+                assert_eq!(
+                    format!("{first:?}"),
+                    format!("{sub:?}"),
+                    "{args:?} {pairs:?}"
+                );
+            }
         }
     }
 
