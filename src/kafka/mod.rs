@@ -230,7 +230,9 @@ pub async fn open_from(
     let peer = tcp.peer_addr().ok();
     let stream: Stream = match &security.tls {
         None => Box::new(tcp),
-        Some(config) => handshake(config, addr, tcp, attempt).await?,
+        // Boxed, here and below: a plaintext connection's future need not
+        // carry TLS and SASL state (7 KB, copied on every spawn).
+        Some(config) => Box::pin(handshake(config, addr, tcp, attempt)).await?,
     };
     let mut conn = Conn::new(stream);
     conn.peer = peer;
@@ -267,7 +269,7 @@ pub async fn open_from(
             #[cfg(feature = "tls")]
             {
                 let tcp = attempt.connect(addr).await?;
-                if crate::tls::speaks_tls(&addr.host, tcp, attempt).await {
+                if Box::pin(crate::tls::speaks_tls(&addr.host, tcp, attempt)).await {
                     return Err(Outcome::Fatal(format!(
                         "{addr}: {e} before answering a plaintext request, and a TLS handshake there succeeds: \
                          this is a TLS listener (add tls=true, or security.protocol=SSL in config=)"
@@ -286,14 +288,14 @@ pub async fn open_from(
         Err(e) => return Err(Outcome::NotReady(format!("{addr}: {e}"))),
     };
     if let Some(sasl) = &security.sasl {
-        authenticate(
+        Box::pin(authenticate(
             &mut conn,
             &versions,
             sasl,
             addr,
             security.tls.as_ref(),
             attempt,
-        )
+        ))
         .await?;
     }
     Ok((conn, versions, answered))

@@ -87,9 +87,19 @@ impl fmt::Display for Failure {
 /// first. Gives up at `deadline` or after [`LOOKUP_LIMIT`], whichever is
 /// first.
 pub async fn resolve(host: &str, port: u16, deadline: Instant) -> Result<Vec<SocketAddr>, Failure> {
+    match known(host, port) {
+        Some(found) => Ok(found),
+        // Boxed: a lookup's state is large, and every connection's future
+        // would carry it, even for an IP address (the common case).
+        None => Box::pin(look_up(host, port, deadline)).await,
+    }
+}
+
+/// An IP address, or localhost: no lookup.
+fn known(host: &str, port: u16) -> Option<Vec<SocketAddr>> {
     let literal = host.trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = literal.parse::<IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, port)]);
+        return Some(vec![SocketAddr::new(ip, port)]);
     }
     let lower = host.trim_end_matches('.').to_ascii_lowercase();
     if lower == "localhost" || lower.ends_with(".localhost") {
@@ -99,11 +109,16 @@ pub async fn resolve(host: &str, port: u16, deadline: Instant) -> Result<Vec<Soc
         if ips.is_empty() {
             ips = vec![Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into()];
         }
-        return Ok(ips
-            .into_iter()
-            .map(|ip| SocketAddr::new(ip, port))
-            .collect());
+        return Some(
+            ips.into_iter()
+                .map(|ip| SocketAddr::new(ip, port))
+                .collect(),
+        );
     }
+    None
+}
+
+async fn look_up(host: &str, port: u16, deadline: Instant) -> Result<Vec<SocketAddr>, Failure> {
     let started = Instant::now();
     let deadline = deadline.min(started + LOOKUP_LIMIT);
     let conf = Conf::parse(&read_small("/etc/resolv.conf"));
