@@ -347,8 +347,14 @@ fn sigrtmin() -> i32 {
 /// Appends one line per event to LOG, with CLOCK_MONOTONIC seconds T:
 /// "ready PID T" once its handlers are in place, "N T" for each handled
 /// signal N, "done T" when a linger ends.
+///
+/// Signals are logged in the order the kernel delivered them: Python runs
+/// its handlers in signal-number order when several are tripped at once
+/// (HUP before a TERM delivered first), so the handlers only trip Python's
+/// wakeup fd, whose C handler writes each signal's number as it is
+/// delivered, and the main loop logs from that pipe.
 const HELPER: &str = r#"
-import os, signal, sys, time
+import os, select, signal, sys, time
 
 log = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 handled, ignored, exits, lingers = set(), set(), {}, {}
@@ -373,22 +379,42 @@ while args:
 def write(line):
     os.write(log, (line + "\n").encode())
 
-def on(n, frame):
+wake_r, wake_w = os.pipe()
+os.set_blocking(wake_w, False)
+signal.set_wakeup_fd(wake_w)
+
+def delivered(timeout=None):
+    """The signal numbers delivered since the last call, in order."""
+    while True:
+        ready, _, _ = select.select([wake_r], [], [], timeout)
+        if not ready:
+            return b""
+        got = os.read(wake_r, 256)
+        if got:
+            return got
+
+def on(n):
     write("%d %.6f" % (n, time.monotonic()))
     if n in lingers:
-        time.sleep(lingers[n])  # the app's own shutdown work
+        end = time.monotonic() + lingers[n]  # the app's own shutdown work
+        while (left := end - time.monotonic()) > 0:
+            for m in delivered(left):
+                if m in handled:
+                    on(m)
         write("done %.6f" % time.monotonic())
         os._exit(0)
     if n in exits:
         os._exit(exits[n])
 
 for n in handled:
-    signal.signal(n, on)
+    signal.signal(n, lambda n, frame: None)
 for n in ignored:
     signal.signal(n, signal.SIG_IGN)
 write("ready %d %.6f" % (os.getpid(), time.monotonic()))
 while True:
-    signal.pause()
+    for n in delivered():
+        if n in handled:
+            on(n)
 "#;
 
 /// Debian's python3 when there (no pyenv shim to start first), else PATH's.
