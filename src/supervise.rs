@@ -20,7 +20,7 @@ use nix::unistd::Pid;
 
 use crate::exit::Exit;
 use crate::log::since;
-use crate::log::{debug, error, info};
+use crate::log::{debug, error, info, warning};
 use crate::signals::{Signals, Signo};
 
 /// How the supervisor treats the app.
@@ -211,6 +211,11 @@ pub fn run(command: &[OsString], opts: &Options, signals: &Signals) -> Exit {
     // The prepared argv and environment: the app has its own copy.
     drop(prepared);
     info!("started {} (pid {pid})", quoted(command));
+    if let Some(why) = proc_unusable() {
+        warning!(
+            "{why}: a stopped app gets no SIGCONT after a stop signal, and processes it leaves outside its process group get no signal from kwait"
+        );
+    }
     shed_startup_pages();
     Supervisor {
         pid,
@@ -424,10 +429,38 @@ fn send_stop(target: i32, signo: Signo) {
     }
 }
 
+/// Whether /proc numbers processes as this PID namespace does (its `self`
+/// is this pid). Not so under `unshare --pid --fork` without
+/// `--mount-proc`, nor without a /proc: a pid read or looked up there then
+/// names some other process, so kwait reads nothing by pid from it.
+fn own_proc() -> bool {
+    proc_unusable().is_none()
+}
+
+/// Why /proc cannot tell kwait about its processes, if it cannot; the
+/// warning's opening words. Read once.
+fn proc_unusable() -> Option<&'static str> {
+    static WHY: std::sync::OnceLock<Option<&'static str>> = std::sync::OnceLock::new();
+    *WHY.get_or_init(|| {
+        let Ok(me) = std::fs::read_link("/proc/self") else {
+            return Some("there is no /proc (mount one: Docker and Kubernetes do)");
+        };
+        if me.to_str().and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id()) {
+            return None;
+        }
+        Some(
+            "/proc is another PID namespace's (run kwait under `unshare --pid --fork --mount-proc`; Docker and Kubernetes mount their own)",
+        )
+    })
+}
+
 /// The stopped processes among a pid (positive) or a process group
 /// (negative), from their state in /proc (`T`: stopped by a signal; `t`, a
 /// tracer's stop, is the tracer's business).
 fn stopped(target: i32) -> Vec<i32> {
+    if !own_proc() {
+        return Vec::new();
+    }
     let state = |pid: &str| -> Option<(char, i32)> {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
         // "pid (comm) S ppid pgrp ...": comm may hold spaces and parentheses.
@@ -632,6 +665,9 @@ impl Supervisor<'_> {
         let Some(bit) = u32::try_from(previous.0 - 1).ok().filter(|b| *b < 64) else {
             return;
         };
+        if !own_proc() {
+            return;
+        }
         let status = format!("/proc/{}/status", self.pid);
         let until = Instant::now() + Duration::from_millis(50);
         while Instant::now() < until {
@@ -811,6 +847,9 @@ impl Supervisor<'_> {
     /// app is one. Listed from /proc; unreaped, so their pids are not reused.
     fn remnants(&self) -> Vec<i32> {
         let mut pids = Vec::new();
+        if !own_proc() {
+            return pids;
+        }
         let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
             return pids;
         };

@@ -27,8 +27,9 @@ use std::time::{Duration, Instant};
 
 use crate::peers::{
     assert_contains, children, clean_start, collect, comm, kwait, kwait_argv, kwait_as_pid1,
-    listener, need, not_executable_script, pid1_kwait, poll_until, signal_mask,
-    signal_pid1_from_inside, skip_under_runner, status_field, ChildGuard, Done, Running, TempDir,
+    kwait_as_pid1_with_the_outer_proc, listener, need, not_executable_script, pid1_kwait,
+    poll_until, signal_mask, signal_pid1_from_inside, skip_under_runner, status_field, ChildGuard,
+    Done, Running, TempDir,
 };
 
 /// The longest any single kwait run here may take before the test fails.
@@ -46,6 +47,9 @@ enum Mode {
     Pid1,
     /// A plain child of the test: kwait is a child subreaper.
     Plain,
+    /// PID 1 of a new PID namespace whose /proc is the outer one's
+    /// (`unshare --pid --fork`, no `--mount-proc`).
+    Pid1OuterProc,
 }
 
 /// One `#[test]` per mode: `NAME::pid1` and `NAME::plain` run `NAME(mode)`,
@@ -133,6 +137,7 @@ fn command<S: AsRef<OsStr>>(mode: Mode, args: &[S]) -> Command {
     let mut cmd = match mode {
         Mode::Plain => kwait(),
         Mode::Pid1 => kwait_as_pid1(),
+        Mode::Pid1OuterProc => kwait_as_pid1_with_the_outer_proc(),
     };
     cmd.args(args);
     clean_start(&mut cmd);
@@ -175,7 +180,7 @@ impl Kw {
             }
         }
         let name = match mode {
-            Mode::Pid1 => "unshare kwait",
+            Mode::Pid1 | Mode::Pid1OuterProc => "unshare kwait",
             Mode::Plain => "kwait",
         };
         // Collects stdout and stderr unless they are the terminal.
@@ -266,7 +271,7 @@ impl Drop for Kw {
             return;
         }
         match self.mode {
-            Mode::Pid1 => {
+            Mode::Pid1 | Mode::Pid1OuterProc => {
                 // SIGKILL to a namespace's init from outside kills the whole
                 // namespace. Only a kwait child of a still-unreaped unshare.
                 let unshare = self.run.child.pid();
@@ -1483,6 +1488,49 @@ fn sequences_arrive_exactly(mode: Mode) {
     }
 }
 both!(sequences_arrive_exactly);
+
+/// PID 1 of a namespace whose /proc is still the outer one's: every pid
+/// there names another process, so kwait reads none from it, says so once,
+/// and still forwards exactly what it receives. With its own /proc, no
+/// such warning.
+#[test]
+fn pid1_with_the_outer_proc_says_so_and_forwards() {
+    let s = Scratch::new("outerproc");
+    let (term, usr1, usr2) = (libc::SIGTERM, libc::SIGUSR1, libc::SIGUSR2);
+    for (i, mode) in [Mode::Pid1OuterProc, Mode::Pid1].into_iter().enumerate() {
+        let log = s.log(&format!("app{i}.log"));
+        let mut kw = s.start_helper(
+            mode,
+            &["--grace", "30s"],
+            &log,
+            &["--log", "10,15", "--exit-on", "12:0"],
+        );
+        let sent = [term, usr1, term];
+        for (n, &sig) in sent.iter().enumerate() {
+            kw.signal(sig);
+            let ok = poll_until(SHORT, || signals(&log).len() > n);
+            assert!(ok, "signal {sig} never reached the app: {:?}", lines(&log));
+        }
+        kw.signal(usr2);
+        let done = kw.finish(LIMIT);
+        assert_eq!(
+            signals(&log),
+            [term, usr1, term, usr2],
+            "{mode:?}: {}",
+            done.stderr
+        );
+        assert_eq!(done.code, Some(0), "{done:?}");
+        let warned = done
+            .stderr
+            .contains("warning: /proc is another PID namespace's");
+        assert_eq!(
+            warned,
+            mode == Mode::Pid1OuterProc,
+            "{mode:?}: {}",
+            done.stderr
+        );
+    }
+}
 
 /// Ctrl-C, then `docker stop` a while later: the app handles INT (keeps
 /// running), then TERM (shuts down in 1.5 s). The TERM gets a full --grace

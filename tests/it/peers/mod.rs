@@ -199,6 +199,15 @@ pub fn kwait_as_pid1() -> Command {
     cmd
 }
 
+/// [`kwait_as_pid1`] without `--mount-proc`: the namespace's /proc is still
+/// the outer one's, where every pid names some other process.
+pub fn kwait_as_pid1_with_the_outer_proc() -> Command {
+    need("unshare");
+    let mut cmd = without_kwait_env(Command::new("unshare"));
+    cmd.args(["--pid", "--fork", "--"]).args(kwait_argv());
+    cmd
+}
+
 /// `cmd` without the variables kwait reads: every `KWAIT_*` and the broker
 /// ids `--clean-stale-broker auto` takes.
 fn without_kwait_env(mut cmd: Command) -> Command {
