@@ -376,10 +376,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(
                         == Some(clap::parser::ValueSource::CommandLine)
             });
             if wait_option {
-                return Err(Stop::ProbeUsage(
-                    "'probe' must come first: kwait probe [OPTIONS] TARGET... (see kwait probe --help)"
-                        .into(),
-                ));
+                return Err(probe_first());
             }
             (PROBE_TWINS, sub)
         }
@@ -423,10 +420,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(
             .map(|t| {
                 if probing && t == "probe" {
                     // `kwait tcp://b:1 probe`.
-                    return Err(Stop::ProbeUsage(
-                        "'probe' must come first: kwait probe [OPTIONS] TARGET... (see kwait probe --help)"
-                            .into(),
-                    ));
+                    return Err(probe_first());
                 }
                 Target::parse(t, &env, warnings).map_err(|e| usage(one_line(&e, help)))
             })
@@ -668,10 +662,7 @@ fn probe_plan(
     for raw in &args.targets {
         if raw == "probe" {
             // `kwait probe tcp://b:1 probe`.
-            return Err(Stop::ProbeUsage(
-                "'probe' must come first: kwait probe [OPTIONS] TARGET... (see kwait probe --help)"
-                    .into(),
-            ));
+            return Err(probe_first());
         }
         targets.push(
             Target::parse(raw, env, &mut warnings)
@@ -733,6 +724,14 @@ fn set_level(common: &Common) {
     });
 }
 
+/// The usage error for `probe` anywhere but first (`kwait --grace 1s probe
+/// X`, `kwait tcp://b:1 probe`): probe's own, so a health check exits 1.
+fn probe_first() -> Stop {
+    Stop::ProbeUsage(
+        "'probe' must come first: kwait probe [OPTIONS] TARGET... (see kwait probe --help)".into(),
+    )
+}
+
 /// Turns a clap error into help text to print, or a one-line usage error
 /// that says where a bad value came from when it was not on the command
 /// line (`from_env`: the variables whose values kwait passed as options).
@@ -752,10 +751,7 @@ fn stop(err: &clap::Error, from_env: &[(&str, String)], probing: bool) -> Stop {
             && err.kind() == ErrorKind::ArgumentConflict
             && err.to_string().contains("'probe'"));
     if probe_word {
-        return Stop::ProbeUsage(
-            "'probe' must come first: kwait probe [OPTIONS] TARGET... (see kwait probe --help)"
-                .into(),
-        );
+        return probe_first();
     }
     let mut rendered = err.to_string();
     if err.kind() == ErrorKind::UnknownArgument {
