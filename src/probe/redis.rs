@@ -6,8 +6,10 @@
 //! PONG alone is not enough: a replica in a full resync, or a server
 //! loading its RDB at start, answers `-LOADING` to most commands but
 //! `INFO` to all, and some setups answer PING while the dataset loads.
-//! `-LOADING` and `-MASTERDOWN` wait; `-NOAUTH`, `-WRONGPASS` and a refused
-//! `SELECT` are fatal. The commands go in one write (RESP2 arrays) and the
+//! `-LOADING` and `-MASTERDOWN` wait, and so does a server at its
+//! `maxclients` (its `-ERR max number of clients reached` comes before any
+//! reply, so it is read as the first command's, whichever that is);
+//! `-NOAUTH`, `-WRONGPASS` and a refused `SELECT` are fatal. The commands go in one write (RESP2 arrays) and the
 //! replies are read in order, each bounded.
 //!
 //! Not done: RESP3 (`HELLO`), Sentinel and Cluster discovery.
@@ -19,6 +21,10 @@ use crate::net::{user_url, Attempt, HostPort, Stream};
 use crate::secret::Secret;
 
 const PASSWORDS: &str = "set KWAIT_REDIS_PASSWORD or REDISCLI_AUTH, or give password-file=PATH";
+
+/// What Redis writes to a connection it accepted beyond its `maxclients`,
+/// before it closes it (networking.c, `acceptCommonHandler`).
+const FULL: &str = "ERR max number of clients reached";
 
 /// The longest reply kwait reads: `INFO persistence` is about 1 KiB.
 const MAX_REPLY: usize = 64 * 1024;
@@ -139,7 +145,7 @@ async fn session(spec: &Spec, addr: &HostPort, attempt: &Attempt) -> Result<Stri
     }
     if let Some(db) = &db {
         if let Reply::Error(e) = conn.reply(attempt).await? {
-            return Err(match e.starts_with("ERR") {
+            return Err(match e.starts_with("ERR") && !e.starts_with(FULL) {
                 true => Outcome::Fatal(format!(
                     "SELECT {db} answered {}: name a database the server has (/0 to /15 by default)",
                     crate::log::shown(&e, 200)
@@ -187,10 +193,15 @@ async fn session(spec: &Spec, addr: &HostPort, attempt: &Attempt) -> Result<Stri
     })
 }
 
-/// An error reply, judged: `-LOADING` and `-MASTERDOWN` wait, what no
-/// wait can fix is fatal.
+/// An error reply, judged: `-LOADING`, `-MASTERDOWN` and a full server
+/// wait, what no wait can fix is fatal.
 fn refused(to: &str, error: &str) -> Outcome {
     let said = crate::log::shown(error, 200);
+    if error.starts_with(FULL) {
+        return Outcome::NotReady(format!(
+            "refused the connection: -{said}: as many clients as its maxclients setting allows are connected"
+        ));
+    }
     let code = said.split(' ').next().unwrap_or_default();
     match code {
         "NOAUTH" => Outcome::Fatal(format!(
@@ -325,6 +336,18 @@ mod tests {
                 "{bad}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn a_full_server_waits_whichever_command_it_answers() {
+        let full = "ERR max number of clients reached";
+        for to in ["AUTH", "SELECT", "PING"] {
+            assert!(
+                matches!(refused(to, full), Outcome::NotReady(r) if r.contains("maxclients")),
+                "{to}"
+            );
+        }
+        assert!(matches!(refused("AUTH", "ERR nope"), Outcome::Fatal(_)));
     }
 
     #[test]

@@ -73,6 +73,75 @@ fn passwords_acl_users_and_their_mistakes() {
     probe(&db, &[("KWAIT_REDIS_PASSWORD", Redis::PASSWORD)]).expect(1, &["SELECT 99", "DB index"]);
 }
 
+/// A client connection that has had its PONG: Redis counts it until it
+/// is dropped. Polled: the server may not have seen an earlier client
+/// (the start's own readiness check) leave yet.
+fn held_client(port: u16) -> std::net::TcpStream {
+    use std::io::{Read, Write};
+    let mut held = None;
+    let mut last = Vec::new();
+    crate::peers::poll_until(Duration::from_secs(10), || {
+        let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            return false;
+        };
+        let mut answer = [0u8; 7];
+        let ok = conn.write_all(b"PING\r\n").is_ok() && conn.read_exact(&mut answer).is_ok();
+        last = answer.to_vec();
+        if ok && &answer == b"+PONG\r\n" {
+            held = Some(conn);
+        }
+        held.is_some()
+    });
+    held.unwrap_or_else(|| panic!("no PONG: {}", String::from_utf8_lossy(&last)))
+}
+
+/// Redis at its maxclients answers a new connection with `-ERR max number
+/// of clients reached` before any command: read as AUTH's or SELECT's
+/// answer, it is still "wait", not a refused login or database.
+#[test]
+fn maxclients_reached_is_not_ready_at_auth_and_at_select() {
+    // 1 is the least maxclients Redis takes. The ACL user `app` needs AUTH;
+    // the default user needs none, so /1 alone makes SELECT the first.
+    let acl = format!(">{}", Redis::APP_PASSWORD);
+    let redis = Redis::start(
+        free_port(),
+        &[
+            "--maxclients",
+            "1",
+            "--user",
+            "app",
+            "on",
+            &acl,
+            "~*",
+            "&*",
+            "+@all",
+        ],
+    );
+    let port = redis.port();
+    let held = held_client(port);
+    let app = format!("redis://app@127.0.0.1:{port}/1");
+    let app_pw = [("KWAIT_REDIS_PASSWORD", Redis::APP_PASSWORD)];
+    let select_first = format!("redis://127.0.0.1:{port}/1");
+    for (target, env) in [(&app, &app_pw[..]), (&select_first, &[][..])] {
+        probe(target, env).expect(
+            1,
+            &["not ready", "max number of clients reached", "maxclients"],
+        );
+    }
+    // In wait mode: still waiting, then ready once a client leaves.
+    let cmd = kwait_with(&[app.as_str(), "-t", "30s", "-v"], &app_pw);
+    let mut waiting = Waiting::spawn("redis-full", "kwait", cmd);
+    waiting
+        .kw
+        .wait_for_stderr("max number of clients reached", LONG);
+    assert!(waiting.kw.running() && !waiting.ran());
+    drop(held);
+    let done = waiting.kw.finish(LONG);
+    done.expect(0, &["PONG, loading:0", "COMMAND started"]);
+    assert!(!done.stderr.contains("cannot become ready"));
+    assert!(waiting.ran());
+}
+
 #[test]
 fn stopped_is_not_ready() {
     let mut redis = Redis::start(free_port(), &[]);
