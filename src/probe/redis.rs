@@ -186,7 +186,10 @@ async fn session(spec: &Spec, addr: &HostPort, attempt: &Attempt) -> Result<Stri
             _ => return Err(Outcome::NotReady("ROLE answered no role".into())),
         }
     }
-    let _ = conn.stream.shutdown().await;
+    // A TLS close_notify is a write like any other: bounded too.
+    let _ = attempt
+        .within("closing the connection", conn.stream.shutdown())
+        .await;
     Ok(match spec.master {
         true => "PONG, loading:0, role master".into(),
         false => "PONG, loading:0".into(),
