@@ -4,7 +4,7 @@
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::peers::{
     free_port, kwait_with, pg_bin, run_kwait, Certs, Done, Fake, PgOptions, Postgres, TempDir,
@@ -19,6 +19,18 @@ fn probe(target: &str, env: &[(&str, &str)]) -> Done {
 
 fn pw() -> [(&'static str, &'static str); 1] {
     [("KWAIT_POSTGRES_PASSWORD", Postgres::PASSWORD)]
+}
+
+/// In wait mode with `-t 30s`: fatal, so exit 1 at once (not 124 at the
+/// timeout), saying so and why, and COMMAND never runs.
+fn fatal_when_waiting(target: &str, env: &[(&str, &str)], needles: &[&str]) -> Done {
+    let cmd = kwait_with(&[target, "-t", "30s"], env);
+    let mut waiting = Waiting::spawn("pg-fatal", "kwait", cmd);
+    let done = waiting.kw.finish(LONG);
+    done.expect(1, needles).expect(1, &["cannot become ready"]);
+    assert!(!waiting.ran());
+    assert!(done.elapsed < Duration::from_secs(10), "{:?}", done.elapsed);
+    done
 }
 
 /// pg_isready's own verdict: 0 up, 1 rejecting (57P03), 2 no answer.
@@ -114,28 +126,21 @@ fn wrong_password_no_database_no_role_are_fatal_and_named() {
     let wrong = [("KWAIT_POSTGRES_PASSWORD", "not-it")];
     for user in ["md5user", "scramuser", "plainuser"] {
         let target = format!("postgres://{user}@127.0.0.1:{port}/app");
-        let started = Instant::now();
-        // In wait mode: fatal ends the wait at once, COMMAND never runs.
-        let cmd = kwait_with(&[target.as_str(), "-t", "30s"], &wrong);
-        let mut waiting = Waiting::spawn("pg-wrong", "kwait", cmd);
-        let done = waiting.kw.finish(LONG);
-        done.expect(1, &["28P01", "wrong password", user, "cannot become ready"]);
-        assert!(!waiting.ran());
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "{:?}",
-            started.elapsed()
-        );
+        let needles = ["28P01", "wrong password", user];
+        let done = fatal_when_waiting(&target, &wrong, &needles);
         assert!(!done.stderr.contains("not-it"), "{}", done.stderr);
     }
     let target = format!("postgres://scramuser@127.0.0.1:{port}/nosuchdb");
     probe(&target, &pw()).expect(1, &["3D000", "no database nosuchdb"]);
+    fatal_when_waiting(&target, &pw(), &["3D000", "no database nosuchdb"]);
     // An unknown role under a password method is refused as a wrong
     // password (PostgreSQL does not tell which); under trust, as 28000.
     let target = format!("postgres://nosuchrole@127.0.0.1:{port}/app");
     probe(&target, &pw()).expect(1, &["28P01", "nosuchrole"]);
+    fatal_when_waiting(&target, &pw(), &["28P01", "nosuchrole"]);
     let target = format!("postgres://ghost@127.0.0.1:{port}/app");
     probe(&target, &pw()).expect(1, &["28000", "role \"ghost\" does not exist"]);
+    fatal_when_waiting(&target, &pw(), &["28000", "role \"ghost\" does not exist"]);
     // Without a password, pg_isready's rule: the server judged the login,
     // so it is up. pg_isready agrees.
     let target = format!("postgres://nosuchrole@127.0.0.1:{port}/nosuchdb");

@@ -11,6 +11,18 @@ fn probe(target: &str, env: &[(&str, &str)]) -> Done {
     run_kwait(&["probe", "-t", "5s", target], env, LONG)
 }
 
+/// In wait mode with `-t 30s`: fatal, so exit 1 at once (not 124 at the
+/// timeout), saying so and why, and COMMAND never runs.
+fn fatal_when_waiting(target: &str, env: &[(&str, &str)], needles: &[&str]) -> Done {
+    let cmd = kwait_with(&[target, "-t", "30s"], env);
+    let mut waiting = Waiting::spawn("redis-fatal", "kwait", cmd);
+    let done = waiting.kw.finish(LONG);
+    done.expect(1, needles).expect(1, &["cannot become ready"]);
+    assert!(!waiting.ran());
+    assert!(done.elapsed < Duration::from_secs(10), "{:?}", done.elapsed);
+    done
+}
+
 #[test]
 fn started_after_kwait() {
     let port = free_port();
@@ -63,14 +75,19 @@ fn passwords_acl_users_and_their_mistakes() {
     assert!(!waiting.ran());
     assert!(started.elapsed() < Duration::from_secs(10));
     // Wrong password, for the default user and for the ACL user.
+    let wrong = [("KWAIT_REDIS_PASSWORD", "not-it")];
     for target in [&plain, &app] {
-        let done = probe(target, &[("KWAIT_REDIS_PASSWORD", "not-it")]);
+        let done = probe(target, &wrong);
         done.expect(1, &["WRONGPASS"]);
+        assert!(!done.stderr.contains("not-it"));
+        let done = fatal_when_waiting(target, &wrong, &["WRONGPASS", "KWAIT_REDIS_PASSWORD"]);
         assert!(!done.stderr.contains("not-it"));
     }
     // A database the server does not have.
     let db = format!("redis://127.0.0.1:{port}/99");
-    probe(&db, &[("KWAIT_REDIS_PASSWORD", Redis::PASSWORD)]).expect(1, &["SELECT 99", "DB index"]);
+    let pw = [("KWAIT_REDIS_PASSWORD", Redis::PASSWORD)];
+    probe(&db, &pw).expect(1, &["SELECT 99", "DB index"]);
+    fatal_when_waiting(&db, &pw, &["SELECT 99", "DB index", "/0 to /15"]);
 }
 
 /// A client connection that has had its PONG: Redis counts it until it
