@@ -184,6 +184,10 @@ const TICK: Duration = Duration::from_secs(1);
 /// After SIGKILL, how long to keep reaping before giving up on a process
 /// stuck in the kernel (uninterruptible sleep).
 const AFTER_KILL: Duration = Duration::from_secs(2);
+/// How long a signal may wait for the app to take the one sent just
+/// before it: long enough for a running app to be scheduled, short enough
+/// that a blocked or stopped one does not hold kwait's loop.
+const TAKE_WAIT: Duration = Duration::from_millis(50);
 
 /// Runs COMMAND as a child and supervises it until it and everything it left
 /// behind are gone. Returns the app's exit status.
@@ -231,6 +235,7 @@ pub fn run(command: &[OsString], opts: &Options, signals: &Signals) -> Exit {
         termed: Vec::new(),
         ended_at: None,
         held: Vec::new(),
+        last_sent: None,
     }
     .run(signals)
 }
@@ -518,6 +523,9 @@ struct Supervisor<'a> {
     /// Signals that arrived during `--drain-delay`, as received and as to
     /// be sent: forwarded, in order, after the held stop signal.
     held: Vec<(Signo, Signo)>,
+    /// The last signal sent to the app, and when: the next one waits for
+    /// the app to take it ([`Supervisor::taken`]).
+    last_sent: Option<(Signo, Instant)>,
 }
 
 impl Supervisor<'_> {
@@ -639,7 +647,7 @@ impl Supervisor<'_> {
         };
         if self.end.is_none() {
             self.grace_counts_from(now, signo, 1);
-            send_stop(self.target(), signo);
+            self.deliver(signo, true);
             info!(
                 "{signo} sent to {}; SIGKILL in --grace {} if it is still running",
                 self.whom(),
@@ -649,18 +657,37 @@ impl Supervisor<'_> {
         if self.opts.group && signo == Signo::TERM {
             self.group_termed = true;
         }
-        let mut previous = signo;
         for (received, signo) in std::mem::take(&mut self.held) {
-            self.taken(previous);
-            previous = signo;
             self.forward(received, signo);
         }
     }
 
-    /// Before the next of several signals sent at once: waits (at most
-    /// 50 ms) until the app has taken `previous` off its pending set, so
-    /// the kernel neither merges two of the same nor delivers them in
-    /// number order instead of the order kwait received them.
+    /// Sends one signal to the app (its group with `--group`); a stop
+    /// signal also continues those of its receivers that are stopped
+    /// ([`send_stop`]). Right after another signal, first lets the app take
+    /// that one ([`Supervisor::taken`]).
+    fn deliver(&mut self, signo: Signo, stop: bool) {
+        if let Some((previous, at)) = self.last_sent {
+            if at.elapsed() < TAKE_WAIT {
+                self.taken(previous);
+            }
+        }
+        if stop {
+            send_stop(self.target(), signo);
+        } else {
+            send(self.target(), signo);
+        }
+        self.last_sent = Some((signo, Instant::now()));
+    }
+
+    /// Before the next of signals that come close together: waits (at
+    /// most [`TAKE_WAIT`]) until the app has taken `previous` off its
+    /// pending set, so the kernel neither merges two of the same nor
+    /// delivers them in number order (it hands a process its pending
+    /// standard signals lowest number first) instead of the order kwait
+    /// received them. An app that blocks `previous`, or is stopped, for
+    /// longer gets the next one anyway: kwait never holds a signal back
+    /// for long.
     fn taken(&self, previous: Signo) {
         let Some(bit) = u32::try_from(previous.0 - 1).ok().filter(|b| *b < 64) else {
             return;
@@ -669,7 +696,7 @@ impl Supervisor<'_> {
             return;
         }
         let status = format!("/proc/{}/status", self.pid);
-        let until = Instant::now() + Duration::from_millis(50);
+        let until = Instant::now() + TAKE_WAIT;
         while Instant::now() < until {
             let text = std::fs::read_to_string(&status).unwrap_or_default();
             let pending = text.lines().any(|l| {
@@ -706,12 +733,12 @@ impl Supervisor<'_> {
             }
             return;
         }
-        let stop = matches!(signo, Signo::TERM | Signo::INT);
-        if stop {
-            send_stop(self.target(), signo);
-        } else {
-            send(self.target(), signo);
-        }
+        // As in on_signal: a TERM rewritten to QUIT (nginx's graceful stop)
+        // is a stop signal too, and gets the app a fresh --grace.
+        let stop = [received, signo]
+            .iter()
+            .any(|s| matches!(*s, Signo::TERM | Signo::INT));
+        self.deliver(signo, stop);
         if received == signo {
             if signo == Signo::WINCH {
                 debug!("forwarded {signo} to {}", self.whom());
@@ -724,8 +751,13 @@ impl Supervisor<'_> {
         if let Phase::Draining { kill_at } = self.phase {
             let fresh = Instant::now() + self.opts.grace;
             if stop && fresh > kill_at {
+                let sent = if received == signo {
+                    String::new()
+                } else {
+                    format!(" (sent as {signo})")
+                };
                 info!(
-                    "another {signo} during the drain: SIGKILL now in --grace {} if it is still running",
+                    "another {received}{sent} during the drain: SIGKILL now in --grace {} if it is still running",
                     since(self.opts.grace)
                 );
                 self.phase = Phase::Draining { kill_at: fresh };

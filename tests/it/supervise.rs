@@ -363,6 +363,7 @@ import os, select, signal, sys, time
 
 log = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 handled, ignored, exits, lingers = set(), set(), {}, {}
+hold = None
 args = sys.argv[2:]
 while args:
     opt, val, args = args[0], args[1], args[2:]
@@ -378,6 +379,8 @@ while args:
         lingers[int(n)] = float(secs)
     elif opt == "--ignore":  # N: SIG_IGN
         ignored.add(int(val))
+    elif opt == "--hold":  # MS: see hold() below
+        hold = float(val) / 1000
     else:
         sys.exit("helper: unknown option " + opt)
 
@@ -415,7 +418,20 @@ for n in handled:
     signal.signal(n, lambda n, frame: None)
 for n in ignored:
     signal.signal(n, signal.SIG_IGN)
+if hold is not None:
+    signal.pthread_sigmask(signal.SIG_BLOCK, handled)
 write("ready %d %.6f" % (os.getpid(), time.monotonic()))
+if hold is not None:
+    # An app busy for a moment (a critical section with signals blocked):
+    # it takes the first signal HOLD after it became pending, or at once
+    # when a second kind is pending beside it. Then the kernel hands over
+    # the pending ones lowest number first, whatever order they were sent.
+    while not signal.sigpending():
+        time.sleep(0.0005)
+    first = time.monotonic()
+    while len(signal.sigpending()) < 2 and time.monotonic() - first < hold:
+        time.sleep(0.0005)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, handled)
 while True:
     for n in delivered():
         if n in handled:
@@ -1340,8 +1356,9 @@ both!(orphan_adopted_after_the_sigkill_is_killed_too);
 /// process it left behind in its process group gets one SIGTERM. The
 /// supervisor's comment says "A process that already got SIGTERM with its
 /// group does not get a second one: many apps read that as 'hurry, skip the
-/// drain'". Only kill(2) calls are traced, so the result does not depend on
-/// whether two SIGTERMs happen to coalesce in the kernel.
+/// drain'", and no SIGCONT beside it. Only kill(2) calls are traced, so the
+/// result does not depend on whether two SIGTERMs happen to coalesce in the
+/// kernel.
 #[test]
 fn leftovers_get_one_sigterm_each() {
     if skip_under_runner(
@@ -1385,6 +1402,11 @@ fn leftovers_get_one_sigterm_each() {
     assert!(
         pids.is_empty(),
         "a sleep got a second SIGTERM (kill(-group), then kill(pid)):\n{trace}"
+    );
+    // Running leftovers get their SIGTERM and nothing else: no SIGCONT.
+    assert!(
+        !trace.contains(", SIGCONT)"),
+        "a running leftover got SIGCONT:\n{trace}"
     );
 }
 
@@ -1489,6 +1511,42 @@ fn sequences_arrive_exactly(mode: Mode) {
 }
 both!(sequences_arrive_exactly);
 
+/// Signals that come close together, to an app that takes them a moment
+/// late (it blocks them for 20 ms once the first is pending): the second
+/// is sent only once the app has taken the first, so the kernel neither
+/// hands them over lowest number first (HUP before the USR1 or TERM sent
+/// first) nor merges two of the same into one.
+fn close_signals_keep_their_order(mode: Mode) {
+    let s = Scratch::new("close");
+    let (term, usr1, hup, usr2) = (libc::SIGTERM, libc::SIGUSR1, libc::SIGHUP, libc::SIGUSR2);
+    for (i, pair) in [[usr1, hup], [term, hup], [term, term]].iter().enumerate() {
+        let log = s.log(&format!("app{i}.log"));
+        let mut kw = s.start_helper(
+            mode,
+            &["--grace", "30s"],
+            &log,
+            &["--log", "1,10,15", "--hold", "20", "--exit-on", "12:0"],
+        );
+        let app = kw.app();
+        kw.signal(pair[0]);
+        let ok = poll_until(SHORT, || pending(app, pair[0]));
+        assert!(ok, "signal {} never reached the app", pair[0]);
+        kw.signal(pair[1]);
+        let ok = poll_until(SHORT, || signals(&log).len() >= 2);
+        assert!(ok, "the app logged {:?}", lines(&log));
+        kw.signal(usr2);
+        let done = kw.finish(LIMIT);
+        assert_eq!(
+            signals(&log),
+            [pair[0], pair[1], usr2],
+            "sent {pair:?}, then USR2; kwait: {}",
+            done.stderr
+        );
+        assert_eq!(done.code, Some(0), "{done:?}");
+    }
+}
+both!(close_signals_keep_their_order);
+
 /// PID 1 of a namespace whose /proc is still the outer one's: every pid
 /// there names another process, so kwait reads none from it, says so once,
 /// and still forwards exactly what it receives. With its own /proc, no
@@ -1562,6 +1620,36 @@ fn a_later_stop_signal_gets_a_full_grace(mode: Mode) {
     );
 }
 both!(a_later_stop_signal_gets_a_full_grace);
+
+/// The same with `--rewrite TERM:QUIT` (nginx's graceful stop): the later
+/// TERM reaches the app as QUIT and is a stop signal all the same, so the
+/// app gets a full --grace from it.
+fn a_later_rewritten_stop_signal_gets_a_full_grace(mode: Mode) {
+    let s = Scratch::new("grace3");
+    let log = s.log("app.log");
+    let mut kw = s.start_helper(
+        mode,
+        &["--grace", "2s", "--rewrite", "TERM:QUIT"],
+        &log,
+        &["--log", "2", "--linger", "3:1.5"],
+    );
+    kw.signal(libc::SIGINT);
+    wait_logged(&log, libc::SIGINT, &kw);
+    thread::sleep(Duration::from_millis(1500));
+    kw.signal(libc::SIGTERM);
+    let done = kw.finish(LIMIT);
+    done.expect(
+        0,
+        &["kwait: another SIGTERM (sent as SIGQUIT) during the drain: SIGKILL now in --grace 2s"],
+    );
+    assert_eq!(signals(&log), [libc::SIGINT, libc::SIGQUIT]);
+    assert!(
+        lines(&log).iter().any(|l| l.starts_with("done")),
+        "{:?}",
+        lines(&log)
+    );
+}
+both!(a_later_rewritten_stop_signal_gets_a_full_grace);
 
 // ---------------------------------------------------------------------------
 // 8. --drain-delay
