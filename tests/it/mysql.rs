@@ -34,7 +34,8 @@ fn started_after_kwait_then_command_runs() {
         ],
     );
     assert!(w.ran());
-    // COMMAND does not inherit kwait's password variable.
+    // kwait never prints the password. (That COMMAND does not inherit
+    // KWAIT_MYSQL_PASSWORD: redis::command_gets_no_kwait_password.)
     assert!(!done.stderr.contains(MYSQL_PASSWORD));
 }
 

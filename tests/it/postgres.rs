@@ -7,8 +7,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::peers::{
-    free_port, kwait_with, pg_bin, run_kwait, Certs, Done, Fake, PgOptions, Postgres, TempDir,
-    Waiting,
+    free_port, kwait_with, pg_bin, run_kwait, Certs, Done, Fake, PgOptions, Postgres, RefusedPort,
+    TempDir, Waiting,
 };
 
 const LONG: Duration = Duration::from_secs(40);
@@ -78,6 +78,26 @@ fn every_password_method_logs_in_and_reaches_ready_for_query() {
     // PGPASSWORD, libpq's own variable, and password-file= work too.
     let target = format!("postgres://scramuser@127.0.0.1:{port}/app");
     probe(&target, &[("PGPASSWORD", Postgres::PASSWORD)]).expect(0, &["ReadyForQuery"]);
+    // password-file= (its last newline dropped) wins over the variables; a
+    // wrong password there is fatal.
+    let dir = TempDir::new("pg-pwfile");
+    let file = dir.path().join("password");
+    let from_file = format!("{target}?password-file={}", file.display());
+    std::fs::write(&file, format!("{}\n", Postgres::PASSWORD)).expect("write password file");
+    let wrong = [("KWAIT_POSTGRES_PASSWORD", "not-it")];
+    probe(&from_file, &wrong).expect(0, &["logged in as scramuser to database app"]);
+    std::fs::write(&file, "not-it\n").expect("write password file");
+    let done = fatal_when_waiting(
+        &from_file,
+        &pw(),
+        &["28P01", "wrong password", "password-file="],
+    );
+    assert!(!done.stderr.contains("not-it"), "{}", done.stderr);
+    // Several hosts: a refused one first, the server second.
+    let dead = RefusedPort::new();
+    let dead = dead.target("tcp").replace("tcp://", "");
+    let both = format!("postgres://scramuser@{dead},127.0.0.1:{port}/app");
+    probe(&both, &pw()).expect(0, &[&format!("127.0.0.1:{port}: logged in as scramuser")]);
 }
 
 /// libpq's password file, as psql reads it: PGPASSFILE, else ~/.pgpass;

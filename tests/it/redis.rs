@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::peers::{free_port, kwait_with, run_kwait, Certs, Done, Fake, Redis, TempDir, Waiting};
+use crate::peers::{
+    free_port, kwait_with, run_kwait, Certs, Done, Fake, Redis, RefusedPort, TempDir, Waiting,
+};
 
 const LONG: Duration = Duration::from_secs(40);
 
@@ -83,6 +85,17 @@ fn passwords_acl_users_and_their_mistakes() {
         let done = fatal_when_waiting(target, &wrong, &["WRONGPASS", "KWAIT_REDIS_PASSWORD"]);
         assert!(!done.stderr.contains("not-it"));
     }
+    // password-file=: the file's password (its last newline dropped) wins
+    // over the variables; a wrong one is as fatal as a wrong variable.
+    let dir = TempDir::new("redis-pwfile");
+    let file = dir.path().join("password");
+    let from_file = format!("{app}?password-file={}", file.display());
+    std::fs::write(&file, format!("{}\n", Redis::APP_PASSWORD)).expect("write password file");
+    probe(&from_file, &wrong).expect(0, &["PONG"]);
+    std::fs::write(&file, "not-it\n").expect("write password file");
+    let pw = [("KWAIT_REDIS_PASSWORD", Redis::APP_PASSWORD)];
+    let done = fatal_when_waiting(&from_file, &pw, &["WRONGPASS", "password-file="]);
+    assert!(!done.stderr.contains("not-it"));
     // A database the server does not have.
     let db = format!("redis://127.0.0.1:{port}/99");
     let pw = [("KWAIT_REDIS_PASSWORD", Redis::PASSWORD)];
@@ -157,6 +170,79 @@ fn maxclients_reached_is_not_ready_at_auth_and_at_select() {
     done.expect(0, &["PONG, loading:0", "COMMAND started"]);
     assert!(!done.stderr.contains("cannot become ready"));
     assert!(waiting.ran());
+}
+
+/// Several hosts: the first that is ready wins, a refused one costs
+/// nothing and a silent one only the race's stagger, not the deadline.
+#[test]
+fn several_hosts_the_first_ready_wins() {
+    let redis = Redis::start(free_port(), &[]);
+    let port = redis.port();
+    let dead = RefusedPort::new();
+    let dead_addr = dead.target("tcp").replace("tcp://", "");
+    let silent = Fake::silent();
+    let target = format!("redis://{dead_addr},127.0.0.1:{port}");
+    probe(&target, &[]).expect(0, &[&format!("127.0.0.1:{port}: PONG, loading:0")]);
+    let target = format!("redis://{},127.0.0.1:{port}/1", silent.addr());
+    let done = run_kwait(&["probe", "-t", "20s", &target], &[], LONG);
+    done.expect(0, &[&format!("127.0.0.1:{port}: PONG, loading:0")]);
+    assert!(done.elapsed < Duration::from_secs(5), "{:?}", done.elapsed);
+    // None ready: each address's reason.
+    let target = format!("redis://{dead_addr},{}", silent.addr());
+    run_kwait(&["probe", "-t", "2s", &target], &[], LONG).expect(
+        1,
+        &[
+            &format!("{dead_addr}: connection refused"),
+            "no answer within",
+        ],
+    );
+}
+
+/// COMMAND, supervised or exec'd, gets the app's own password variables
+/// (PGPASSWORD, REDISCLI_AUTH, MYSQL_PWD) but none of kwait's
+/// (`KWAIT_*_PASSWORD`), which were for the checks only.
+#[test]
+fn command_gets_no_kwait_password() {
+    let redis = Redis::start(free_port(), &["--requirepass", Redis::PASSWORD]);
+    let target = format!("redis://127.0.0.1:{}", redis.port());
+    let kwait_only = [
+        "KWAIT_KAFKA_PASSWORD",
+        "KWAIT_POSTGRES_PASSWORD",
+        "KWAIT_MYSQL_PASSWORD",
+        "KWAIT_AMQP_PASSWORD",
+    ];
+    let mut env: Vec<(&str, &str)> = kwait_only.iter().map(|k| (*k, "kwait-only")).collect();
+    env.extend([
+        ("KWAIT_REDIS_PASSWORD", Redis::PASSWORD),
+        ("PGPASSWORD", "apps-own"),
+        ("REDISCLI_AUTH", "apps-own"),
+        ("MYSQL_PWD", "apps-own"),
+    ]);
+    let dir = TempDir::new("redis-command-env");
+    for mode in [None, Some("--exec")] {
+        let file = dir.path().join(format!("env{}", mode.unwrap_or("")));
+        let script = format!("env > '{}'", file.display());
+        let mut args = vec![target.as_str(), "-t", "30s"];
+        args.extend(mode);
+        args.extend(["--", "sh", "-c", &script]);
+        run_kwait(&args, &env, LONG).expect(0, &["PONG"]);
+        let seen = std::fs::read_to_string(&file).expect("COMMAND wrote its environment");
+        let names: Vec<&str> = seen
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, _)| k)
+            .collect();
+        for var in kwait_only.iter().chain(&["KWAIT_REDIS_PASSWORD"]) {
+            assert!(!names.contains(var), "{mode:?}: COMMAND got {var}:\n{seen}");
+        }
+        assert!(!seen.contains("kwait-only") && !seen.contains(Redis::PASSWORD));
+        for var in ["PGPASSWORD", "REDISCLI_AUTH", "MYSQL_PWD"] {
+            assert!(
+                names.contains(&var),
+                "{mode:?}: COMMAND lacks {var}:\n{seen}"
+            );
+        }
+    }
 }
 
 #[test]
