@@ -114,7 +114,7 @@ pub fn resolve(
         .find(|k| get(k).is_some());
     let tls_on = match get("tls") {
         Some(v) => {
-            let on = flag(v, "tls", what)?;
+            let on = crate::net::flag(v, "tls", what)?;
             if let (false, Some(key)) = (on, implied) {
                 return Err(format!(
                     "{what}: tls=false contradicts {key}=, which is a TLS setting: drop tls=false to use TLS, or {key}= to connect without it"
@@ -193,14 +193,12 @@ fn tls_config<'a>(
     files.cert = cert;
     files.key = key;
     if let Some(v) = get("tls-verify") {
-        files.verify = flag(v, "tls-verify", what)?;
+        files.verify = crate::net::tls_verify(what, v, "broker", warnings)?;
     }
     if let Some(v) = props.get("ssl.endpoint.identification.algorithm") {
         files.verify_name = !v.trim().is_empty();
     }
-    if !files.verify {
-        warnings.push(format!("{what}: tls-verify=false: the broker's certificate is not checked, anyone in the middle can read the traffic"));
-    } else if !files.verify_name {
+    if files.verify && !files.verify_name {
         warnings.push(format!(
             "{what}: config={}: ssl.endpoint.identification.algorithm is empty: the broker's host name is not checked, \
              any certificate from a trusted CA is accepted; set it to https",
@@ -294,14 +292,6 @@ fn sasl<'a>(
         user,
         password,
     })
-}
-
-fn flag(v: &str, key: &str, what: &str) -> Result<bool, String> {
-    match v.to_ascii_lowercase().as_str() {
-        "" | "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" => Ok(false),
-        other => Err(format!("{what}: {key}={other} is not true or false")),
-    }
 }
 
 fn read(path: &str, key: &str, what: &str) -> Result<Vec<u8>, String> {

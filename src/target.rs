@@ -78,11 +78,11 @@ impl Target {
             "postgres" | "postgresql" => {
                 Kind::Postgres(probe::postgres::parse(what, rest, env, warnings)?)
             }
-            "redis" => Kind::Redis(probe::redis::parse(what, rest, false, env)?),
-            "rediss" => Kind::Redis(probe::redis::parse(what, rest, true, env)?),
-            "mysql" => Kind::Mysql(probe::mysql::parse(what, rest, env)?),
-            "amqp" => Kind::Amqp(probe::amqp::parse(what, rest, false, env)?),
-            "amqps" => Kind::Amqp(probe::amqp::parse(what, rest, true, env)?),
+            "redis" => Kind::Redis(probe::redis::parse(what, rest, false, env, warnings)?),
+            "rediss" => Kind::Redis(probe::redis::parse(what, rest, true, env, warnings)?),
+            "mysql" => Kind::Mysql(probe::mysql::parse(what, rest, env, warnings)?),
+            "amqp" => Kind::Amqp(probe::amqp::parse(what, rest, false, env, warnings)?),
+            "amqps" => Kind::Amqp(probe::amqp::parse(what, rest, true, env, warnings)?),
             other => return Err(format!("{what}: unknown scheme '{other}' (use {SCHEMES})")),
         };
         Ok(Target {

@@ -171,10 +171,10 @@ impl Config {
         Ok(Config(built.0, HTTPS_HINTS))
     }
 
-    /// For the database and cache targets (postgres://, rediss://): the
-    /// built-in roots plus the target's `ca=` file; `verify` checks the
-    /// chain (libpq's sslmode=require does not, unless given a CA),
-    /// `verify_name` the host name.
+    /// For the database, cache and queue targets (postgres://, rediss://,
+    /// mysql://, amqps://): the built-in roots plus the target's `ca=`
+    /// file; `verify` checks the chain (not with `tls-verify=false`, nor
+    /// libpq's sslmode=require without a CA), `verify_name` the host name.
     pub fn for_target(
         what: &str,
         ca: Option<&str>,
@@ -193,7 +193,7 @@ impl Config {
             }),
         };
         let built = Config::build(&TlsFiles {
-            verify: verify || ca.is_some(),
+            verify,
             ca,
             verify_name,
             ..TlsFiles::default()

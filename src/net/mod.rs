@@ -385,6 +385,40 @@ pub fn describe(err: &io::Error) -> String {
     }
 }
 
+/// A yes/no parameter's value (`tls=`, `tls-verify=`): empty, `1`, `true`,
+/// `yes`, `on`, or `0`, `false`, `no`, `off`, in any case.
+pub fn flag(value: &str, key: &str, what: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "" | "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        other => Err(format!("{what}: {key}={other} is not true or false")),
+    }
+}
+
+/// `tls-verify=`, as every TLS target takes it (kafka://, rediss://,
+/// mysql://, amqps://): false checks no certificate at all, and kwait warns
+/// each time it runs.
+pub fn tls_verify(
+    what: &str,
+    value: &str,
+    peer: &str,
+    warnings: &mut Vec<String>,
+) -> Result<bool, String> {
+    let verify = flag(value, "tls-verify", what)?;
+    if !verify {
+        warnings.push(unchecked(what, "tls-verify=false", peer));
+    }
+    Ok(verify)
+}
+
+/// The warning for a TLS connection whose `peer`'s certificate `setting`
+/// leaves unchecked.
+pub fn unchecked(what: &str, setting: &str, peer: &str) -> String {
+    format!(
+        "{what}: {setting}: the {peer}'s certificate is not checked, anyone in the middle can read the traffic"
+    )
+}
+
 /// A database or cache target's URL after its scheme:
 /// `[USER@]HOST[:PORT][,HOST[:PORT]...][/PATH][?KEY=VALUE&...]`.
 /// USER and PATH are percent-decoded (`%2f` is the vhost `/`, `%40` an `@`
@@ -486,35 +520,56 @@ fn bad_text(what: &str, s: &str) -> String {
 }
 
 impl UserUrl<'_> {
-    /// The `tls=`, `ca=` and `password-file=` parameters, the only ones
-    /// mysql:// and amqp:// take: the server verified against the built-in
-    /// roots and `ca=`'s CA when `tls` (the scheme's default, as amqps://)
-    /// or `tls=true` or `ca=` says so; and the password file, if named.
+    /// The `tls=`, `ca=`, `tls-verify=` and `password-file=` parameters,
+    /// the only ones mysql:// and amqp:// take: TLS when the scheme says so
+    /// (`scheme_tls`, as amqps://), or `tls=true`, or a TLS setting (`ca=`,
+    /// `tls-verify=`; beside `tls=false`, a usage error, as for kafka://);
+    /// the server verified against the built-in roots and `ca=`'s CA unless
+    /// `tls-verify=false` (warned about in `warnings`); and the password
+    /// file, if named.
     pub fn tls_and_file(
         &self,
         what: &str,
-        mut tls: bool,
+        scheme_tls: bool,
+        warnings: &mut Vec<String>,
     ) -> Result<(Option<crate::tls::Config>, Option<&str>), String> {
-        let (mut ca, mut file) = (None, None);
+        let (mut ca, mut file, mut tls, mut verify) = (None, None, None, None);
         for &(key, value) in &self.params {
             match (key, value) {
                 ("password-file", _) => file = Some(value),
-                ("ca", _) => (ca, tls) = (Some(value), true),
-                ("tls", "true") => tls = true,
-                ("tls", "false") => tls = false,
+                ("ca", _) => ca = Some(value),
+                ("tls-verify", _) => verify = Some(value),
+                ("tls", "true") => tls = Some(true),
+                ("tls", "false") => tls = Some(false),
                 ("tls", _) => return Err(format!("{what}: tls= is true or false, not '{value}'")),
                 _ => {
                     return Err(format!(
-                        "{what}: unknown parameter '{key}' (tls=, ca=, password-file=)"
+                        "{what}: unknown parameter '{key}' (tls=, ca=, tls-verify=, password-file=)"
                     ))
                 }
             }
         }
-        let tls = match tls {
-            true => Some(crate::tls::Config::for_target(what, ca, true, true)?),
-            false => None,
+        let implied = [("ca", ca), ("tls-verify", verify)]
+            .into_iter()
+            .find_map(|(key, v)| v.map(|_| key));
+        let tls = match (tls, implied) {
+            (Some(false), Some(key)) => {
+                return Err(format!(
+                    "{what}: tls=false contradicts {key}=, which is a TLS setting: drop tls=false to use TLS, or {key}= to connect without it"
+                ))
+            }
+            (Some(on), _) => on,
+            (None, implied) => scheme_tls || implied.is_some(),
         };
-        Ok((tls, file))
+        if !tls {
+            return Ok((None, file));
+        }
+        let verify = match verify {
+            Some(value) => tls_verify(what, value, "server", warnings)?,
+            None => true,
+        };
+        let config = crate::tls::Config::for_target(what, ca, verify, true)?;
+        Ok((Some(config), file))
     }
 }
 
@@ -534,7 +589,11 @@ mod tests {
         assert_eq!(u.params, [("a", "b")]);
         let u = user_url("t", "db:3", 9, WHERE).unwrap();
         assert!(u.user.is_none() && u.path.is_empty());
-        assert!(u.tls_and_file("t", false).unwrap().0.is_none());
+        assert!(u
+            .tls_and_file("t", false, &mut Vec::new())
+            .unwrap()
+            .0
+            .is_none());
         for (bad, needle) in [
             ("u:hunter2@db", "KWAIT_X_PASSWORD"),
             ("db?Password=hunter2", "KWAIT_X_PASSWORD"),
@@ -556,16 +615,45 @@ mod tests {
 
     #[test]
     fn tls_and_password_file_parameters() {
+        let mut warnings = Vec::new();
         let u = user_url("t", "db?password-file=/p&tls=false", 9, WHERE).unwrap();
-        let (tls, file) = u.tls_and_file("t", true).unwrap();
-        assert!(tls.is_none() && file == Some("/p"));
+        let (tls, file) = u.tls_and_file("t", true, &mut warnings).unwrap();
+        assert!(tls.is_none() && file == Some("/p") && warnings.is_empty());
         for (bad, needle) in [
             ("db?x=1", "unknown parameter 'x'"),
             ("db?tls=yes", "not 'yes'"),
+            (
+                "db?tls-verify=maybe",
+                "tls-verify=maybe is not true or false",
+            ),
+            ("db?ca=/c&tls=false", "tls=false contradicts ca="),
+            (
+                "db?tls=false&tls-verify=false",
+                "tls=false contradicts tls-verify=",
+            ),
         ] {
             let u = user_url("t", bad, 9, WHERE).unwrap();
-            let err = u.tls_and_file("t", false).err().unwrap_or_default();
+            let err = u
+                .tls_and_file("t", false, &mut warnings)
+                .err()
+                .unwrap_or_default();
             assert!(err.contains(needle), "{bad}: {err}");
         }
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn tls_verify_false_means_tls_and_is_warned_about() {
+        let mut warnings = Vec::new();
+        let u = user_url("t", "db?tls-verify=false", 9, WHERE).unwrap();
+        let (tls, _) = u.tls_and_file("t", false, &mut warnings).unwrap();
+        assert!(tls.is_some());
+        assert!(
+            warnings.len() == 1
+                && warnings[0]
+                    .contains("tls-verify=false: the server's certificate is not checked"),
+            "{warnings:?}"
+        );
     }
 }

@@ -42,11 +42,18 @@ const MAX_FRAME: usize = 64 << 10;
 const PASSWORD_VAR: &str = "KWAIT_AMQP_PASSWORD";
 const PASSWORDS: &str = "set KWAIT_AMQP_PASSWORD, or give password-file=PATH";
 
-/// Parses what follows `amqp://` (`tls` false) or `amqps://`.
-pub fn parse(what: &str, rest: &str, tls: bool, env: crate::net::Env) -> Result<Spec, String> {
+/// Parses what follows `amqp://` (`tls` false) or `amqps://`; what
+/// `tls-verify=false` leaves unchecked goes into `warnings`.
+pub fn parse(
+    what: &str,
+    rest: &str,
+    tls: bool,
+    env: crate::net::Env,
+    warnings: &mut Vec<String>,
+) -> Result<Spec, String> {
     let port = if tls { 5671 } else { 5672 };
     let url = user_url(what, rest, port, PASSWORDS)?;
-    let (tls, file) = url.tls_and_file(what, tls)?;
+    let (tls, file) = url.tls_and_file(what, tls, warnings)?;
     let password = match (
         &url.user,
         crate::secret::password(what, file, &[PASSWORD_VAR], env)?,
@@ -316,10 +323,10 @@ mod tests {
 
     #[test]
     fn guest_by_default() {
-        let spec = parse("t", "mq", false, &|_| None).unwrap();
+        let spec = parse("t", "mq", false, &|_| None, &mut Vec::new()).unwrap();
         assert_eq!((spec.user.as_str(), spec.vhost.as_str()), ("guest", "/"));
         assert_eq!(spec.hosts[0].port, 5672);
-        assert!(parse("t", "app@mq/%2f", false, &|_| None)
+        assert!(parse("t", "app@mq/%2f", false, &|_| None, &mut Vec::new())
             .unwrap_err()
             .contains("KWAIT_AMQP_PASSWORD"));
     }

@@ -52,10 +52,16 @@ type Conn<'a> = Box<dyn Io + 'a>;
 
 const PASSWORDS: &str = "set KWAIT_MYSQL_PASSWORD or MYSQL_PWD, or give password-file=PATH";
 
-/// Parses what follows `mysql://`; `what` names the target in errors.
-pub fn parse(what: &str, rest: &str, env: crate::net::Env) -> Result<Spec, String> {
+/// Parses what follows `mysql://`; `what` names the target in errors, what
+/// `tls-verify=false` leaves unchecked goes into `warnings`.
+pub fn parse(
+    what: &str,
+    rest: &str,
+    env: crate::net::Env,
+    warnings: &mut Vec<String>,
+) -> Result<Spec, String> {
     let url = user_url(what, rest, 3306, PASSWORDS)?;
-    let (tls, file) = url.tls_and_file(what, false)?;
+    let (tls, file) = url.tls_and_file(what, false, warnings)?;
     let vars = ["KWAIT_MYSQL_PASSWORD", "MYSQL_PWD"];
     let password = crate::secret::password(what, file, &vars, env)?;
     let db = Some(url.path.trim_end_matches('/').to_string()).filter(|p| !p.is_empty());

@@ -72,7 +72,16 @@ pub fn parse(
             ))
         }
         "disable" => None,
-        "require" => Some(crate::tls::Config::for_target(what, ca, false, false)?),
+        // libpq's require: encrypted; the chain checked only with a CA.
+        "require" => {
+            if ca.is_none() {
+                warnings.push(format!(
+                    "{}; give ca=PATH to check it",
+                    crate::net::unchecked(what, "sslmode=require without ca=", "server")
+                ));
+            }
+            Some(crate::tls::Config::for_target(what, ca, ca.is_some(), false)?)
+        }
         "verify-ca" => Some(crate::tls::Config::for_target(what, ca, true, false)?),
         "verify-full" => Some(crate::tls::Config::for_target(what, ca, true, true)?),
         other => {

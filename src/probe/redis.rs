@@ -39,18 +39,31 @@ pub struct Spec {
     pub db: Option<u32>,
     /// `?role=master`: a replica is not ready.
     pub master: bool,
-    /// rediss://: verified against the built-in roots and `ca=`.
+    /// rediss://: verified against the built-in roots and `ca=`, unless
+    /// `tls-verify=false`.
     pub tls: Option<crate::tls::Config>,
 }
 
-/// Parses what follows `redis://` (`tls` false) or `rediss://`.
-pub fn parse(what: &str, rest: &str, tls: bool, env: crate::net::Env) -> Result<Spec, String> {
+/// Parses what follows `redis://` (`tls` false) or `rediss://`; what
+/// `tls-verify=false` leaves unchecked goes into `warnings`.
+pub fn parse(
+    what: &str,
+    rest: &str,
+    tls: bool,
+    env: crate::net::Env,
+    warnings: &mut Vec<String>,
+) -> Result<Spec, String> {
     let url = user_url(what, rest, 6379, PASSWORDS)?;
-    let (mut ca, mut file, mut master) = (None, None, false);
+    let (mut ca, mut file, mut master, mut verify) = (None, None, false, true);
     for (key, value) in url.params {
         match (key, value) {
             ("ca", _) if tls => ca = Some(value),
-            ("ca", _) => return Err(format!("{what}: ca= needs TLS: write rediss://")),
+            ("tls-verify", _) if tls => {
+                verify = crate::net::tls_verify(what, value, "server", warnings)?
+            }
+            ("ca" | "tls-verify", _) => {
+                return Err(format!("{what}: {key}= needs TLS: write rediss://"))
+            }
             ("password-file", _) => file = Some(value),
             ("role", "master") => master = true,
             ("role", other) => {
@@ -58,7 +71,7 @@ pub fn parse(what: &str, rest: &str, tls: bool, env: crate::net::Env) -> Result<
             }
             (other, _) => {
                 return Err(format!(
-                    "{what}: unknown parameter '{other}' (redis:// takes role=master, ca=, password-file=)"
+                    "{what}: unknown parameter '{other}' (redis:// takes role=master, password-file=; rediss:// also ca=, tls-verify=)"
                 ))
             }
         }
@@ -78,7 +91,7 @@ pub fn parse(what: &str, rest: &str, tls: bool, env: crate::net::Env) -> Result<
         ));
     }
     let tls = match tls {
-        true => Some(crate::tls::Config::for_target(what, ca, true, true)?),
+        true => Some(crate::tls::Config::for_target(what, ca, verify, true)?),
         false => None,
     };
     Ok(Spec {
@@ -317,7 +330,7 @@ mod tests {
     #[test]
     fn targets() {
         let env = |k: &str| (k == "REDISCLI_AUTH").then(|| "pw".into());
-        let s = parse("t", "app@cache/3?role=master", false, &env).unwrap();
+        let s = parse("t", "app@cache/3?role=master", false, &env, &mut Vec::new()).unwrap();
         assert_eq!(
             (s.user.as_deref(), s.db, s.master),
             (Some("app"), Some(3), true)
@@ -331,9 +344,10 @@ mod tests {
             ("c/x", "not a database number"),
             ("c?role=replica", "only master"),
             ("c?ca=/x", "rediss://"),
+            ("c?tls-verify=false", "tls-verify= needs TLS"),
             ("u@c", "needs a password"),
         ] {
-            let err = parse("t", bad, false, &none).unwrap_err();
+            let err = parse("t", bad, false, &none, &mut Vec::new()).unwrap_err();
             assert!(
                 err.contains(needle) && !err.contains("hunter2"),
                 "{bad}: {err}"

@@ -100,6 +100,29 @@ fn amqps_with_a_private_ca() {
     let tls = mq.tls_port.expect("an AMQPS port");
     let target = format!("amqps://app@localhost:{tls}/v1?ca={}", certs.ca().display());
     run_kwait(&["probe", &target], &[PASSWORD], LIMIT).expect(0, &["vhost 'v1' open"]);
+    // The test CA is not among the built-in roots: without ca=, refused
+    // for good...
+    let untrusted = format!("amqps://app@localhost:{tls}/v1");
+    let done = run_kwait(&[&untrusted, "-t", "30s", "--", "true"], &[PASSWORD], LIMIT);
+    done.expect(
+        1,
+        &[
+            "cannot become ready",
+            "certificate",
+            "not signed by a trusted CA",
+        ],
+    );
+    assert!(done.elapsed < Duration::from_secs(10), "{:?}", done.elapsed);
+    // ...unless told to check nothing, with a warning.
+    let unchecked = format!("{untrusted}?tls-verify=false");
+    run_kwait(&["probe", &unchecked], &[PASSWORD], LIMIT).expect(
+        0,
+        &[
+            "vhost 'v1' open",
+            "warning:",
+            "tls-verify=false: the server's certificate is not checked",
+        ],
+    );
     // amqps:// at the plain port: a TLS handshake nobody answers in TLS.
     let wrong = format!(
         "amqps://app@localhost:{}/v1?ca={}",

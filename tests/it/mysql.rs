@@ -144,6 +144,30 @@ fn tls_with_a_private_ca() {
         certs.other_ca().display()
     );
     run_kwait(&[&other, "-t", "30s", "--", "true"], &[PASSWORD], LIMIT).expect(1, &["certificate"]);
+    // The test CA is not among the built-in roots: TLS without ca= is
+    // refused for good...
+    let base = format!("mysql://app@localhost:{}/appdb", db.port());
+    let untrusted = format!("{base}?tls=true");
+    let done = run_kwait(&[&untrusted, "-t", "30s", "--", "true"], &[PASSWORD], LIMIT);
+    done.expect(
+        1,
+        &[
+            "cannot become ready",
+            "certificate",
+            "not signed by a trusted CA",
+        ],
+    );
+    assert!(done.elapsed < Duration::from_secs(10), "{:?}", done.elapsed);
+    // ...unless told to check nothing (which means TLS), with a warning.
+    let unchecked = format!("{base}?tls-verify=false");
+    run_kwait(&["probe", &unchecked], &[PASSWORD], LIMIT).expect(
+        0,
+        &[
+            "logged in as app, appdb",
+            "warning:",
+            "tls-verify=false: the server's certificate is not checked",
+        ],
+    );
     // A server without TLS says so.
     let plain = MariaDb::start_ready(free_port(), &[]);
     let target = format!("mysql://app@localhost:{}?tls=true", plain.port());

@@ -257,8 +257,30 @@ fn tls_with_a_test_ca() {
     probe(&full, &pw()).expect(0, &["logged in as scramuser"]);
     let full = format!("postgres://localhost:{port}?sslmode=verify-full&ca={ca}");
     probe(&full, &[]).expect(0, &["ready"]);
+    // require without ca=: encrypted, not checked (libpq's rule), and said.
     let require = format!("postgres://md5user@127.0.0.1:{port}/app?sslmode=require");
-    probe(&require, &pw()).expect(0, &["logged in as md5user"]);
+    probe(&require, &pw()).expect(
+        0,
+        &[
+            "logged in as md5user",
+            "warning:",
+            "sslmode=require without ca=: the server's certificate is not checked",
+            "give ca=PATH",
+        ],
+    );
+    // With ca=, require checks the chain: no warning.
+    let checked = format!("{require}&ca={ca}");
+    let done = probe(&checked, &pw());
+    done.expect(0, &["logged in as md5user"]);
+    assert!(!done.stderr.contains("warning"), "{}", done.stderr);
+    // The test CA is not among the built-in roots: verify-full without
+    // ca= refuses the certificate, for good.
+    let untrusted = format!("postgres://localhost:{port}?sslmode=verify-full");
+    fatal_when_waiting(
+        &untrusted,
+        &[],
+        &["certificate", "not signed by a trusted CA", "ca=PATH"],
+    );
     // Not the CA that signed it: fatal.
     let other = format!(
         "postgres://localhost:{port}?sslmode=verify-full&ca={}",

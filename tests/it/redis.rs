@@ -345,6 +345,24 @@ fn rediss_with_a_test_ca() {
     probe(&target, &[]).expect(0, &["PONG"]);
     let target = format!("rediss://localhost:{tls}?ca={}", certs.other_ca().display());
     probe(&target, &[]).expect(1, &["certificate"]);
+    // The test CA is not among the built-in roots: without ca=, fatal...
+    let untrusted = format!("rediss://localhost:{tls}");
+    fatal_when_waiting(
+        &untrusted,
+        &[],
+        &["certificate", "not signed by a trusted CA", "ca=PATH"],
+    );
+    // ...unless told to check nothing, which it warns about.
+    let unchecked = format!("{untrusted}?tls-verify=false");
+    let warned = "warning: target 'rediss://localhost:";
+    run_kwait(&[&unchecked, "-t", "30s"], &[], LONG).expect(
+        0,
+        &[
+            "PONG",
+            warned,
+            "tls-verify=false: the server's certificate is not checked",
+        ],
+    );
 }
 
 #[test]
