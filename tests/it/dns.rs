@@ -76,21 +76,31 @@ fn a_silent_dns_server_is_named_in_the_timeout() {
     let dir = TempDir::new("dns");
     let hosts = dir.path().join("hosts");
     std::fs::write(&hosts, "127.0.0.1 localhost\n").unwrap();
-    let args: Vec<String> = ["-t", "2s", "tcp://kafka.silent.test:9092"]
+    // Past 5 s, for the first "still waiting" line.
+    let args: Vec<String> = ["-t", "5500ms", "tcp://kafka.silent.test:9092"]
         .map(String::from)
         .into();
     let done = peers::run(
         &mut kwait_with(&dns, &dir, &hosts, &args),
-        Duration::from_secs(10),
+        Duration::from_secs(15),
+    );
+    let reason = format!(
+        "cannot resolve 'kafka.silent.test' yet: no DNS answer from {}:53 in 1s",
+        dns.ip()
     );
     done.expect(
         124,
-        &[&format!(
-            "waiting for tcp://kafka.silent.test:9092: cannot resolve 'kafka.silent.test' yet: \
-             no DNS answer from {}:53 in 1s",
-            dns.ip()
-        )],
+        &[
+            "kwait: still waiting for tcp://kafka.silent.test:9092 after 5",
+            &format!("waiting for tcp://kafka.silent.test:9092: {reason}"),
+        ],
     );
+    let still = done
+        .stderr
+        .lines()
+        .find(|l| l.contains("still waiting"))
+        .unwrap_or_default();
+    assert!(still.contains(&format!(": {reason}")), "{}", done.stderr);
     assert!(
         !done.stderr.contains("--attempt-timeout"),
         "{}",
