@@ -45,11 +45,11 @@ Targets:
   http[s]://HOST[:PORT]/PATH  a GET answers 2xx
   postgres://[USER@]HOST[:PORT][/DB][?sslmode=require|verify-full&ca=PATH]
       pg_isready's rule; with KWAIT_POSTGRES_PASSWORD, PGPASSWORD or ~/.pgpass, a login
-  redis[s]://[USER@]HOST[:PORT][/DBNUM][?role=master]
+  redis[s]://[USER@]HOST[:PORT][/DBNUM][?role=master&ca=PATH&tls-verify=false]
       PONG and loading:0; the password in KWAIT_REDIS_PASSWORD or REDISCLI_AUTH
-  mysql://[USER@]HOST[:PORT][/DB][?tls=true&ca=PATH]
+  mysql://[USER@]HOST[:PORT][/DB][?tls=true&ca=PATH&tls-verify=false]
       the greeting and a login; the password in KWAIT_MYSQL_PASSWORD or MYSQL_PWD
-  amqp[s]://[USER@]HOST[:PORT][/VHOST]
+  amqp[s]://[USER@]HOST[:PORT][/VHOST][?ca=PATH&tls-verify=false]
       Connection.OpenOk for the vhost; the password in KWAIT_AMQP_PASSWORD
 
 Exit codes: 0 ready, 124 timed out, 1 failed, 2 usage error,
@@ -61,7 +61,7 @@ const PROBE_ABOUT: &str = "One check of each TARGET, for Docker HEALTHCHECK and 
 #[command(
     name = "kwait",
     version,
-    about = "Wait until Kafka, ZooKeeper, TCP and HTTP dependencies are really ready, then run and supervise COMMAND.",
+    about = "Wait until Kafka, ZooKeeper, PostgreSQL, MySQL, Redis, RabbitMQ, TCP and HTTP dependencies are really ready, then run and supervise COMMAND.",
     override_usage = "kwait [OPTIONS] [TARGET]... [-- COMMAND [ARG]...]\n       kwait probe [OPTIONS] TARGET...",
     after_help = EXAMPLES,
     disable_help_subcommand = true

@@ -82,11 +82,22 @@ pub async fn first_session<'a>(
         Box::pin(async move {
             match attempt.await {
                 Ok(ready) => Outcome::Ready(format!("{addr}: {ready}")),
-                Err(Outcome::NotReady(r)) => Outcome::NotReady(format!("{addr}: {r}")),
-                Err(Outcome::Fatal(r)) => Outcome::Fatal(format!("{addr}: {r}")),
+                Err(Outcome::NotReady(r)) => Outcome::NotReady(named(addr, r)),
+                Err(Outcome::Fatal(r)) => Outcome::Fatal(named(addr, r)),
                 Err(ready) => ready,
             }
         })
     })
     .await
+}
+
+/// `reason` behind the address it is about, unless it names it already
+/// (a refused connection says "connection refused at HOST:PORT").
+fn named(addr: &HostPort, reason: String) -> String {
+    let shown = addr.to_string();
+    if reason.contains(&shown) {
+        reason
+    } else {
+        format!("{shown}: {reason}")
+    }
 }

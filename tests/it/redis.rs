@@ -192,7 +192,7 @@ fn several_hosts_the_first_ready_wins() {
     run_kwait(&["probe", "-t", "2s", &target], &[], LONG).expect(
         1,
         &[
-            &format!("{dead_addr}: connection refused"),
+            &format!("connection refused at {dead_addr}"),
             "no answer within",
         ],
     );
