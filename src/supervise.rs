@@ -188,6 +188,8 @@ const AFTER_KILL: Duration = Duration::from_secs(2);
 /// before it: long enough for a running app to be scheduled, short enough
 /// that a blocked or stopped one does not hold kwait's loop.
 const TAKE_WAIT: Duration = Duration::from_millis(50);
+/// How often kwait looks whether the app has taken a signal.
+const CONFIRM_EVERY: Duration = Duration::from_millis(1);
 
 /// Runs COMMAND as a child and supervises it until it and everything it left
 /// behind are gone. Returns the app's exit status.
@@ -235,7 +237,7 @@ pub fn run(command: &[OsString], opts: &Options, signals: &Signals) -> Exit {
         termed: Vec::new(),
         ended_at: None,
         held: Vec::new(),
-        last_sent: None,
+        unconfirmed: None,
     }
     .run(signals)
 }
@@ -523,9 +525,11 @@ struct Supervisor<'a> {
     /// Signals that arrived during `--drain-delay`, as received and as to
     /// be sent: forwarded, in order, after the held stop signal.
     held: Vec<(Signo, Signo)>,
-    /// The last signal sent to the app, and when: the next one waits for
-    /// the app to take it ([`Supervisor::taken`]).
-    last_sent: Option<(Signo, Instant)>,
+    /// The last signal sent to the app, and when, until kwait has seen the
+    /// app take it (or [`TAKE_WAIT`] has passed): a signal that comes
+    /// meanwhile waits for that ([`Supervisor::taken`]). Confirmed between
+    /// signals, so the next one, the common case, is sent at once.
+    unconfirmed: Option<(Signo, Instant)>,
 }
 
 impl Supervisor<'_> {
@@ -537,9 +541,14 @@ impl Supervisor<'_> {
                 Phase::Delaying { until, .. } => until,
                 Phase::Draining { kill_at } => kill_at,
             };
-            if let Some(signo) = signals.next(wake.saturating_duration_since(now).min(TICK)) {
+            let mut wait = wake.saturating_duration_since(now).min(TICK);
+            if self.unconfirmed.is_some() {
+                wait = wait.min(CONFIRM_EVERY);
+            }
+            if let Some(signo) = signals.next(wait) {
                 self.on_signal(signo);
             }
+            self.confirm();
             let all_gone = self.reap();
             if let Some(end) = self.end {
                 if all_gone {
@@ -667,17 +676,26 @@ impl Supervisor<'_> {
     /// ([`send_stop`]). Right after another signal, first lets the app take
     /// that one ([`Supervisor::taken`]).
     fn deliver(&mut self, signo: Signo, stop: bool) {
-        if let Some((previous, at)) = self.last_sent {
-            if at.elapsed() < TAKE_WAIT {
-                self.taken(previous);
-            }
+        if let Some((previous, at)) = self.unconfirmed.take() {
+            self.taken(previous, at + TAKE_WAIT);
         }
         if stop {
             send_stop(self.target(), signo);
         } else {
             send(self.target(), signo);
         }
-        self.last_sent = Some((signo, Instant::now()));
+        if own_proc() {
+            self.unconfirmed = Some((signo, Instant::now()));
+        }
+    }
+
+    /// Between signals: whether the app has taken the last one yet.
+    fn confirm(&mut self) {
+        if let Some((signo, at)) = self.unconfirmed {
+            if at.elapsed() >= TAKE_WAIT || !self.pending(signo) {
+                self.unconfirmed = None;
+            }
+        }
     }
 
     /// Before the next of signals that come close together: waits (at
@@ -688,29 +706,30 @@ impl Supervisor<'_> {
     /// received them. An app that blocks `previous`, or is stopped, for
     /// longer gets the next one anyway: kwait never holds a signal back
     /// for long.
-    fn taken(&self, previous: Signo) {
-        let Some(bit) = u32::try_from(previous.0 - 1).ok().filter(|b| *b < 64) else {
-            return;
+    fn taken(&self, previous: Signo, until: Instant) {
+        while Instant::now() < until && self.pending(previous) {
+            std::thread::sleep(CONFIRM_EVERY);
+        }
+    }
+
+    /// Whether `signo` is pending for the app (SigPnd or ShdPnd in its
+    /// /proc status).
+    fn pending(&self, signo: Signo) -> bool {
+        let Some(bit) = u32::try_from(signo.0 - 1).ok().filter(|b| *b < 64) else {
+            return false;
         };
         if !own_proc() {
-            return;
+            return false;
         }
-        let status = format!("/proc/{}/status", self.pid);
-        let until = Instant::now() + TAKE_WAIT;
-        while Instant::now() < until {
-            let text = std::fs::read_to_string(&status).unwrap_or_default();
-            let pending = text.lines().any(|l| {
-                let mask = l
-                    .strip_prefix("SigPnd:")
-                    .or_else(|| l.strip_prefix("ShdPnd:"));
-                mask.and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
-                    .is_some_and(|m| m & (1 << bit) != 0)
-            });
-            if !pending {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        let text =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
+        text.lines().any(|l| {
+            let mask = l
+                .strip_prefix("SigPnd:")
+                .or_else(|| l.strip_prefix("ShdPnd:"));
+            mask.and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+                .is_some_and(|m| m & (1 << bit) != 0)
+        })
     }
 
     /// Sends one signal to the app. A later stop signal during the drain
