@@ -1595,28 +1595,11 @@ fn pid1_with_the_outer_proc_says_so_and_forwards() {
 /// of its own: with --grace 2s counted from the INT, the app would be
 /// SIGKILLed half a second into its shutdown.
 fn a_later_stop_signal_gets_a_full_grace(mode: Mode) {
-    let s = Scratch::new("grace2");
-    let log = s.log("app.log");
-    let mut kw = s.start_helper(
+    later_stop_signal(
         mode,
-        &["--grace", "2s"],
-        &log,
-        &["--log", "2", "--linger", "15:1.5"],
-    );
-    kw.signal(libc::SIGINT);
-    wait_logged(&log, libc::SIGINT, &kw);
-    thread::sleep(Duration::from_millis(1500));
-    kw.signal(libc::SIGTERM);
-    let done = kw.finish(LIMIT);
-    done.expect(
-        0,
-        &["kwait: another SIGTERM during the drain: SIGKILL now in --grace 2s"],
-    );
-    assert_eq!(signals(&log), [libc::SIGINT, libc::SIGTERM]);
-    assert!(
-        lines(&log).iter().any(|l| l.starts_with("done")),
-        "{:?}",
-        lines(&log)
+        &[],
+        libc::SIGTERM,
+        "kwait: another SIGTERM during the drain: SIGKILL now in --grace 2s",
     );
 }
 both!(a_later_stop_signal_gets_a_full_grace);
@@ -1625,24 +1608,31 @@ both!(a_later_stop_signal_gets_a_full_grace);
 /// TERM reaches the app as QUIT and is a stop signal all the same, so the
 /// app gets a full --grace from it.
 fn a_later_rewritten_stop_signal_gets_a_full_grace(mode: Mode) {
-    let s = Scratch::new("grace3");
-    let log = s.log("app.log");
-    let mut kw = s.start_helper(
+    later_stop_signal(
         mode,
-        &["--grace", "2s", "--rewrite", "TERM:QUIT"],
-        &log,
-        &["--log", "2", "--linger", "3:1.5"],
+        &["--rewrite", "TERM:QUIT"],
+        libc::SIGQUIT,
+        "kwait: another SIGTERM (sent as SIGQUIT) during the drain: SIGKILL now in --grace 2s",
     );
+}
+
+/// INT, then 1.5 s later TERM, which reaches the app as `sent` and starts
+/// its 1.5 s shutdown: under `--grace 2s` it finishes only if the TERM got
+/// a grace of its own, which kwait logs as `said`.
+fn later_stop_signal(mode: Mode, flags: &[&str], sent: i32, said: &str) {
+    let s = Scratch::new("grace2");
+    let log = s.log("app.log");
+    let mut all = vec!["--grace", "2s"];
+    all.extend_from_slice(flags);
+    let linger = format!("{sent}:1.5");
+    let mut kw = s.start_helper(mode, &all, &log, &["--log", "2", "--linger", &linger]);
     kw.signal(libc::SIGINT);
     wait_logged(&log, libc::SIGINT, &kw);
     thread::sleep(Duration::from_millis(1500));
     kw.signal(libc::SIGTERM);
     let done = kw.finish(LIMIT);
-    done.expect(
-        0,
-        &["kwait: another SIGTERM (sent as SIGQUIT) during the drain: SIGKILL now in --grace 2s"],
-    );
-    assert_eq!(signals(&log), [libc::SIGINT, libc::SIGQUIT]);
+    done.expect(0, &[said]);
+    assert_eq!(signals(&log), [libc::SIGINT, sent]);
     assert!(
         lines(&log).iter().any(|l| l.starts_with("done")),
         "{:?}",
