@@ -295,6 +295,37 @@ pub fn run_kwait(args: &[&str], env: &[(&str, &str)], limit: Duration) -> Done {
     run(&mut kwait_with(args, env), limit)
 }
 
+/// A TLS server whose certificate no built-in root signs: `untrusted` (its
+/// target without `ca=`) fails for good, naming the certificate, well
+/// before `-t 30s`; `unchecked` (with `tls-verify=false`) is ready, saying
+/// `ready` and warning that nothing is checked.
+pub fn untrusted_then_unchecked(
+    untrusted: &str,
+    unchecked: &str,
+    env: &[(&str, &str)],
+    ready: &str,
+    limit: Duration,
+) {
+    let done = run_kwait(&[untrusted, "-t", "30s", "--", "true"], env, limit);
+    done.expect(
+        1,
+        &[
+            "cannot become ready",
+            "certificate",
+            "not signed by a trusted CA",
+        ],
+    );
+    assert!(done.elapsed < Duration::from_secs(10), "{:?}", done.elapsed);
+    run_kwait(&["probe", unchecked], env, limit).expect(
+        0,
+        &[
+            ready,
+            "warning:",
+            "tls-verify=false: the server's certificate is not checked",
+        ],
+    );
+}
+
 /// A running process (kwait, or a wrapper around it) whose piped stdout and
 /// stderr are collected by reader threads, so a test can poll for a line.
 /// Stopped by pid when dropped (see [`ChildGuard`]).
