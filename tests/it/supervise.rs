@@ -750,8 +750,9 @@ fn send(kw: &mut Kw, from: Side, sig: i32) {
 /// SIGRTMIN+1 and SIGRTMAX, one at a time (each awaited in the app's log,
 /// so none coalesces), then TERM, on which the app exits 42: the app's log
 /// must be exactly what was sent, in order, nothing added (no SIGCONT after
-/// INT). INT alone in a second run (exit 43).
-fn forwarding(mode: Mode, from: Side) {
+/// INT). INT alone in a second run (exit 43). With `group`, under
+/// `--group`: the same, sent to the app's process group.
+fn forwarding(mode: Mode, from: Side, group: bool) {
     let s = Scratch::new("fwd");
     let rt1 = sigrtmin() + 1;
     let rtmax = libc::SIGRTMAX();
@@ -769,12 +770,12 @@ fn forwarding(mode: Mode, from: Side) {
         .join(",");
 
     let log = s.log("term.log");
-    let mut kw = s.start_helper(
-        mode,
-        &["--grace", "30s"],
-        &log,
-        &["--log", &list, "--exit-on", "15:42"],
-    );
+    let flags: &[&str] = if group {
+        &["--group", "--grace", "30s"]
+    } else {
+        &["--grace", "30s"]
+    };
+    let mut kw = s.start_helper(mode, flags, &log, &["--log", &list, "--exit-on", "15:42"]);
     for &sig in &others {
         send(&mut kw, from, sig);
         wait_logged(&log, sig, &kw);
@@ -785,27 +786,33 @@ fn forwarding(mode: Mode, from: Side) {
     want.push(libc::SIGTERM);
     assert_eq!(signals(&log), want, "log {:?}", lines(&log));
     assert_eq!(done.code, Some(42), "the app's own status: {done:?}");
-    let mut needles = vec![
-        "kwait: forwarded SIGHUP to pid ",
-        "kwait: forwarded SIGQUIT to pid ",
-        "kwait: forwarded SIGUSR1 to pid ",
-        "kwait: forwarded SIGUSR2 to pid ",
-        "kwait: SIGINT sent to pid ",
-        "kwait: forwarded SIGTERM to pid ",
-    ];
+    let to = if group { "process group" } else { "pid" };
+    let mut needles: Vec<String> = [
+        "forwarded SIGHUP",
+        "forwarded SIGQUIT",
+        "forwarded SIGUSR1",
+        "forwarded SIGUSR2",
+        "SIGINT sent",
+        "forwarded SIGTERM",
+    ]
+    .iter()
+    .map(|what| format!("kwait: {what} to {to} "))
+    .collect();
     // The app got SIGRTMIN+1 (above); kwait's own name for it is checked
     // natively only (without_unemulated_signals: renumbered under qemu).
     if !skip_under_runner("the log line naming SIGRTMIN+1 is not checked") {
-        needles.push("kwait: forwarded SIGRTMIN+1 to pid ");
+        needles.push(format!("kwait: forwarded SIGRTMIN+1 to {to} "));
     }
+    let needles: Vec<&str> = needles.iter().map(String::as_str).collect();
     assert_contains(&done.stderr, &needles);
 
     let log = s.log("int.log");
-    let mut kw = s.start_helper(mode, &[], &log, &["--exit-on", "2:43"]);
+    let flags: &[&str] = if group { &["--group"] } else { &[] };
+    let mut kw = s.start_helper(mode, flags, &log, &["--exit-on", "2:43"]);
     send(&mut kw, from, libc::SIGINT);
     let done = kw.finish(LIMIT);
     assert_eq!(signals(&log), [libc::SIGINT], "log {:?}", lines(&log));
-    done.expect(43, &["kwait: SIGINT sent to pid "]);
+    done.expect(43, &[&format!("kwait: SIGINT sent to {to} ")]);
 }
 
 mod forwarding {
@@ -813,7 +820,7 @@ mod forwarding {
 
     #[test]
     fn pid1_from_outside() {
-        forwarding(Mode::Pid1, Side::Outside)
+        forwarding(Mode::Pid1, Side::Outside, false)
     }
 
     /// The kernel drops a signal sent to a namespace's init from inside
@@ -821,12 +828,23 @@ mod forwarding {
     /// from a signalfd, and blocked signals are never dropped.
     #[test]
     fn pid1_from_inside() {
-        forwarding(Mode::Pid1, Side::Inside)
+        forwarding(Mode::Pid1, Side::Inside, false)
     }
 
     #[test]
     fn plain() {
-        forwarding(Mode::Plain, Side::Outside)
+        forwarding(Mode::Plain, Side::Outside, false)
+    }
+
+    /// Under --group: every signal to the app's process group, once each.
+    #[test]
+    fn group_pid1() {
+        forwarding(Mode::Pid1, Side::Outside, true)
+    }
+
+    #[test]
+    fn group_plain() {
+        forwarding(Mode::Plain, Side::Outside, true)
     }
 }
 
