@@ -272,6 +272,35 @@ const WAIT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The probe's.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// `kwait -- COMMAND [ARG]...` with no `KWAIT_*` variable set
+/// (`kwait_vars`: whether one is): tini's usage, whose plan needs no
+/// parser, since nothing is waited for and every option has its default.
+/// Building clap's parser touches more of kwait's pages than the whole
+/// supervisor does, and they were its peak memory (VmHWM 1,060 kB with
+/// clap, 800 kB without, right after the binary is copied). `None`
+/// otherwise: [`parse`] decides. A test holds the two to the same plan.
+pub fn bare(args: &[OsString], kwait_vars: bool) -> Option<Wait> {
+    if kwait_vars || args.len() < 3 || args[1] != "--" {
+        return None;
+    }
+    Some(Wait {
+        targets: Vec::new(),
+        timeout: Some(WAIT_TIMEOUT),
+        attempt_timeout: Duration::from_secs(5),
+        command: args[2..].to_vec(),
+        exec: false,
+        supervise: supervise::Options {
+            group: false,
+            grace: Duration::from_secs(10),
+            drain_delay: Duration::ZERO,
+            rewrites: Vec::new(),
+        },
+        clean: None,
+        topics: None,
+        warnings: Vec::new(),
+    })
+}
+
 /// Parses `argv`; `env` is the only way to the environment: each option's
 /// twin ([`WAIT_TWINS`]), `KWAIT_TARGETS`, `KAFKA_BROKER_ID` and
 /// `KAFKA_CFG_BROKER_ID`. A variable set to something that is not UTF-8
@@ -985,6 +1014,47 @@ mod tests {
             Err(Stop::Usage(msg)) => msg,
             other => panic!("{args:?}: expected a usage error, got {other:?}"),
         }
+    }
+
+    /// `kwait -- COMMAND` without a parser: the very plan clap makes.
+    #[test]
+    fn bare_command_is_clap_s_plan() {
+        let argv = ["kwait", "--", "app", "--grace", "-v"].map(OsString::from);
+        let Some(quick) = bare(&argv, false) else {
+            panic!("not taken as bare")
+        };
+        let Ok(Plan::Wait(full)) = run(&argv[1..]
+            .iter()
+            .map(|a| a.to_str().unwrap())
+            .collect::<Vec<_>>())
+        else {
+            panic!("clap made no wait plan")
+        };
+        assert!(quick.targets.is_empty() && full.targets.is_empty());
+        assert_eq!(quick.timeout, full.timeout);
+        assert_eq!(quick.attempt_timeout, full.attempt_timeout);
+        assert_eq!(quick.command, full.command);
+        assert_eq!(quick.exec, full.exec);
+        let (b, f) = (&quick.supervise, &full.supervise);
+        assert_eq!(
+            (b.group, b.grace, b.drain_delay),
+            (f.group, f.grace, f.drain_delay)
+        );
+        assert_eq!(b.rewrites, f.rewrites);
+        assert!(quick.clean.is_none() && full.clean.is_none());
+        assert!(quick.topics.is_none() && full.topics.is_none());
+        assert_eq!(quick.warnings, full.warnings);
+        // Anything else goes to clap: an option, a target, a KWAIT_ variable.
+        for args in [
+            &["kwait", "--grace", "1s", "--", "a"][..],
+            &["kwait", "tcp://a:1", "--", "a"],
+            &["kwait", "--"],
+            &["kwait", "a"],
+        ] {
+            let argv: Vec<OsString> = args.iter().map(OsString::from).collect();
+            assert!(bare(&argv, false).is_none(), "{args:?}");
+        }
+        assert!(bare(&argv, true).is_none());
     }
 
     #[test]

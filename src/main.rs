@@ -65,7 +65,12 @@ fn main() -> ExitCode {
         // kwait's own re-exec after the wait: supervise, nothing else.
         return supervise::run(&command, &opts, &signals).into();
     }
-    let plan = cli::parse(args, |name| std::env::var_os(name));
+    let kwait_vars =
+        std::env::vars_os().any(|(name, _)| name.as_encoded_bytes().starts_with(b"KWAIT_"));
+    let plan = match cli::bare(&args, kwait_vars) {
+        Some(plan) => Ok(Plan::Wait(plan)),
+        None => cli::parse(args, |name| std::env::var_os(name)),
+    };
     let exit = match plan {
         Ok(Plan::Wait(plan)) => wait_then_run(plan, &signals),
         Ok(Plan::Probe(plan)) => {

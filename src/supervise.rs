@@ -194,6 +194,7 @@ const CONFIRM_EVERY: Duration = Duration::from_millis(1);
 /// Runs COMMAND as a child and supervises it until it and everything it left
 /// behind are gone. Returns the app's exit status.
 pub fn run(command: &[OsString], opts: &Options, signals: &Signals) -> Exit {
+    shed_startup_pages();
     if std::process::id() != 1 {
         // Orphans of the app are then reparented to kwait, not to the real
         // init, so kwait can reap them and wait for them when draining.
