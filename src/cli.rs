@@ -272,29 +272,64 @@ const WAIT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The probe's.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// `kwait -- COMMAND [ARG]...` with no `KWAIT_*` variable set
-/// (`kwait_vars`: whether one is): tini's usage, whose plan needs no
-/// parser, since nothing is waited for and every option has its default.
-/// Building clap's parser touches more of kwait's pages than the whole
-/// supervisor does, and they were its peak memory (VmHWM 1,060 kB with
-/// clap, 800 kB without, right after the binary is copied). `None`
-/// otherwise: [`parse`] decides. A test holds the two to the same plan.
+/// `kwait [--grace D] [--drain-delay D] [--group] [--rewrite F:T]... --
+/// COMMAND [ARG]...` with no `KWAIT_*` variable set (`kwait_vars`: whether
+/// one is): tini's usage, whose plan needs no parser, since nothing is
+/// waited for. Building clap's parser touches more of kwait's pages than
+/// the whole supervisor does, and they were its peak memory (VmHWM 1,060
+/// kB with clap, 740 kB without, right after the binary is copied). `None`
+/// for anything else, a value these parsers refuse or an option given
+/// twice included: [`parse`] decides, and says what is wrong. A test holds
+/// the two to the same plan.
 pub fn bare(args: &[OsString], kwait_vars: bool) -> Option<Wait> {
-    if kwait_vars || args.len() < 3 || args[1] != "--" {
+    if kwait_vars {
         return None;
+    }
+    let split = args.iter().position(|a| a == "--")?;
+    let command = args.get(split + 1..).filter(|c| !c.is_empty())?.to_vec();
+    let mut supervise = supervise::Options {
+        group: false,
+        grace: Duration::from_secs(10),
+        drain_delay: Duration::ZERO,
+        rewrites: Vec::new(),
+    };
+    let (mut grace, mut delay) = (false, false);
+    let mut words = args.get(1..split)?.iter();
+    while let Some(word) = words.next() {
+        let mut value = || words.next()?.to_str();
+        match word.to_str()? {
+            "--grace" if !grace => {
+                grace = true;
+                supervise.grace = duration(value()?).ok()?;
+            }
+            "--drain-delay" if !delay => {
+                delay = true;
+                supervise.drain_delay = duration(value()?).ok()?;
+            }
+            "--group" if !supervise.group => supervise.group = true,
+            "--rewrite" => {
+                for pair in value()?.split(',') {
+                    let (from, to) = rewrite(pair).ok()?;
+                    if supervise
+                        .rewrites
+                        .iter()
+                        .any(|(earlier, _)| *earlier == from)
+                    {
+                        return None;
+                    }
+                    supervise.rewrites.push((from, to));
+                }
+            }
+            _ => return None,
+        }
     }
     Some(Wait {
         targets: Vec::new(),
         timeout: Some(WAIT_TIMEOUT),
         attempt_timeout: Duration::from_secs(5),
-        command: args[2..].to_vec(),
+        command,
         exec: false,
-        supervise: supervise::Options {
-            group: false,
-            grace: Duration::from_secs(10),
-            drain_delay: Duration::ZERO,
-            rewrites: Vec::new(),
-        },
+        supervise,
         clean: None,
         topics: None,
         warnings: Vec::new(),
@@ -1016,45 +1051,80 @@ mod tests {
         }
     }
 
-    /// `kwait -- COMMAND` without a parser: the very plan clap makes.
+    /// `kwait [supervision options] -- COMMAND` without a parser: the very
+    /// plan clap makes; anything else is left to clap.
     #[test]
     fn bare_command_is_clap_s_plan() {
-        let argv = ["kwait", "--", "app", "--grace", "-v"].map(OsString::from);
-        let Some(quick) = bare(&argv, false) else {
-            panic!("not taken as bare")
-        };
-        let Ok(Plan::Wait(full)) = run(&argv[1..]
-            .iter()
-            .map(|a| a.to_str().unwrap())
-            .collect::<Vec<_>>())
-        else {
-            panic!("clap made no wait plan")
-        };
-        assert!(quick.targets.is_empty() && full.targets.is_empty());
-        assert_eq!(quick.timeout, full.timeout);
-        assert_eq!(quick.attempt_timeout, full.attempt_timeout);
-        assert_eq!(quick.command, full.command);
-        assert_eq!(quick.exec, full.exec);
-        let (b, f) = (&quick.supervise, &full.supervise);
-        assert_eq!(
-            (b.group, b.grace, b.drain_delay),
-            (f.group, f.grace, f.drain_delay)
-        );
-        assert_eq!(b.rewrites, f.rewrites);
-        assert!(quick.clean.is_none() && full.clean.is_none());
-        assert!(quick.topics.is_none() && full.topics.is_none());
-        assert_eq!(quick.warnings, full.warnings);
-        // Anything else goes to clap: an option, a target, a KWAIT_ variable.
-        for args in [
-            &["kwait", "--grace", "1s", "--", "a"][..],
-            &["kwait", "tcp://a:1", "--", "a"],
-            &["kwait", "--"],
-            &["kwait", "a"],
-        ] {
-            let argv: Vec<OsString> = args.iter().map(OsString::from).collect();
+        let same: &[&[&str]] = &[
+            &["--", "app", "--grace", "-v"],
+            &[
+                "--grace",
+                "3s",
+                "--drain-delay",
+                "1m30s",
+                "--group",
+                "--",
+                "nginx",
+            ],
+            &[
+                "--rewrite",
+                "TERM:QUIT,HUP:0",
+                "--rewrite",
+                "USR1:USR2",
+                "--",
+                "a",
+            ],
+            &["--group", "--grace", "100y", "--", "a"],
+        ];
+        for args in same {
+            let argv: Vec<OsString> = std::iter::once("kwait")
+                .chain(args.iter().copied())
+                .map(OsString::from)
+                .collect();
+            let Some(quick) = bare(&argv, false) else {
+                panic!("{args:?}: not taken without clap")
+            };
+            let Ok(Plan::Wait(full)) = run(args) else {
+                panic!("{args:?}: clap made no wait plan")
+            };
+            assert!(quick.targets.is_empty() && full.targets.is_empty());
+            assert_eq!(quick.timeout, full.timeout);
+            assert_eq!(quick.attempt_timeout, full.attempt_timeout);
+            assert_eq!(quick.command, full.command);
+            assert_eq!(quick.exec, full.exec);
+            let (b, f) = (&quick.supervise, &full.supervise);
+            assert_eq!(
+                (b.group, b.grace, b.drain_delay),
+                (f.group, f.grace, f.drain_delay),
+                "{args:?}"
+            );
+            assert_eq!(b.rewrites, f.rewrites, "{args:?}");
+            assert!(quick.clean.is_none() && full.clean.is_none());
+            assert!(quick.topics.is_none() && full.topics.is_none());
+            assert_eq!(quick.warnings, full.warnings);
+            assert!(bare(&argv, true).is_none(), "a KWAIT_ variable: clap's");
+        }
+        let to_clap: &[&[&str]] = &[
+            &["--"],
+            &["app"],
+            &["tcp://a:1", "--", "a"],
+            &["--grace=1s", "--", "a"],
+            &["--grace", "1s", "--grace", "2s", "--", "a"],
+            &["--group", "--group", "--", "a"],
+            &["--grace", "10", "--", "a"],
+            &["--rewrite", "TERM:QUIT,TERM:HUP", "--", "a"],
+            &["--rewrite", "TERM:QUIT,", "--", "a"],
+            &["--exec", "--", "a"],
+            &["-q", "--", "a"],
+            &["--grace", "--", "a"],
+        ];
+        for args in to_clap {
+            let argv: Vec<OsString> = std::iter::once("kwait")
+                .chain(args.iter().copied())
+                .map(OsString::from)
+                .collect();
             assert!(bare(&argv, false).is_none(), "{args:?}");
         }
-        assert!(bare(&argv, true).is_none());
     }
 
     #[test]
