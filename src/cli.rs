@@ -272,19 +272,70 @@ const WAIT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The probe's.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// `kwait [--grace D] [--drain-delay D] [--group] [--rewrite F:T]... --
-/// COMMAND [ARG]...` with no `KWAIT_*` variable set (`kwait_vars`: whether
-/// one is): tini's usage, whose plan needs no parser, since nothing is
-/// waited for. Building clap's parser touches more of kwait's pages than
-/// the whole supervisor does, and they were its peak memory (VmHWM 1,060
-/// kB with clap, 740 kB without, right after the binary is copied). `None`
-/// for anything else, a value these parsers refuse or an option given
-/// twice included: [`parse`] decides, and says what is wrong. A test holds
-/// the two to the same plan.
-pub fn bare(args: &[OsString], kwait_vars: bool) -> Option<Wait> {
+/// The two commonest command lines, when no `KWAIT_*` variable is set
+/// (`kwait_vars`: whether one is), planned without clap: a health check's
+/// `kwait probe [-t D] [-q|-v] TARGET...` ([`quick_probe`]) and tini's
+/// usage, `kwait [supervision options] -- COMMAND` ([`bare`]). Building
+/// clap's parser costs more than such a run does otherwise: its pages were
+/// the supervisor's peak memory, and it ran a third of a probe's
+/// instructions (callgrind, a probe of the 3-broker mock: 328K -> 218K).
+/// `None` for
+/// anything else, a value their parsers refuse or an option given twice
+/// included: [`parse`] decides, and says what is wrong. Tests hold both to
+/// clap's plans.
+pub fn quick(
+    args: &[OsString],
+    kwait_vars: bool,
+    env: impl Fn(&str) -> Option<OsString>,
+) -> Option<Result<Plan, Stop>> {
     if kwait_vars {
         return None;
     }
+    if args.get(1).is_some_and(|a| a == "probe") {
+        return quick_probe(args, &env);
+    }
+    bare(args).map(|wait| Ok(Plan::Wait(wait)))
+}
+
+/// `kwait probe [-t D] [-q|-v] TARGET...`, each option at most once.
+fn quick_probe(
+    args: &[OsString],
+    env: &impl Fn(&str) -> Option<OsString>,
+) -> Option<Result<Plan, Stop>> {
+    let mut common = Common {
+        timeout: None,
+        quiet: false,
+        verbose: false,
+    };
+    let mut targets = Vec::new();
+    let mut words = args.get(2..)?.iter();
+    while let Some(word) = words.next() {
+        match word.to_str()? {
+            "-t" | "--timeout" if common.timeout.is_none() => {
+                common.timeout = Some(duration(words.next()?.to_str()?).ok()?);
+            }
+            "-q" | "--quiet" if !common.quiet && !common.verbose => common.quiet = true,
+            "-v" | "--verbose" if !common.verbose && !common.quiet => common.verbose = true,
+            target if !target.is_empty() && !target.starts_with('-') => {
+                targets.push(target.to_string());
+            }
+            _ => return None,
+        }
+    }
+    if targets.is_empty() {
+        return None;
+    }
+    let args = ProbeArgs {
+        targets,
+        command: Vec::new(),
+    };
+    Some(probe_plan(&common, &args, &[], env))
+}
+
+/// `kwait [--grace D] [--drain-delay D] [--group] [--rewrite F:T]... --
+/// COMMAND [ARG]...`: nothing to wait for (VmHWM while supervising, right
+/// after the binary is copied: 1,060 kB planned by clap, 740 kB without).
+fn bare(args: &[OsString]) -> Option<Wait> {
     let split = args.iter().position(|a| a == "--")?;
     let command = args.get(split + 1..).filter(|c| !c.is_empty())?.to_vec();
     let mut supervise = supervise::Options {
@@ -1081,7 +1132,7 @@ mod tests {
                 .chain(args.iter().copied())
                 .map(OsString::from)
                 .collect();
-            let Some(quick) = bare(&argv, false) else {
+            let Some(quick) = bare(&argv) else {
                 panic!("{args:?}: not taken without clap")
             };
             let Ok(Plan::Wait(full)) = run(args) else {
@@ -1102,7 +1153,10 @@ mod tests {
             assert!(quick.clean.is_none() && full.clean.is_none());
             assert!(quick.topics.is_none() && full.topics.is_none());
             assert_eq!(quick.warnings, full.warnings);
-            assert!(bare(&argv, true).is_none(), "a KWAIT_ variable: clap's");
+            assert!(
+                super::quick(&argv, true, |_| None).is_none(),
+                "a KWAIT_ variable: clap's"
+            );
         }
         let to_clap: &[&[&str]] = &[
             &["--"],
@@ -1123,8 +1177,72 @@ mod tests {
                 .chain(args.iter().copied())
                 .map(OsString::from)
                 .collect();
-            assert!(bare(&argv, false).is_none(), "{args:?}");
+            assert!(bare(&argv).is_none(), "{args:?}");
         }
+    }
+
+    /// `kwait probe [-t D] [-q|-v] TARGET...` without clap: clap's plan,
+    /// its errors included; anything else is left to clap.
+    #[test]
+    fn quick_probe_is_clap_s_plan() {
+        let argv = |args: &[&str]| -> Vec<OsString> {
+            std::iter::once("kwait")
+                .chain(args.iter().copied())
+                .map(OsString::from)
+                .collect()
+        };
+        let same: &[&[&str]] = &[
+            &["probe", "kafka://localhost:9092"],
+            &["probe", "-t", "2s", "-q", "tcp://a:1", "zk://z:2181/kafka"],
+            &["probe", "tcp://a:1", "--verbose", "--timeout", "1m"],
+            &["probe", "postgres://app@db/app?sslmode=require"],
+        ];
+        for args in same {
+            let Some(Ok(Plan::Probe(quick))) = quick(&argv(args), false, |_| None) else {
+                panic!("{args:?}: not planned without clap")
+            };
+            let Ok(Plan::Probe(full)) = run(args) else {
+                panic!("{args:?}: clap made no probe plan")
+            };
+            assert_eq!(quick.timeout, full.timeout, "{args:?}");
+            assert_eq!(quick.warnings, full.warnings, "{args:?}");
+            let names = |p: &Probe| {
+                p.targets
+                    .iter()
+                    .map(|t| format!("{t:?}"))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(names(&quick), names(&full), "{args:?}");
+        }
+        // The same usage errors, word for word.
+        let errors: &[&[&str]] = &[
+            &["probe", "nosuch://x"],
+            &["probe", "-t", "0", "tcp://a:1"],
+            &["probe", "tcp://a:1", "probe"],
+        ];
+        for args in errors {
+            let Some(Err(Stop::ProbeUsage(quick))) = quick(&argv(args), false, |_| None) else {
+                panic!("{args:?}: no usage error without clap")
+            };
+            let Err(Stop::ProbeUsage(full)) = run(args) else {
+                panic!("{args:?}: no usage error from clap")
+            };
+            assert_eq!(quick, full);
+        }
+        let to_clap: &[&[&str]] = &[
+            &["probe"],
+            &["probe", "--help"],
+            &["probe", "-q", "-v", "tcp://a:1"],
+            &["probe", "-t", "1s", "-t", "2s", "tcp://a:1"],
+            &["probe", "-t", "10", "tcp://a:1"],
+            &["probe", "--timeout=1s", "tcp://a:1"],
+            &["probe", "tcp://a:1", "--", "echo"],
+            &["probe", "-x", "tcp://a:1"],
+        ];
+        for args in to_clap {
+            assert!(quick(&argv(args), false, |_| None).is_none(), "{args:?}");
+        }
+        assert!(quick(&argv(same[0]), true, |_| None).is_none());
     }
 
     #[test]

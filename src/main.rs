@@ -67,9 +67,10 @@ fn main() -> ExitCode {
     }
     let kwait_vars =
         std::env::vars_os().any(|(name, _)| name.as_encoded_bytes().starts_with(b"KWAIT_"));
-    let plan = match cli::bare(&args, kwait_vars) {
-        Some(plan) => Ok(Plan::Wait(plan)),
-        None => cli::parse(args, |name| std::env::var_os(name)),
+    let env = |name: &str| std::env::var_os(name);
+    let plan = match cli::quick(&args, kwait_vars, env) {
+        Some(plan) => plan,
+        None => cli::parse(args, env),
     };
     let exit = match plan {
         Ok(Plan::Wait(plan)) => wait_then_run(plan, &signals),
