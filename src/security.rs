@@ -112,18 +112,11 @@ pub fn resolve(
     let implied = ["ca", "cert", "key", "tls-verify"]
         .into_iter()
         .find(|k| get(k).is_some());
-    let tls_on = match get("tls") {
-        Some(v) => {
-            let on = crate::net::flag(v, "tls", what)?;
-            if let (false, Some(key)) = (on, implied) {
-                return Err(format!(
-                    "{what}: tls=false contradicts {key}=, which is a TLS setting: drop tls=false to use TLS, or {key}= to connect without it"
-                ));
-            }
-            on
-        }
-        None => protocol_tls || implied.is_some(),
+    let tls = match get("tls") {
+        Some(v) => Some(crate::net::flag(v, "tls", what)?),
+        None => None,
     };
+    let tls_on = crate::net::tls_on(what, tls, implied, protocol_tls)?;
     let tls = if tls_on {
         Some(tls_config(&get, &props, what, warnings)?)
     } else {

@@ -395,6 +395,25 @@ pub fn flag(value: &str, key: &str, what: &str) -> Result<bool, String> {
     }
 }
 
+/// Whether a target uses TLS: `tls=` as given (`tls`), else when its
+/// scheme or protocol says so (`default`) or a TLS setting is given
+/// (`implied`: the first such key); `tls=false` beside a TLS setting is a
+/// mistake, not a quiet plaintext connection.
+pub fn tls_on(
+    what: &str,
+    tls: Option<bool>,
+    implied: Option<&str>,
+    default: bool,
+) -> Result<bool, String> {
+    match (tls, implied) {
+        (Some(false), Some(key)) => Err(format!(
+            "{what}: tls=false contradicts {key}=, which is a TLS setting: drop tls=false to use TLS, or {key}= to connect without it"
+        )),
+        (Some(on), _) => Ok(on),
+        (None, implied) => Ok(default || implied.is_some()),
+    }
+}
+
 /// `tls-verify=`, as every TLS target takes it (kafka://, rediss://,
 /// mysql://, amqps://): false checks no certificate at all, and kwait warns
 /// each time it runs.
@@ -552,16 +571,7 @@ impl UserUrl<'_> {
         let implied = [("ca", ca), ("tls-verify", verify)]
             .into_iter()
             .find_map(|(key, v)| v.map(|_| key));
-        let tls = match (tls, implied) {
-            (Some(false), Some(key)) => {
-                return Err(format!(
-                    "{what}: tls=false contradicts {key}=, which is a TLS setting: drop tls=false to use TLS, or {key}= to connect without it"
-                ))
-            }
-            (Some(on), _) => on,
-            (None, implied) => scheme_tls || implied.is_some(),
-        };
-        if !tls {
+        if !tls_on(what, tls, implied, scheme_tls)? {
             return Ok((None, file));
         }
         let verify = match verify {
