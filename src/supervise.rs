@@ -437,6 +437,15 @@ fn send_stop(target: i32, signo: Signo) {
     }
 }
 
+/// Whether a signal, as received or as `--rewrite` sends it, is a stop
+/// signal (TERM, INT): a TERM sent as QUIT (nginx's graceful stop) starts
+/// the drain, and a later one gets the app a fresh --grace, all the same.
+fn is_stop(received: Signo, sent: Signo) -> bool {
+    [received, sent]
+        .iter()
+        .any(|s| matches!(*s, Signo::TERM | Signo::INT))
+}
+
 /// Whether /proc numbers processes as this PID namespace does (its `self`
 /// is this pid). Not so under `unshare --pid --fork` without
 /// `--mount-proc`, nor without a /proc: a pid read or looked up there then
@@ -584,9 +593,7 @@ impl Supervisor<'_> {
             info!("dropped {received} (--rewrite)");
             return;
         }
-        let stop = [received, signo]
-            .iter()
-            .any(|s| matches!(*s, Signo::TERM | Signo::INT));
+        let stop = is_stop(received, signo);
         if stop {
             self.stops = self.stops.saturating_add(1);
         }
@@ -714,14 +721,11 @@ impl Supervisor<'_> {
     }
 
     /// Whether `signo` is pending for the app (SigPnd or ShdPnd in its
-    /// /proc status).
+    /// /proc status). Asked only with kwait's own /proc ([`Supervisor::deliver`]).
     fn pending(&self, signo: Signo) -> bool {
         let Some(bit) = u32::try_from(signo.0 - 1).ok().filter(|b| *b < 64) else {
             return false;
         };
-        if !own_proc() {
-            return false;
-        }
         let text =
             std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
         text.lines().any(|l| {
@@ -753,11 +757,7 @@ impl Supervisor<'_> {
             }
             return;
         }
-        // As in on_signal: a TERM rewritten to QUIT (nginx's graceful stop)
-        // is a stop signal too, and gets the app a fresh --grace.
-        let stop = [received, signo]
-            .iter()
-            .any(|s| matches!(*s, Signo::TERM | Signo::INT));
+        let stop = is_stop(received, signo);
         self.deliver(signo, stop);
         if received == signo {
             if signo == Signo::WINCH {
