@@ -271,6 +271,10 @@ pub enum Stop {
 const WAIT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The probe's.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// clap's defaults for `--grace` and `--attempt-timeout` (their
+/// `default_value`s), which [`bare`] plans with.
+const GRACE: Duration = Duration::from_secs(10);
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The two commonest command lines, when no `KWAIT_*` variable is set
 /// (`kwait_vars`: whether one is), planned without clap: a health check's
@@ -279,10 +283,9 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// clap's parser costs more than such a run does otherwise: its pages were
 /// the supervisor's peak memory, and it ran a third of a probe's
 /// instructions (callgrind, a probe of the 3-broker mock: 328K -> 218K).
-/// `None` for
-/// anything else, a value their parsers refuse or an option given twice
-/// included: [`parse`] decides, and says what is wrong. Tests hold both to
-/// clap's plans.
+/// `None` for anything else, a value their parsers refuse or an option
+/// given twice included: [`parse`] decides, and says what is wrong. Tests
+/// hold both to clap's plans.
 pub fn quick(
     args: &[OsString],
     kwait_vars: bool,
@@ -340,7 +343,7 @@ fn bare(args: &[OsString]) -> Option<Wait> {
     let command = args.get(split + 1..).filter(|c| !c.is_empty())?.to_vec();
     let mut supervise = supervise::Options {
         group: false,
-        grace: Duration::from_secs(10),
+        grace: GRACE,
         drain_delay: Duration::ZERO,
         rewrites: Vec::new(),
     };
@@ -377,7 +380,7 @@ fn bare(args: &[OsString]) -> Option<Wait> {
     Some(Wait {
         targets: Vec::new(),
         timeout: Some(WAIT_TIMEOUT),
-        attempt_timeout: Duration::from_secs(5),
+        attempt_timeout: ATTEMPT_TIMEOUT,
         command,
         exec: false,
         supervise,
