@@ -46,21 +46,7 @@ fn started_after_kwait() {
 
 #[test]
 fn passwords_acl_users_and_their_mistakes() {
-    let acl = format!(">{}", Redis::APP_PASSWORD);
-    let redis = Redis::start(
-        free_port(),
-        &[
-            "--requirepass",
-            Redis::PASSWORD,
-            "--user",
-            "app",
-            "on",
-            &acl,
-            "~*",
-            "&*",
-            "+@all",
-        ],
-    );
+    let redis = Redis::with_app_user(free_port(), &["--requirepass", Redis::PASSWORD]);
     let port = redis.port();
     let plain = format!("redis://127.0.0.1:{port}");
     probe(&plain, &[("REDISCLI_AUTH", Redis::PASSWORD)]).expect(0, &["PONG"]);
@@ -132,21 +118,7 @@ fn held_client(port: u16) -> std::net::TcpStream {
 fn maxclients_reached_is_not_ready_at_auth_and_at_select() {
     // 1 is the least maxclients Redis takes. The ACL user `app` needs AUTH;
     // the default user needs none, so /1 alone makes SELECT the first.
-    let acl = format!(">{}", Redis::APP_PASSWORD);
-    let redis = Redis::start(
-        free_port(),
-        &[
-            "--maxclients",
-            "1",
-            "--user",
-            "app",
-            "on",
-            &acl,
-            "~*",
-            "&*",
-            "+@all",
-        ],
-    );
+    let redis = Redis::with_app_user(free_port(), &["--maxclients", "1"]);
     let port = redis.port();
     let held = held_client(port);
     let app = format!("redis://app@127.0.0.1:{port}/1");

@@ -25,6 +25,15 @@ impl Redis {
         Redis::start_in(dir, port, args)
     }
 
+    /// As [`Redis::start`], with the ACL user `app` ([`Redis::APP_PASSWORD`],
+    /// every key, channel and command) after `args`.
+    pub fn with_app_user(port: u16, args: &[&str]) -> Redis {
+        let acl = format!(">{}", Redis::APP_PASSWORD);
+        let mut all = args.to_vec();
+        all.extend(["--user", "app", "on", &acl, "~*", "&*", "+@all"]);
+        Redis::start(port, &all)
+    }
+
     /// As [`Redis::start`], in `dir` (which may hold a dump.rdb to load).
     pub fn start_in(dir: TempDir, port: u16, args: &[&str]) -> Redis {
         let log = dir.path().join("redis.log");
