@@ -7,8 +7,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::peers::{
-    free_port, kwait_with, pg_bin, run_kwait, Certs, Done, Fake, PgOptions, Postgres, RefusedPort,
-    TempDir, Waiting,
+    fatal_when_waiting, free_port, kwait_with, pg_bin, run_kwait, Certs, Done, Fake, PgOptions,
+    Postgres, RefusedPort, TempDir, Waiting,
 };
 
 const LONG: Duration = Duration::from_secs(40);
@@ -19,18 +19,6 @@ fn probe(target: &str, env: &[(&str, &str)]) -> Done {
 
 fn pw() -> [(&'static str, &'static str); 1] {
     [("KWAIT_POSTGRES_PASSWORD", Postgres::PASSWORD)]
-}
-
-/// In wait mode with `-t 30s`: fatal, so exit 1 at once (not 124 at the
-/// timeout), saying so and why, and COMMAND never runs.
-fn fatal_when_waiting(target: &str, env: &[(&str, &str)], needles: &[&str]) -> Done {
-    let cmd = kwait_with(&[target, "-t", "30s"], env);
-    let mut waiting = Waiting::spawn("pg-fatal", "kwait", cmd);
-    let done = waiting.kw.finish(LONG);
-    done.expect(1, needles).expect(1, &["cannot become ready"]);
-    assert!(!waiting.ran());
-    assert!(done.elapsed < Duration::from_secs(10), "{:?}", done.elapsed);
-    done
 }
 
 /// pg_isready's own verdict: 0 up, 1 rejecting (57P03), 2 no answer.

@@ -4,25 +4,14 @@
 use std::time::{Duration, Instant};
 
 use crate::peers::{
-    free_port, kwait_with, run_kwait, Certs, Done, Fake, Redis, RefusedPort, TempDir, Waiting,
+    fatal_when_waiting, free_port, kwait_with, run_kwait, Certs, Done, Fake, Redis, RefusedPort,
+    TempDir, Waiting,
 };
 
 const LONG: Duration = Duration::from_secs(40);
 
 fn probe(target: &str, env: &[(&str, &str)]) -> Done {
     run_kwait(&["probe", "-t", "5s", target], env, LONG)
-}
-
-/// In wait mode with `-t 30s`: fatal, so exit 1 at once (not 124 at the
-/// timeout), saying so and why, and COMMAND never runs.
-fn fatal_when_waiting(target: &str, env: &[(&str, &str)], needles: &[&str]) -> Done {
-    let cmd = kwait_with(&[target, "-t", "30s"], env);
-    let mut waiting = Waiting::spawn("redis-fatal", "kwait", cmd);
-    let done = waiting.kw.finish(LONG);
-    done.expect(1, needles).expect(1, &["cannot become ready"]);
-    assert!(!waiting.ran());
-    assert!(done.elapsed < Duration::from_secs(10), "{:?}", done.elapsed);
-    done
 }
 
 #[test]
