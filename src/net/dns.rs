@@ -349,7 +349,8 @@ impl<'a> Lookup<'a> {
             .map(|(qtype, q)| query(q.id, name, *qtype))
             .collect();
         let mut next_send = Instant::now();
-        let mut next_hosts = next_send;
+        // look_up read /etc/hosts just before: the next look is a step on.
+        let mut next_hosts = next_send + HOSTS_EVERY;
         let mut settle_by: Option<Instant> = None;
         let mut buf = [0u8; 1232];
         loop {
