@@ -350,16 +350,18 @@ fn sigrtmin() -> i32 {
 // ---------------------------------------------------------------------------
 
 /// Appends one line per event to LOG, with CLOCK_MONOTONIC seconds T:
-/// "ready PID T" once its handlers are in place, "N T" for each handled
-/// signal N, "done T" when a linger ends.
+/// "ready PID T" once it takes its signals, "N T" for each handled signal
+/// N, "done T" when a linger ends.
 ///
-/// Signals are logged in the order the kernel delivered them: Python runs
-/// its handlers in signal-number order when several are tripped at once
-/// (HUP before a TERM delivered first), so the handlers only trip Python's
-/// wakeup fd, whose C handler writes each signal's number as it is
-/// delivered, and the main loop logs from that pipe.
+/// Signals are logged in the order the kernel hands them over: the handled
+/// ones are blocked and taken one at a time with sigwaitinfo, as kwait
+/// itself takes its own. Handlers would not do: Python runs its handlers in
+/// signal-number order when several are tripped at once (HUP before a TERM
+/// delivered first), and even the C handler behind a wakeup fd can be
+/// interrupted by the next signal before it writes, so that a TERM that
+/// came second was recorded first (seen under load).
 const HELPER: &str = r#"
-import os, select, signal, sys, time
+import os, signal, sys, time
 
 log = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 handled, ignored, exits, lingers = set(), set(), {}, {}
@@ -379,7 +381,7 @@ while args:
         lingers[int(n)] = float(secs)
     elif opt == "--ignore":  # N: SIG_IGN
         ignored.add(int(val))
-    elif opt == "--hold":  # MS: see hold() below
+    elif opt == "--hold":  # MS: take the first signal late (below)
         hold = float(val) / 1000
     else:
         sys.exit("helper: unknown option " + opt)
@@ -387,19 +389,12 @@ while args:
 def write(line):
     os.write(log, (line + "\n").encode())
 
-wake_r, wake_w = os.pipe()
-os.set_blocking(wake_w, False)
-signal.set_wakeup_fd(wake_w)
-
 def delivered(timeout=None):
-    """The signal numbers delivered since the last call, in order."""
-    while True:
-        ready, _, _ = select.select([wake_r], [], [], timeout)
-        if not ready:
-            return b""
-        got = os.read(wake_r, 256)
-        if got:
-            return got
+    """The next handled signal the kernel hands over ([] at the timeout)."""
+    if timeout is None:
+        return [signal.sigwaitinfo(handled).si_signo]
+    info = signal.sigtimedwait(handled, max(timeout, 0))
+    return [] if info is None else [info.si_signo]
 
 def on(n):
     write("%d %.6f" % (n, time.monotonic()))
@@ -414,12 +409,9 @@ def on(n):
     if n in exits:
         os._exit(exits[n])
 
-for n in handled:
-    signal.signal(n, lambda n, frame: None)
 for n in ignored:
     signal.signal(n, signal.SIG_IGN)
-if hold is not None:
-    signal.pthread_sigmask(signal.SIG_BLOCK, handled)
+signal.pthread_sigmask(signal.SIG_BLOCK, handled)
 write("ready %d %.6f" % (os.getpid(), time.monotonic()))
 if hold is not None:
     # An app busy for a moment (a critical section with signals blocked):
@@ -431,7 +423,6 @@ if hold is not None:
     first = time.monotonic()
     while len(signal.sigpending()) < 2 and time.monotonic() - first < hold:
         time.sleep(0.0005)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, handled)
 while True:
     for n in delivered():
         if n in handled:
